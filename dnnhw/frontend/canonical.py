@@ -1,0 +1,89 @@
+"""Rewrite mapped layers into canonical form.
+
+- A zero Pad folds into the Conv (or AveragePool) it feeds.
+- A per-channel affine (BatchNormalization, or Add/Sub/Mul/Div by a constant) folds into the
+  conv or fc layer before it; one that cannot becomes a depthwise 1×1 convolution.
+- ReLU, clamp (ReLU6, Clip) and LeakyReLU after a conv or fc layer become its fused activation.
+
+Folding happens only where the intermediate tensor has no other reader and is not the output.
+"""
+
+import numpy as np
+
+from ..errors import UserError
+from ..ir import ACTIVATIONS
+
+
+__all__ = ["canonicalize"]
+
+
+def canonicalize(layers, shapes, output):
+    layers = list(layers)
+    _fold_pads(layers, output)
+    _fold_affines(layers, output)
+    _fuse_activations(layers, output)
+    _prune(layers, output)
+    return layers
+
+
+def _sole_reader(layers, tensor, output):
+    readers = [layer for layer in layers if tensor in layer.inputs]
+    return readers[0] if len(readers) == 1 and tensor != output else None
+
+
+def _producer(layers, tensor, output):
+    """The layer writing `tensor` if it is the tensor's only use, else None."""
+    if tensor == output or sum(tensor in layer.inputs for layer in layers) != 1:
+        return None
+    return next((layer for layer in layers if layer.output == tensor), None)
+
+
+def _fold_pads(layers, output):
+    for pad in [layer for layer in layers if layer.op == "pad"]:
+        reader = _sole_reader(layers, pad.output, output)
+        if reader is not None and reader.op == "avgpool" and not any(reader.attrs["pads"]):
+            reader.attrs["count_include_pad"] = True     # padded zeros count in the average
+        elif reader is None or reader.op != "conv":
+            raise UserError(f"Pad '{pad.name}': padding is supported only in front of a Conv or "
+                            "an unpadded AveragePool")
+        reader.attrs["pads"] = tuple(a + b for a, b in zip(reader.attrs["pads"], pad.attrs["pads"]))
+        reader.inputs = list(pad.inputs)
+        layers.remove(pad)
+
+
+def _fold_affines(layers, output):
+    for affine in [layer for layer in layers if layer.op == "affine"]:
+        scale, shift = affine.attrs["scale"], affine.attrs["shift"]
+        producer = _producer(layers, affine.inputs[0], output)
+        if producer is not None and producer.op in ("conv", "fc") and producer.act is None:
+            producer.weight = producer.weight * scale.reshape(-1, *[1] * (producer.weight.ndim - 1))
+            producer.bias = producer.bias * scale + shift
+            producer.attrs.pop("weight_format", None)   # the QDQ weights changed
+            producer.output = affine.output
+            layers.remove(affine)
+        else:
+            c = scale.size
+            affine.op = "conv"
+            affine.attrs = {"kernel": (1, 1), "stride": (1, 1), "pads": (0, 0, 0, 0),
+                            "groups": c, "act": None}
+            affine.weight = scale.reshape(c, 1, 1, 1).copy()
+            affine.bias = shift.copy()
+
+
+def _fuse_activations(layers, output):
+    for act in [layer for layer in layers if layer.op in ACTIVATIONS]:
+        producer = _producer(layers, act.inputs[0], output)
+        if producer is not None and producer.op in ("conv", "fc") and producer.act is None:
+            producer.attrs.update(act.attrs, act=act.op)
+            producer.output = act.output
+            layers.remove(act)
+
+
+def _prune(layers, output):
+    """Drop layers whose results never reach the output."""
+    needed = {output}
+    for layer in reversed(list(layers)):
+        if layer.output in needed:
+            needed.update(layer.inputs)
+        else:
+            layers.remove(layer)

@@ -1,0 +1,247 @@
+"""Read an ONNX file into a checked, shape-inferred, constant-folded model.
+
+`load_model` returns a `Model`: the data-path nodes in topological order, the constants they use
+(initializers and folded subgraphs), the static shape of every tensor with the batch fixed to 1,
+and the fixed-point formats a QDQ model states for its tensors and weights.
+"""
+
+import pathlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+
+from ..errors import UserError
+from ..ir import Format
+from . import fold
+
+
+__all__ = ["Model", "load_model", "MIN_OPSET"]
+
+
+MIN_OPSET = 11
+
+
+@dataclass
+class Model:
+    name: str
+    opset: int
+    input: str
+    output: str
+    nodes: list                     # onnx.NodeProto, data path only, topological order
+    constants: dict                 # tensor name → np.ndarray
+    shapes: dict                    # tensor name → tuple of ints (batch included, fixed to 1)
+    format_hints: dict = field(default_factory=dict)    # activation tensor → Format
+    weight_hints: dict = field(default_factory=dict)    # constant name → (bits, frac array)
+
+
+def load_model(path):
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        proto = onnx.load(str(path))
+    except FileNotFoundError as error:
+        raise UserError(f"{path}: external data file missing: {error.filename or error}") from None
+    except Exception as error:      # protobuf decode errors have no common base class
+        raise UserError(f"{path}: not a readable ONNX model ({_first_line(error)})") from None
+    if not proto.graph.node:
+        raise UserError(f"{path}: not an ONNX model, or one with an empty graph")
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as error:
+        raise UserError(f"{path}: invalid ONNX model: {_first_line(error)}") from None
+    opset = _opset(proto, path)
+    graph = proto.graph
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in constants]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise UserError(f"{path}: the network must have one input and one output, it has "
+                        f"{len(inputs)} inputs ({', '.join(i.name for i in inputs)}) and "
+                        f"{len(graph.output)} outputs ({', '.join(o.name for o in graph.output)})")
+    model = Model(name=path.stem, opset=opset, input=inputs[0].name, output=graph.output[0].name,
+                  nodes=list(graph.node), constants=constants, shapes={})
+    _fix_input_shape(inputs[0], path)
+    _strip_qdq(model, path)
+    for _ in range(8):              # folding can expose more folding once shapes are known
+        model.shapes = _infer_shapes(proto, model, path)
+        if not _fold(model):
+            break
+    model.shapes = _infer_shapes(proto, model, path)
+    _check_static(model)
+    return model
+
+
+def _first_line(error):
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+def _opset(proto, path):
+    versions = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    opset = versions[0] if versions else 1
+    if opset < MIN_OPSET:
+        raise UserError(f"{path}: opset {opset} is older than dnnhw reads ({MIN_OPSET} and newer): "
+                        f"export again with opset_version={MIN_OPSET} or newer")
+    return opset
+
+
+def _fix_input_shape(value_info, path):
+    dims = value_info.type.tensor_type.shape.dim
+    if not dims:
+        raise UserError(f"{path}: input '{value_info.name}' has no shape")
+    batch = dims[0]
+    if batch.HasField("dim_value") and batch.dim_value not in (0, 1):
+        raise UserError(f"{path}: input '{value_info.name}' has batch size {batch.dim_value}: "
+                        "dnnhw builds batch-1 streaming accelerators, export with batch 1")
+    batch.Clear()
+    batch.dim_value = 1
+    if len(dims) > 1 and any(not d.HasField("dim_value") for d in dims[1:]):
+        shown = ", ".join(str(d.dim_value) if d.HasField("dim_value") else repr(d.dim_param or "?")
+                          for d in dims)
+        raise UserError(f"{path}: input '{value_info.name}' has a dynamic shape ({shown}): "
+                        "export with a fixed input size")
+
+
+def _strip_qdq(model, path):
+    """Replace QuantizeLinear/DequantizeLinear by the formats they state.
+
+    A DequantizeLinear of a constant becomes the float constant, its format a weight hint; a
+    QuantizeLinear → DequantizeLinear pair on an activation becomes a format hint on that tensor.
+    """
+    producers = {out: node for node in model.nodes for out in node.output}
+    renames, kept = {}, []
+    for node in model.nodes:
+        if node.op_type == "DequantizeLinear" and node.input[0] in model.constants:
+            q, scale, zero = _qdq_operands(model, node)
+            model.constants[node.output[0]] = _dequantize(q, scale, zero, node)
+            model.weight_hints[node.output[0]] = (_qdq_bits(q.dtype, node, path),
+                                                  _pow2_frac(scale, node, path))
+        elif node.op_type == "DequantizeLinear":
+            quant = producers.get(node.input[0])
+            if quant is None or quant.op_type != "QuantizeLinear":
+                raise UserError(f"{path}: DequantizeLinear '{node.name}' does not follow a "
+                                "QuantizeLinear: unsupported QDQ pattern")
+            _, scale, zero = _qdq_operands(model, quant)
+            frac = _pow2_frac(scale, quant, path)
+            if frac.size != 1:
+                raise UserError(f"{path}: QuantizeLinear '{quant.name}' has per-channel scales on "
+                                "an activation: unsupported")
+            dtype = zero.dtype if zero is not None else np.dtype(np.uint8)
+            model.format_hints[quant.input[0]] = Format(_qdq_bits(dtype, quant, path), int(frac[0]))
+            renames[node.output[0]] = quant.input[0]
+        elif node.op_type != "QuantizeLinear":
+            kept.append(node)
+    for node in kept:
+        for i, name in enumerate(node.input):
+            node.input[i] = renames.get(name, name)
+    if model.output in renames:
+        model.output = renames[model.output]
+    model.nodes = kept
+
+
+def _qdq_operands(model, node):
+    try:
+        operands = [model.constants[name] if name else None for name in node.input[1:3]]
+    except KeyError as missing:
+        raise UserError(f"{node.op_type} '{node.name}': scale and zero point must be constants, "
+                        f"{missing} is not") from None
+    scale, zero = (operands + [None])[:2]
+    q = model.constants.get(node.input[0])
+    if zero is not None and np.any(zero != 0):
+        raise UserError(f"{node.op_type} '{node.name}' has a non-zero zero point: dnnhw's fixed "
+                        "point is symmetric (zero point 0); quantize symmetrically")
+    return q, np.asarray(scale, dtype=np.float64), zero
+
+
+def _dequantize(q, scale, zero, node):
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+    if scale.size > 1:
+        shape = [1] * q.ndim
+        shape[axis] = scale.size
+        scale = scale.reshape(shape)
+    return (q.astype(np.float64) * scale).astype(np.float32)
+
+
+def _qdq_bits(dtype, node, path):
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu" or dtype.itemsize > 2:
+        raise UserError(f"{path}: {node.op_type} '{node.name}' quantizes to {dtype}: "
+                        "dnnhw reads 8- and 16-bit integer QDQ models")
+    return dtype.itemsize * 8 + (1 if dtype.kind == "u" else 0)
+
+
+def _pow2_frac(scale, node, path):
+    scale = np.atleast_1d(scale)
+    fracs = -np.log2(scale)
+    if np.any(scale <= 0) or np.any(fracs != np.round(fracs)):
+        bad = next(float(s) for s, f in zip(scale, fracs) if s <= 0 or f != round(f))
+        raise UserError(f"{path}: {node.op_type} '{node.name}' has scale {bad:g}, not a power of "
+                        "two: dnnhw's fixed point needs power-of-two scales (quantize with "
+                        "power-of-two scales, or give dnnhw the float model)")
+    return fracs.astype(np.int64)
+
+
+def _infer_shapes(proto, model, path):
+    """Static shapes of every tensor, from ONNX shape inference over the current nodes."""
+    graph = helper.make_graph(
+        model.nodes, proto.graph.name or "g",
+        inputs=[i for i in proto.graph.input if i.name == model.input],
+        outputs=[helper.make_tensor_value_info(model.output, onnx.TensorProto.UNDEFINED, None)],
+        initializer=[numpy_helper.from_array(np.asarray(v), name) for name, v in model.constants.items()
+                     if any(name in node.input for node in model.nodes)])
+    trial = helper.make_model(graph, opset_imports=proto.opset_import, ir_version=proto.ir_version)
+    try:
+        inferred = shape_inference.infer_shapes(trial, strict_mode=True, data_prop=True)
+    except Exception as error:
+        raise UserError(f"{path}: shape inference failed: {_first_line(error)}") from None
+    shapes = {name: tuple(value.shape) for name, value in model.constants.items()}
+    for info in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
+            dims = info.type.tensor_type.shape.dim
+            shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+    return shapes
+
+
+def _fold(model):
+    """Fold every node whose inputs are all known; True when something was folded."""
+    kept, folded = [], False
+    for node in model.nodes:
+        inputs = _known_inputs(model, node)
+        if inputs is None:
+            kept.append(node)
+            continue
+        outputs = fold.evaluate(node, inputs, model.opset)
+        for name, value in zip(node.output, outputs):
+            model.constants[name] = value
+        folded = True
+    model.nodes = kept
+    return folded
+
+
+def _known_inputs(model, node):
+    """The inputs of a foldable `node` as arrays, or None when some are not constant."""
+    if node.op_type not in fold.FOLDABLE:
+        return None
+    if node.op_type in ("Shape", "Size"):       # need only the (static) shape of the input
+        shape = model.shapes.get(node.input[0])
+        if shape is None or any(d is None for d in shape):
+            return None
+        return [np.broadcast_to(np.float32(0), shape)]
+    if not all(name == "" or name in model.constants for name in node.input):
+        return None
+    return [model.constants[name] if name else None for name in node.input]
+
+
+def _check_static(model):
+    for node in model.nodes:
+        for name in [*node.input, *node.output]:
+            if not name or name in model.constants:
+                continue
+            shape = model.shapes.get(name)
+            if shape is None or any(d is None for d in shape):
+                raise UserError(f"node '{node.name or node.op_type}' ({node.op_type}): tensor "
+                                f"'{name}' has no static shape after shape inference "
+                                f"({shape}): dnnhw needs fixed shapes")
+

@@ -1,0 +1,365 @@
+"""Map ONNX nodes onto canonical layers.
+
+Each data-path node becomes one layer (or none, for layout-only ops). Layout ops (Flatten,
+Reshape, Squeeze, Unsqueeze, Identity, Dropout) keep the data's order, so they alias their input:
+the IR keeps the tensor's (C, H, W) shape, and a fully connected layer reading a flattened map
+takes its weights permuted to stream (HWC) order. Two temporary ops come out of this step and are
+removed by `canonical`: "affine" (a per-channel y = a·x + b from BatchNormalization or an
+elementwise op with a constant) and "pad" (a zero Pad in front of a convolution).
+"""
+
+import numpy as np
+from onnx import helper
+
+from ..errors import UserError
+from ..ir import Layer, Shape
+
+
+__all__ = ["map_nodes", "ir_shape"]
+
+
+def ir_shape(onnx_shape):
+    """(C, H, W) of an ONNX tensor shape whose batch dimension is 1; None if not a feature map."""
+    dims = tuple(onnx_shape)
+    if len(dims) == 4 and dims[0] == 1:
+        return Shape(*dims[1:])
+    if len(dims) == 3 and dims[0] == 1:
+        return Shape(dims[1], 1, dims[2])
+    if len(dims) == 2 and dims[0] == 1:
+        return Shape(dims[1], 1, 1)
+    if len(dims) == 1:
+        return Shape(dims[0], 1, 1)
+    return None
+
+
+def _attr(node, name, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+class _Mapper:
+    def __init__(self, model, path):
+        self.model = model
+        self.path = path
+        self.layers = []
+        self.alias = {model.input: model.input}     # ONNX tensor → IR tensor
+        shape = ir_shape(model.shapes[model.input])
+        if shape is None:
+            raise UserError(f"{path}: input '{model.input}' has shape {model.shapes[model.input]}: "
+                            "dnnhw takes (1, C, H, W), (1, C, L) or (1, N) inputs")
+        self.shapes = {model.input: shape}
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def error(self, node, message):
+        return UserError(f"{node.op_type} '{node.name}': {message}")
+
+    def data(self, node, index=0):
+        """IR name of a data input of `node` (not a constant)."""
+        name = node.input[index]
+        if name in self.model.constants:
+            raise self.error(node, f"input '{name}' is a constant; dnnhw expects data here")
+        return self.alias[name]
+
+    def const(self, node, index, what):
+        name = node.input[index] if index < len(node.input) else ""
+        if not name:
+            return None
+        if name not in self.model.constants:
+            raise self.error(node, f"{what} '{name}' must be a constant (an initializer)")
+        return np.asarray(self.model.constants[name], dtype=np.float64)
+
+    def feature_map(self, node, index=0):
+        """IR shape of a data input that must be a feature map in its ONNX layout too."""
+        name = node.input[index]
+        shape = self.shapes[self.alias[name]]
+        if ir_shape(self.model.shapes[name]) != shape:
+            raise self.error(node, f"input '{name}' of shape {self.model.shapes[name]} is a "
+                             f"reshaped {shape} feature map; dnnhw supports reshapes that only "
+                             "flatten or add/remove unit dimensions before fully connected layers")
+        return shape
+
+    def out_shape(self, node):
+        shape = ir_shape(self.model.shapes[node.output[0]])
+        if shape is None:
+            raise self.error(node, f"output shape {self.model.shapes[node.output[0]]} is not a "
+                             "batch-1 feature map")
+        return shape
+
+    def emit(self, node, op, inputs, shape, **fields):
+        name = node.output[0]
+        self.layers.append(Layer(name=node.name or name, op=op, inputs=inputs, output=name, **fields))
+        self.alias[name] = name
+        self.shapes[name] = shape
+
+    def spatial(self, node, rank, kernel):
+        """kernel, stride, pads (top, left, bottom, right) of a conv or pool, 1-D lifted to 2-D."""
+        n = rank - 2
+        strides = list(_attr(node, "strides", [1] * n))
+        if any(d != 1 for d in _attr(node, "dilations", [1] * n)):
+            raise self.error(node, "dilation other than 1 is unsupported")
+        in_dims = self.model.shapes[node.input[0]][2:]
+        auto_pad = _attr(node, "auto_pad", b"NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            totals = [max((-(-d // s) - 1) * s + k - d, 0) for d, s, k in zip(in_dims, strides, kernel)]
+            small = [t // 2 for t in totals]
+            begin = small if auto_pad == "SAME_UPPER" else [t - b for t, b in zip(totals, small)]
+            pads = begin + [t - b for t, b in zip(totals, begin)]
+        elif auto_pad == "VALID":
+            pads = [0] * (2 * n)
+        else:
+            pads = list(_attr(node, "pads", [0] * (2 * n)))
+        if n == 1:
+            kernel, strides, pads = [1, *kernel], [1, *strides], [0, pads[0], 0, pads[1]]
+        elif n != 2:
+            raise self.error(node, f"{n}-D {node.op_type} is unsupported (1-D and 2-D only)")
+        return tuple(kernel), tuple(strides), tuple(pads)
+
+    def pool(self, node, ceil_extra_ok):
+        rank = len(self.model.shapes[node.input[0]])
+        kernel, stride, pads = self.spatial(node, rank, list(_attr(node, "kernel_shape")))
+        in_shape, out_shape = self.feature_map(node), self.out_shape(node)
+        # ceil_mode: the last window may run past the padding; pad further at the bottom/right
+        extra_h = (out_shape.h - 1) * stride[0] + kernel[0] - (in_shape.h + pads[0] + pads[2])
+        extra_w = (out_shape.w - 1) * stride[1] + kernel[1] - (in_shape.w + pads[1] + pads[3])
+        if (extra_h > 0 or extra_w > 0) and not ceil_extra_ok:
+            raise self.error(node, "ceil_mode windows that run past the padding are unsupported "
+                             "with count_include_pad=1")
+        pads = (pads[0], pads[1], pads[2] + max(extra_h, 0), pads[3] + max(extra_w, 0))
+        return {"kernel": kernel, "stride": stride, "pads": pads}, out_shape
+
+    def weight_format(self, node, index, channels):
+        hint = self.model.weight_hints.get(node.input[index])
+        if hint is None:
+            return {}
+        bits, frac = hint
+        return {"weight_format": (bits, np.broadcast_to(frac, (channels,)).copy())}
+
+    def per_channel(self, node, value, name):
+        """A constant operand of an elementwise op as one value per channel of input `name`."""
+        onnx_shape = self.model.shapes[name]
+        shape = self.shapes[self.alias[name]]
+        try:
+            full = np.broadcast_to(value, onnx_shape)
+        except ValueError:
+            full = None
+        if full is None or np.broadcast_shapes(value.shape, onnx_shape) != tuple(onnx_shape):
+            raise self.error(node, f"constant of shape {value.shape} does not broadcast onto the "
+                             f"data's shape {onnx_shape}")
+        chw = full.reshape(tuple(shape))
+        if np.any(chw != chw[:, :1, :1]):
+            raise self.error(node, "a constant operand that varies over space is unsupported "
+                             "(only per-channel constants)")
+        return chw[:, 0, 0].astype(np.float64)
+
+    # -- ops -------------------------------------------------------------------------------
+
+    def conv(self, node):
+        weight = self.const(node, 1, "weight")
+        bias = self.const(node, 2, "bias")
+        rank = len(self.model.shapes[node.input[0]])
+        if rank == 3:
+            weight = weight[:, :, None, :]
+        kernel = list(weight.shape[2:]) if rank == 4 else [weight.shape[3]]
+        kernel, stride, pads = self.spatial(node, rank, kernel)
+        c_out = weight.shape[0]
+        self.feature_map(node)
+        self.emit(node, "conv", [self.data(node)], self.out_shape(node),
+                  attrs={"kernel": kernel, "stride": stride, "pads": pads,
+                         "groups": _attr(node, "group", 1), "act": None,
+                         **self.weight_format(node, 1, c_out)},
+                  weight=weight, bias=np.zeros(c_out) if bias is None else bias)
+
+    def fc(self, node, weight, bias, weight_index):
+        """A fully connected layer; `weight` (N_out, N_in) in ONNX (CHW-flattened) order."""
+        x = self.data(node)
+        shape = self.shapes[x]
+        n_out, n_in = weight.shape
+        if n_in != shape.size:
+            raise self.error(node, f"weight takes {n_in} inputs, the data has {shape.size}")
+        weight = weight.reshape(n_out, *shape).transpose(0, 2, 3, 1).reshape(n_out, n_in)
+        self.emit(node, "fc", [x], Shape(n_out, 1, 1),
+                  attrs={"act": None, **self.weight_format(node, weight_index, n_out)},
+                  weight=weight, bias=np.broadcast_to(bias, (n_out,)).astype(np.float64))
+
+    def gemm(self, node):
+        if _attr(node, "transA", 0):
+            raise self.error(node, "transA=1 is unsupported")
+        b = self.const(node, 1, "weight B")
+        c = self.const(node, 2, "bias C")
+        weight = _attr(node, "alpha", 1.0) * (b if _attr(node, "transB", 0) else b.T)
+        bias = 0.0 if c is None else _attr(node, "beta", 1.0) * c.reshape(-1)
+        self.fc(node, weight, bias, 1)
+
+    def matmul(self, node):
+        shape = self.model.shapes[node.input[0]]
+        if int(np.prod(shape[:-1])) != 1:
+            raise self.error(node, f"MatMul on data of shape {shape} is unsupported: dnnhw maps "
+                             "MatMul of a (1, N) vector by a constant matrix to a fully connected layer")
+        b = self.const(node, 1, "weight")
+        if b.ndim != 2:
+            raise self.error(node, f"weight of shape {b.shape} is not a matrix")
+        self.fc(node, b.T, 0.0, 1)
+
+    def batchnormalization(self, node):
+        if len([o for o in node.output if o]) > 1 or _attr(node, "training_mode", 0):
+            raise self.error(node, "training-mode BatchNormalization is unsupported")
+        scale, offset, mean, var = (self.const(node, i, n) for i, n in
+                                    ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
+        a = scale / np.sqrt(var + _attr(node, "epsilon", 1e-5))
+        self.affine(node, node.input[0], a, offset - mean * a)
+
+    def affine(self, node, name, scale, shift):
+        x = self.alias[name]
+        shape = self.shapes[x]
+        self.emit(node, "affine", [x], shape,
+                  attrs={"scale": np.broadcast_to(scale, (shape.c,)).astype(np.float64),
+                         "shift": np.broadcast_to(shift, (shape.c,)).astype(np.float64)})
+
+    def elementwise(self, node):
+        op = node.op_type
+        consts = [name in self.model.constants for name in node.input[:2]]
+        if not any(consts):
+            if op != "Add":
+                raise self.error(node, f"{op} of two data tensors is unsupported (Add is supported)")
+            a, b = self.data(node, 0), self.data(node, 1)
+            if self.shapes[a] != self.shapes[b] or (self.model.shapes[node.input[0]]
+                                                    != self.model.shapes[node.input[1]]):
+                raise self.error(node, f"Add of shapes {self.model.shapes[node.input[0]]} and "
+                                 f"{self.model.shapes[node.input[1]]}: broadcasting is unsupported")
+            self.emit(node, "add", [a, b], self.shapes[a])
+            return
+        if all(consts):
+            raise self.error(node, "constant operation left after folding")
+        d = consts.index(False)
+        name = node.input[d]
+        c = self.per_channel(node, self.const(node, 1 - d, "operand"), name)
+        if op == "Add":
+            self.affine(node, name, 1.0, c)
+        elif op == "Sub":
+            self.affine(node, name, 1.0, -c) if d == 0 else self.affine(node, name, -1.0, c)
+        elif op == "Mul":
+            self.affine(node, name, c, 0.0)
+        elif op == "Div" and d == 0:
+            self.affine(node, name, 1.0 / c, 0.0)
+        else:
+            raise self.error(node, f"{op} with the data as divisor is unsupported")
+
+    def activation(self, node, op, **attrs):
+        x = self.data(node)
+        self.emit(node, op, [x], self.shapes[x], attrs=attrs)
+
+    def clip(self, node):
+        if self.model.opset >= 11:
+            lo, hi = self.const(node, 1, "min"), self.const(node, 2, "max")
+        else:
+            lo, hi = _attr(node, "min"), _attr(node, "max")
+        lo = None if lo is None else float(lo)
+        hi = None if hi is None else float(hi)
+        if lo == 0.0 and hi is None:
+            self.activation(node, "relu")
+        else:
+            self.activation(node, "clamp", lo=lo, hi=hi)
+
+    def maxpool(self, node):
+        if len([o for o in node.output if o]) > 1:
+            raise self.error(node, "the Indices output is unsupported")
+        attrs, shape = self.pool(node, ceil_extra_ok=True)
+        self.emit(node, "maxpool", [self.data(node)], shape, attrs=attrs)
+
+    def averagepool(self, node):
+        include_pad = bool(_attr(node, "count_include_pad", 0))
+        attrs, shape = self.pool(node, ceil_extra_ok=not include_pad)
+        self.emit(node, "avgpool", [self.data(node)], shape,
+                  attrs={**attrs, "count_include_pad": include_pad})
+
+    def global_pool(self, node, op):
+        shape = self.feature_map(node)
+        if op == "global_avgpool":
+            self.emit(node, op, [self.data(node)], Shape(shape.c, 1, 1))
+        else:
+            self.emit(node, "maxpool", [self.data(node)], Shape(shape.c, 1, 1),
+                      attrs={"kernel": (shape.h, shape.w), "stride": (1, 1), "pads": (0, 0, 0, 0)})
+
+    def reduce(self, node, op):
+        rank = len(self.model.shapes[node.input[0]])
+        axes = self.const(node, 1, "axes") if len(node.input) > 1 else _attr(node, "axes")
+        axes = None if axes is None else sorted(int(a) % rank for a in np.atleast_1d(axes))
+        if axes != list(range(2, rank)):
+            raise self.error(node, f"reduction over axes {axes} of a rank-{rank} tensor is "
+                             "unsupported (only over all spatial axes, i.e. global pooling)")
+        self.global_pool(node, op)
+
+    def concat(self, node):
+        rank = len(self.model.shapes[node.output[0]])
+        if _attr(node, "axis") % rank != 1:
+            raise self.error(node, f"concatenation over axis {_attr(node, 'axis')} is unsupported "
+                             "(only over channels, axis 1)")
+        names = [self.data(node, i) for i in range(len(node.input))]
+        shapes = [self.feature_map(node, i) for i in range(len(node.input))]
+        if len({(s.h, s.w) for s in shapes}) != 1:
+            raise self.error(node, "inputs differ in height or width")
+        self.emit(node, "concat", names, Shape(sum(s.c for s in shapes), shapes[0].h, shapes[0].w))
+
+    def pad(self, node):
+        mode = _attr(node, "mode", b"constant")
+        pads = self.const(node, 1, "pads") if self.model.opset >= 11 else _attr(node, "pads")
+        value = self.const(node, 2, "constant_value") if self.model.opset >= 11 else _attr(node, "value", 0.0)
+        pads = [int(p) for p in np.asarray(pads).reshape(-1)]
+        rank = len(pads) // 2
+        begin, end = pads[:rank], pads[rank:]
+        if (mode not in (b"constant", "constant") or (value is not None and float(value) != 0)
+                or any(begin[:2]) or any(end[:2]) or min(pads) < 0 or rank not in (3, 4)):
+            raise self.error(node, "only zero padding of the spatial dimensions is supported")
+        if rank == 3:
+            begin, end = [0, 0, 0, *begin[2:]], [0, 0, 0, *end[2:]]
+        self.feature_map(node)
+        self.emit(node, "pad", [self.data(node)], self.out_shape(node),
+                  attrs={"pads": (begin[2], begin[3], end[2], end[3])})
+
+    def layout(self, node):
+        """Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout: the data passes unchanged."""
+        if node.op_type == "Dropout" and len([o for o in node.output if o]) > 1:
+            raise self.error(node, "the mask output is unsupported")
+        self.alias[node.output[0]] = self.data(node)
+
+    def map(self, node):
+        op = node.op_type
+        handlers = {
+            "Conv": self.conv, "Gemm": self.gemm, "MatMul": self.matmul,
+            "BatchNormalization": self.batchnormalization,
+            "Add": self.elementwise, "Sub": self.elementwise, "Mul": self.elementwise,
+            "Div": self.elementwise,
+            "Relu": lambda n: self.activation(n, "relu"),
+            "LeakyRelu": lambda n: self.activation(n, "leaky_relu", alpha=_attr(n, "alpha", 0.01)),
+            "Sigmoid": lambda n: self.activation(n, "sigmoid"),
+            "Tanh": lambda n: self.activation(n, "tanh"),
+            "Clip": self.clip,
+            "MaxPool": self.maxpool, "AveragePool": self.averagepool,
+            "GlobalAveragePool": lambda n: self.global_pool(n, "global_avgpool"),
+            "GlobalMaxPool": lambda n: self.global_pool(n, "global_maxpool"),
+            "ReduceMean": lambda n: self.reduce(n, "global_avgpool"),
+            "ReduceMax": lambda n: self.reduce(n, "global_maxpool"),
+            "Concat": self.concat, "Pad": self.pad,
+            "Flatten": self.layout, "Reshape": self.layout, "Squeeze": self.layout,
+            "Unsqueeze": self.layout, "Identity": self.layout, "Dropout": self.layout,
+        }
+        if node.domain not in ("", "ai.onnx") or op not in handlers:
+            inputs = ", ".join(node.input)
+            hint = (": drop the final Softmax before export (the top-1 class is unchanged)"
+                    if op in ("Softmax", "LogSoftmax") else "")
+            raise UserError(f"unsupported op '{op}' at node '{node.name}' (inputs: {inputs}){hint}")
+        handlers[op](node)
+
+
+def map_nodes(model, path):
+    """Layers (with the temporary ops "affine" and "pad"), IR shapes and ONNX → IR aliases."""
+    mapper = _Mapper(model, path)
+    for index, node in enumerate(model.nodes):
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
+        mapper.map(node)
+    return mapper.layers, mapper.shapes, mapper.alias

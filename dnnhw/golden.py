@@ -1,0 +1,332 @@
+"""The golden model: bit-exact integer execution of a quantized graph, and its float twin.
+
+This module is the specification of what every layer computes. The hardware blocks, their tests
+and the reports answer to it; the constants the hardware needs (requantization shifts, clamp
+bounds, LeakyReLU slope, average reciprocal, sigmoid/tanh tables) come from the functions here,
+so there is one definition of each rule.
+
+Tensors are NumPy arrays of shape (C, H, W): int64 in the fixed path, float64 in the float path.
+
+Fixed-point rules (a format (bits, frac) means value = integer × 2**-frac):
+
+- Rounding is half up: ``round_shift(x, s) = (x + 2**(s-1)) >> s`` (arithmetic shift) for s > 0,
+  ``x << -s`` for s ≤ 0. Quantizing a float rounds half up the same way.
+- Saturation clips to [-2**(bits-1), 2**(bits-1) - 1].
+- Conv and fc accumulate exactly (`WeightQuant.acc_bits` cannot overflow) from bias at the
+  accumulator's scale, then requantize: ``round_shift(acc, frac_in + frac_w - frac_out)``, apply
+  the fused activation to that (unsaturated) value, then saturate. For ReLU and clamp the order of
+  activation and saturation does not matter; for LeakyReLU applying it first keeps large negative
+  sums from saturating before they are scaled down.
+- LeakyReLU: ``x < 0 → round_shift(x × alpha_q, LEAKY_FRAC)``, alpha_q = round(alpha × 2**LEAKY_FRAC).
+- Clamp (ReLU6 and Clip): bounds quantized to the output format, rounded half up.
+- Max pooling pads with the most negative integer. Average pooling sums exactly (zero padding),
+  then multiplies by m = round(2**k / n) and round-shifts by k, with k = 15 + bit_length(n), n the
+  divisor (`avg_multiplier`); the output keeps the input's format. Global pooling is the same over
+  H×W.
+- Add: both inputs are left-shifted to the larger frac, added exactly, then round-shifted to the
+  output format and saturated. Concat round-shifts each input to the output format and saturates.
+- Sigmoid and tanh: linear interpolation in a table of 2**TABLE_BITS + 1 samples over [-R, R]
+  (`nonlinear_table`); inputs beyond clamp to the ends. Output format (bits, bits - 1).
+"""
+
+import numpy as np
+
+from .ir import Format
+
+
+__all__ = [
+    "LEAKY_FRAC", "TABLE_BITS", "NONLINEAR_RANGE",
+    "round_half_up", "quantize", "dequantize", "saturate", "round_shift",
+    "requant_shift", "clamp_bounds", "leaky_alpha", "avg_multiplier", "avg_divisors",
+    "nonlinear_table", "nonlinear", "window_view",
+    "run_fixed", "run_float", "run", "input_to_chw", "output_to_onnx", "float_error",
+]
+
+
+LEAKY_FRAC = 16
+TABLE_BITS = 8
+NONLINEAR_RANGE = {"sigmoid": 8, "tanh": 4}
+_FUNCTIONS = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh}
+
+
+# -- fixed-point primitives -------------------------------------------------------------------
+
+def round_half_up(x):
+    """Round floats to the nearest integer, halves towards +inf."""
+    return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+def saturate(x, bits):
+    return np.clip(x, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+
+
+def quantize(x, fmt):
+    """Float array → integers of `fmt` (round half up, saturate)."""
+    return saturate(round_half_up(np.asarray(x, dtype=np.float64) * 2.0 ** fmt.frac), fmt.bits)
+
+
+def dequantize(q, fmt):
+    return np.asarray(q, dtype=np.float64) * 2.0 ** -fmt.frac
+
+
+def round_shift(x, s):
+    """Arithmetic shift right by `s` rounding half up; a negative `s` shifts left.
+
+    `s` may be an array broadcasting against `x` (per-channel shifts).
+    """
+    x = np.asarray(x, dtype=np.int64)
+    s = np.asarray(s, dtype=np.int64)
+    right = np.maximum(s, 0)
+    half = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
+    return np.where(s > 0, (x + half) >> right, x << np.maximum(-s, 0))
+
+
+def requant_shift(graph, layer):
+    """Per-output-channel right shift from a conv/fc accumulator to the layer's output format."""
+    frac_in = graph.formats[layer.inputs[0]].frac
+    return frac_in + layer.wq.frac - graph.formats[layer.output].frac
+
+
+def clamp_bounds(lo, hi, fmt):
+    """Integer bounds of a clamp (ReLU6, Clip) in format `fmt`."""
+    lo_q = fmt.min if lo is None or lo == -np.inf else int(round_half_up(lo * 2.0 ** fmt.frac))
+    hi_q = fmt.max if hi is None or hi == np.inf else int(round_half_up(hi * 2.0 ** fmt.frac))
+    return max(lo_q, fmt.min), min(hi_q, fmt.max)
+
+
+def leaky_alpha(alpha):
+    """LeakyReLU slope as an integer at scale 2**-LEAKY_FRAC."""
+    return int(round_half_up(alpha * 2.0 ** LEAKY_FRAC))
+
+
+def avg_multiplier(n):
+    """Reciprocal of a divisor `n` as (m, k): x / n ≈ round_shift(x × m, k), m < 2**17."""
+    k = 15 + int(n).bit_length()
+    return ((1 << (k + 1)) + n) // (2 * n), k
+
+
+def _activate_int(y, fmt, attrs):
+    act = attrs.get("act")
+    if act == "relu":
+        return np.maximum(y, 0)
+    if act == "clamp":
+        return np.clip(y, *clamp_bounds(attrs["lo"], attrs["hi"], fmt))
+    if act == "leaky_relu":
+        return np.where(y < 0, round_shift(y * leaky_alpha(attrs["alpha"]), LEAKY_FRAC), y)
+    assert act is None, act
+    return y
+
+
+def _activate_float(y, attrs):
+    act = attrs.get("act")
+    if act == "relu":
+        return np.maximum(y, 0)
+    if act == "clamp":
+        lo, hi = attrs["lo"], attrs["hi"]
+        return np.clip(y, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    if act == "leaky_relu":
+        return np.where(y < 0, y * attrs["alpha"], y)
+    assert act is None, act
+    return y
+
+
+def nonlinear_table(kind, fmt_out):
+    """Samples of sigmoid or tanh at 2**TABLE_BITS + 1 points evenly over [-R, R], as integers."""
+    r = NONLINEAR_RANGE[kind]
+    points = np.linspace(-r, r, (1 << TABLE_BITS) + 1)
+    return quantize(_FUNCTIONS[kind](points), fmt_out)
+
+
+def _segment_shift(kind, fmt_in):
+    """Input LSBs per table segment, as a power of two (may be negative for coarse inputs)."""
+    step_log2 = (2 * NONLINEAR_RANGE[kind]).bit_length() - 1 - TABLE_BITS
+    return fmt_in.frac + step_log2
+
+
+def nonlinear(kind, x, fmt_in, fmt_out):
+    """Sigmoid or tanh of integers `x` in `fmt_in`, as integers in `fmt_out`.
+
+    The input is offset to p = x + R·2**frac_in ≥ 0 and clamped to the table's span; its high
+    bits select segment i, its low bits r interpolate: t[i] + round_shift((t[i+1] - t[i]) × r, s).
+    """
+    table = nonlinear_table(kind, fmt_out)
+    s = _segment_shift(kind, fmt_in)
+    x = np.asarray(x, dtype=np.int64)
+    if s < 0:                       # fewer input LSBs than segments: index the table directly
+        x, s = x << -s, 0
+    last = len(table) - 1
+    p = np.clip(x + (last << s) // 2, 0, last << s)
+    i = np.minimum(p >> s, last - 1)
+    r = p - (i << s)
+    return saturate(table[i] + round_shift((table[i + 1] - table[i]) * r, s), fmt_out.bits)
+
+
+# -- layer arithmetic shared by both paths ------------------------------------------------------
+
+def window_view(x, kernel, stride, pads, pad_value):
+    """Windows of a (C, H, W) array: (C, H_out, W_out, kh, kw), zero-copy after padding."""
+    (kh, kw), (sh, sw), (top, left, bottom, right) = kernel, stride, pads
+    x = np.pad(x, ((0, 0), (top, bottom), (left, right)), constant_values=pad_value)
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
+    return windows[:, ::sh, ::sw]
+
+
+def _matmul(a, b, exact_bound=None):
+    """a @ b; for integers, exact: through float64 BLAS when every sum stays below 2**53."""
+    if exact_bound is None:
+        return a @ b
+    if exact_bound < 1 << 53:
+        return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    return a.astype(np.int64) @ b.astype(np.int64)
+
+
+def _conv(x, weight, attrs, exact_bound=None):
+    groups = attrs["groups"]
+    c_out, cin_g, kh, kw = weight.shape
+    win = window_view(x, attrs["kernel"], attrs["stride"], attrs["pads"], 0)
+    _, h_out, w_out = win.shape[:3]
+    cols = win.reshape(groups, cin_g, h_out, w_out, kh, kw).transpose(0, 2, 3, 1, 4, 5)
+    cols = cols.reshape(groups, h_out * w_out, cin_g * kh * kw)
+    w = weight.reshape(groups, c_out // groups, cin_g * kh * kw).transpose(0, 2, 1)
+    out = _matmul(cols, w, exact_bound)                       # (groups, HW, C_out/groups)
+    return out.transpose(0, 2, 1).reshape(c_out, h_out, w_out)
+
+
+def _fc(x, weight, exact_bound=None):
+    flat = x.transpose(1, 2, 0).reshape(-1)                   # stream (HWC) order
+    return _matmul(weight, flat, exact_bound).reshape(-1, 1, 1)
+
+
+def avg_divisors(in_shape, attrs):
+    """Divisor of every output position of an average pool, (H_out, W_out): the window's size,
+    or with count_include_pad = 0 the number of its elements inside the image."""
+    ones = np.ones((1, in_shape.h, in_shape.w))
+    pad_value = 1 if attrs["count_include_pad"] else 0
+    windows = window_view(ones, attrs["kernel"], attrs["stride"], attrs["pads"], pad_value)
+    return windows.sum(axis=(3, 4))[0].astype(np.int64)
+
+
+def _avg_fixed(sums, divisors, bits):
+    out = np.empty_like(sums)
+    for n in np.unique(divisors):
+        m, k = avg_multiplier(int(n))
+        at = divisors == n
+        out[:, at] = round_shift(sums[:, at] * m, k)
+    return saturate(out, bits)
+
+
+# -- execution ---------------------------------------------------------------------------------
+
+def _fixed_layer(graph, layer, xs):
+    fmt_out = graph.formats[layer.output]
+    fmt_in = graph.formats[layer.inputs[0]]
+    x, attrs = xs[0], layer.attrs
+    if layer.op in ("conv", "fc"):
+        wq = layer.wq
+        bound = 1 << (wq.acc_bits - 1)
+        acc = _conv(x, wq.weight, attrs, bound) if layer.op == "conv" else _fc(x, wq.weight, bound)
+        y = round_shift(acc + wq.bias[:, None, None], requant_shift(graph, layer)[:, None, None])
+        return saturate(_activate_int(y, fmt_out, attrs), fmt_out.bits)
+    if layer.op == "maxpool":
+        return window_view(x, attrs["kernel"], attrs["stride"], attrs["pads"], fmt_in.min).max(axis=(3, 4))
+    if layer.op == "avgpool":
+        sums = window_view(x, attrs["kernel"], attrs["stride"], attrs["pads"], 0).sum(axis=(3, 4))
+        return _avg_fixed(sums, avg_divisors(graph.shapes[layer.inputs[0]], attrs), fmt_out.bits)
+    if layer.op == "global_avgpool":
+        n = x.shape[1] * x.shape[2]
+        return _avg_fixed(x.sum(axis=(1, 2), keepdims=True), np.full((1, 1), n), fmt_out.bits)
+    if layer.op == "add":
+        fracs = [graph.formats[t].frac for t in layer.inputs]
+        top = max(fracs)
+        total = sum(v << (top - f) for v, f in zip(xs, fracs))
+        return saturate(round_shift(total, top - fmt_out.frac), fmt_out.bits)
+    if layer.op == "concat":
+        parts = [round_shift(v, graph.formats[t].frac - fmt_out.frac) for v, t in zip(xs, layer.inputs)]
+        return saturate(np.concatenate(parts, axis=0), fmt_out.bits)
+    if layer.op in ("relu", "clamp", "leaky_relu"):
+        return saturate(_activate_int(x, fmt_out, {"act": layer.op, **attrs}), fmt_out.bits)
+    if layer.op in NONLINEAR_RANGE:
+        return nonlinear(layer.op, x, fmt_in, fmt_out)
+    raise NotImplementedError(layer.op)
+
+
+def _float_layer(graph, layer, xs):
+    x, attrs = xs[0], layer.attrs
+    if layer.op in ("conv", "fc"):
+        y = _conv(x, layer.weight, attrs) if layer.op == "conv" else _fc(x, layer.weight)
+        return _activate_float(y + layer.bias[:, None, None], attrs)
+    if layer.op == "maxpool":
+        return window_view(x, attrs["kernel"], attrs["stride"], attrs["pads"], -np.inf).max(axis=(3, 4))
+    if layer.op == "avgpool":
+        sums = window_view(x, attrs["kernel"], attrs["stride"], attrs["pads"], 0).sum(axis=(3, 4))
+        return sums / avg_divisors(graph.shapes[layer.inputs[0]], attrs)
+    if layer.op == "global_avgpool":
+        return x.mean(axis=(1, 2), keepdims=True)
+    if layer.op == "add":
+        return xs[0] + xs[1]
+    if layer.op == "concat":
+        return np.concatenate(xs, axis=0)
+    if layer.op in ("relu", "clamp", "leaky_relu"):
+        return _activate_float(x, {"act": layer.op, **attrs})
+    if layer.op in NONLINEAR_RANGE:
+        return _FUNCTIONS[layer.op](x)
+    raise NotImplementedError(layer.op)
+
+
+def run_fixed(graph, x):
+    """Integer execution of one frame: `x` holds integers in the input's format, (C, H, W).
+
+    Returns every tensor of the graph by name, as integers in its format.
+    """
+    values = {graph.input: np.asarray(x, dtype=np.int64)}
+    for layer in graph.layers:
+        values[layer.output] = _fixed_layer(graph, layer, [values[t] for t in layer.inputs])
+    return values
+
+
+def run_float(graph, x):
+    """Float64 execution of one frame (C, H, W) with the float weights; every tensor by name."""
+    values = {graph.input: np.asarray(x, dtype=np.float64)}
+    for layer in graph.layers:
+        values[layer.output] = _float_layer(graph, layer, [values[t] for t in layer.inputs])
+    return values
+
+
+def input_to_chw(graph, x):
+    """One input frame as the ONNX model takes it (batch dimension optional) → (C, H, W)."""
+    return np.asarray(x).reshape(tuple(graph.shapes[graph.input]))
+
+
+def output_to_onnx(graph, y):
+    """The output tensor (C, H, W) → the ONNX model's output layout, batch dimension included."""
+    return np.asarray(y).reshape(graph.onnx_output_shape)
+
+
+def run(graph, frames, fixed=True):
+    """Outputs of a batch of frames (N, ...ONNX input shape without batch...), as floats in the
+    ONNX output layout (N, ...). The fixed path quantizes inputs and dequantizes outputs."""
+    outputs = []
+    for frame in frames:
+        x = input_to_chw(graph, frame)
+        if fixed:
+            fmt_in, fmt_out = graph.formats[graph.input], graph.formats[graph.output]
+            y = dequantize(run_fixed(graph, quantize(x, fmt_in))[graph.output], fmt_out)
+        else:
+            y = run_float(graph, x)[graph.output]
+        outputs.append(output_to_onnx(graph, y)[0])
+    return np.stack(outputs)
+
+
+def float_error(reference, output):
+    """How far `output` (N, ...) is from `reference` (N, ...): max abs error, relative RMS
+    error (‖output − reference‖ / ‖reference‖) and top-1 agreement (fraction of frames whose
+    largest output element is the same)."""
+    reference = np.asarray(reference, np.float64).reshape(len(reference), -1)
+    output = np.asarray(output, np.float64).reshape(len(output), -1)
+    diff = output - reference
+    norm = np.sqrt(np.sum(reference ** 2))
+    return {
+        "max_abs": float(np.max(np.abs(diff))),
+        "rel_rms": float(np.sqrt(np.sum(diff ** 2)) / norm) if norm > 0 else float(np.any(diff)),
+        "top1_agreement": float(np.mean(reference.argmax(axis=1) == output.argmax(axis=1))),
+    }

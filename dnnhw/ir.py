@@ -1,0 +1,175 @@
+"""The graph IR: a network as layers over named tensors, free of ONNX and Amaranth types.
+
+Every tensor is a feature map of shape (C, H, W). A vector of N features is (N, 1, 1); a 1-D
+signal of length L with C channels is (C, 1, L). A tensor streams in hardware pixel by pixel,
+row-major, channels innermost (DESIGN.md, "Streams").
+
+A `Graph` holds float weights after the frontend; `quant.quantize` returns a copy in which every
+tensor has a fixed-point `Format` and every layer with weights has a `WeightQuant`.
+"""
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+
+__all__ = ["Shape", "Format", "WeightQuant", "Layer", "Graph", "OPS", "ACTIVATIONS"]
+
+
+#: Canonical layer ops and their attributes (see `Layer.attrs`).
+OPS = {
+    "conv":           "kernel (kh, kw), stride (sh, sw), pads (top, left, bottom, right), groups, act",
+    "fc":             "act; input (C, H, W) flattened in stream (HWC) order",
+    "maxpool":        "kernel, stride, pads",
+    "avgpool":        "kernel, stride, pads, count_include_pad",
+    "global_avgpool": "",
+    "add":            "two inputs, same shape",
+    "concat":         "inputs concatenated over channels",
+    "relu":           "",
+    "clamp":          "lo, hi (floats; ReLU6 is clamp 0..6)",
+    "leaky_relu":     "alpha",
+    "sigmoid":        "",
+    "tanh":           "",
+}
+
+#: Activations a conv or fc layer can apply after requantization (`attrs["act"]`).
+ACTIVATIONS = ("relu", "clamp", "leaky_relu")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A feature map's shape: channels, height, width."""
+    c: int
+    h: int
+    w: int
+
+    @property
+    def size(self):
+        return self.c * self.h * self.w
+
+    def __iter__(self):
+        return iter((self.c, self.h, self.w))
+
+    def __str__(self):
+        return f"{self.c}x{self.h}x{self.w}"
+
+
+@dataclass(frozen=True)
+class Format:
+    """Signed fixed point: value = integer × 2**-frac, integer in `bits` two's complement bits."""
+    bits: int
+    frac: int
+
+    @property
+    def min(self):
+        return -(1 << (self.bits - 1))
+
+    @property
+    def max(self):
+        return (1 << (self.bits - 1)) - 1
+
+    def __str__(self):
+        return f"Q{self.bits}.{self.frac}"
+
+
+@dataclass
+class WeightQuant:
+    """Integer weights of a conv or fc layer and what its accumulator needs.
+
+    `frac` is per output channel (all equal when the layer uses one format). `bias` is stored at
+    the accumulator's scale, 2**-(frac_in + frac[co]). `acc_bits` is wide enough that the
+    accumulation can never overflow.
+    """
+    bits: int
+    frac: np.ndarray        # (C_out,) int
+    weight: np.ndarray      # integers, same shape as the float weight
+    bias: np.ndarray        # (C_out,) int
+    acc_bits: int
+
+    @property
+    def per_channel(self):
+        return bool(np.any(self.frac != self.frac[0]))
+
+
+@dataclass
+class Layer:
+    """One canonical layer (an op from `OPS`) reading `inputs` and writing `output`."""
+    name: str
+    op: str
+    inputs: list[str]
+    output: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    weight: np.ndarray | None = None    # float; conv: (C_out, C_in/groups, kh, kw), fc: (N_out, N_in)
+    bias: np.ndarray | None = None      # float (C_out,)
+    wq: WeightQuant | None = None       # set by quant.quantize
+
+    @property
+    def act(self):
+        return self.attrs.get("act")
+
+
+@dataclass
+class Graph:
+    """A network: layers in topological order from one input tensor to one output tensor.
+
+    `onnx_output_shape` is the shape the source model gives its output (batch included), so the
+    output can be compared with an ONNX runtime: it is `outputs[...].reshape(onnx_output_shape)`
+    of the (C, H, W) array. `formats` is empty until quantization. `format_hints` carries
+    formats a QDQ model fixed for some tensors.
+    """
+    name: str
+    input: str
+    output: str
+    shapes: dict[str, Shape]
+    layers: list[Layer]
+    onnx_input_shape: tuple[int, ...]
+    onnx_output_shape: tuple[int, ...]
+    formats: dict[str, Format] = field(default_factory=dict)
+    format_hints: dict[str, Format] = field(default_factory=dict)
+
+    @property
+    def quantized(self):
+        return bool(self.formats)
+
+    def layer(self, name):
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def producer(self, tensor):
+        for layer in self.layers:
+            if layer.output == tensor:
+                return layer
+        return None
+
+    def consumers(self, tensor):
+        return [layer for layer in self.layers if tensor in layer.inputs]
+
+    def in_shape(self, layer):
+        return self.shapes[layer.inputs[0]]
+
+    def out_shape(self, layer):
+        return self.shapes[layer.output]
+
+    def copy(self):
+        return replace(self, shapes=dict(self.shapes), formats=dict(self.formats),
+                       format_hints=dict(self.format_hints),
+                       layers=[replace(layer, attrs=dict(layer.attrs)) for layer in self.layers])
+
+
+def macs(graph, layer):
+    """Multiply-accumulates of one frame through `layer`."""
+    out = graph.out_shape(layer)
+    if layer.op == "conv":
+        _, cin_g, kh, kw = layer.weight.shape
+        return out.size * cin_g * kh * kw
+    if layer.op == "fc":
+        return int(layer.weight.size)
+    return 0
+
+
+def params(layer):
+    """Stored parameters (weights and biases) of `layer`."""
+    return sum(int(a.size) for a in (layer.weight, layer.bias) if a is not None)
