@@ -14,8 +14,9 @@ __all__ = ["NETS", "ConcatNet", "DSConvNet", "KWSNet", "MLP", "PoolNet", "Residu
 
 
 def _conv_bn(c_in: int, c_out: int, kernel=3, stride=1, padding=1, groups: int = 1) -> list:
+    """Conv2d without bias + BatchNorm2d (cumulative running statistics: momentum=None)."""
     return [nn.Conv2d(c_in, c_out, kernel, stride, padding, groups=groups, bias=False),
-            nn.BatchNorm2d(c_out)]
+            nn.BatchNorm2d(c_out, momentum=None)]
 
 
 class _BasicBlock(nn.Module):
@@ -141,7 +142,7 @@ def _factory(cls: type[nn.Module], seed: int):
                     nn.init.uniform_(m.weight, 0.5, 1.5)
                     nn.init.normal_(m.bias, 0.0, 0.1)
             net.train()
-            for _ in range(4):  # running statistics from a few random batches
+            for _ in range(4):  # running statistics: the average over a few random batches
                 net(2.0 * torch.randn(8, *cls.input_shape[1:]) + 0.5)
         return net.eval()
 
@@ -162,6 +163,7 @@ NETS = {
 
 def _export(module: nn.Module, input_shape, path: str | Path, dynamo: bool,
             opset: int | None, **kwargs) -> Path:
+    """The body shared by ``export`` and ``export_external``."""
     path = Path(path)
     module.eval()
     x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
@@ -174,10 +176,14 @@ def export(module: nn.Module, input_shape, path: str | Path, dynamo: bool,
            opset: int | None = None) -> Path:
     """Export ``module`` (put in eval mode) for a batch-1 input of ``input_shape`` to ``path``.
 
-    Input "x", output "y", static shapes, weights inside the one file. ``opset=None`` takes the
-    exporter's default (20 for both exporters in torch 2.13). The dynamo exporter builds at
-    opset 18 at least and runs the ONNX version converter for a lower ``opset``.
+    Input "x", output "y", static shapes, all weights inside the one file. ``opset=None`` takes
+    the exporter's default, 20 for both exporters in torch 2.13. The dynamo exporter only builds
+    opset >= 18: below that it runs the ONNX version converter, which fails for most of ``NETS``
+    and then silently leaves the model at opset 18, so ``dynamo=True`` with ``opset < 18`` is
+    refused here. The TorchScript exporter (``dynamo=False``) writes opsets 11..21 as asked.
     """
+    if dynamo and opset is not None and opset < 18:
+        raise ValueError(f"the dynamo exporter cannot write opset {opset} (< 18) reliably")
     kwargs = {"external_data": False, "verbose": False} if dynamo else {}
     return _export(module, input_shape, path, dynamo, opset, **kwargs)
 

@@ -1,0 +1,30 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Each creates .venv and installs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DIGITS := examples/digits
+
+.PHONY: demo test test-all clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --editable .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --editable '.[test]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m dnnhw inspect $(DIGITS)/digits.onnx --calibration $(DIGITS)/digits_calib.npy \
+		--data $(DIGITS)/digits_x.npy --labels $(DIGITS)/digits_y.npy
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+
+test-all: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -m ''
+
+clean:
+	rm -rf $(VENV) build sim_build .pytest_cache .hypothesis
