@@ -81,6 +81,7 @@ class _Builder:
         return self.rng.normal(0.0, np.sqrt(2.0 / fan_in), shape).astype(np.float32)
 
     def bias(self, n: int) -> str:
+        """A float32 bias initializer of length ``n``; return its name."""
         return self.const(self.rng.normal(0.0, 0.1, n).astype(np.float32), "b")
 
     def conv(self, x: str, c_in: int, c_out: int, kernel=(3, 3), group: int = 1,
@@ -107,7 +108,7 @@ class _Builder:
 
     def with_axes(self, op_type: str, x: str, axes: list[int], since: int,
                   out: str | None = None, **attrs) -> str:
-        """``op_type`` over ``axes``: an attribute before opset ``since``, an int64 input from it on."""
+        """``op_type`` over ``axes``: an attribute before opset ``since``, an int64 input after."""
         if self.opset >= since:
             return self.op(op_type, [x, self.const(np.array(axes, np.int64), "axes")],
                            out=out, **attrs)
@@ -141,7 +142,7 @@ def conv_bn_relu(opset: int = 17) -> onnx.ModelProto:
 
 
 def depthwise_separable(opset: int = 17) -> onnx.ModelProto:
-    """Depthwise 3x3 stride 2 with TF-"SAME" pads [0,0,1,1] (no bias) + Relu, pointwise 1x1 + Clip(0, 6).
+    """Depthwise 3x3 stride 2, TF-"SAME" pads [0,0,1,1], no bias, + Relu; pointwise 1x1, Clip(0, 6).
 
     Clip takes min/max as inputs from opset 11 on, as attributes before.
     """
@@ -157,7 +158,7 @@ def depthwise_separable(opset: int = 17) -> onnx.ModelProto:
 
 
 def nonsquare_kernel(opset: int = 17) -> onnx.ModelProto:
-    """Keyword-spotting-like Conv: kernel 4x10, strides (1, 2), pads (1, 4, 2, 5), then LeakyRelu(0.1)."""
+    """Keyword-spotting-like Conv: kernel 4x10, strides (1, 2), pads (1, 4, 2, 5); LeakyRelu 0.1."""
     b = _Builder(opset, seed=3)
     t = b.conv("x", 1, 8, kernel=(4, 10), strides=[1, 2], pads=[1, 4, 2, 5])
     b.op("LeakyRelu", [t], out="y", alpha=0.1)

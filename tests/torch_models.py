@@ -71,7 +71,8 @@ class DSConvNet(nn.Module):
 
 
 class KWSNet(nn.Module):
-    """Keyword spotting: 4x10 conv stride (1, 2), a depthwise-separable block, mean over H, W, Linear -> 12."""
+    """Keyword spotting: 4x10 conv stride (1, 2), a depthwise-separable block, mean over H and W,
+    Linear -> 12."""
 
     input_shape = (1, 1, 40, 32)
 
@@ -189,7 +190,7 @@ def export(module: nn.Module, input_shape, path: str | Path, dynamo: bool,
 
 
 def export_external(module: nn.Module, input_shape, path: str | Path) -> Path:
-    """Export as ``export(..., dynamo=True)`` but with weights in ``<path.name>.data`` beside ``path``.
+    """As ``export(..., dynamo=True)``, but weights go to ``<path.name>.data`` beside ``path``.
 
     torch 2.13 (through onnx_ir) moves only initializers of 256 bytes or more into the .data
     file; smaller ones (biases, tiny kernels) stay inline. Returns ``path``, the .onnx file.

@@ -116,8 +116,9 @@ def _strip_qdq(model, path):
         if node.op_type == "DequantizeLinear" and node.input[0] in model.constants:
             q, scale, zero = _qdq_operands(model, node)
             model.constants[node.output[0]] = _dequantize(q, scale, zero, node)
-            model.weight_hints[node.output[0]] = (_qdq_bits(q.dtype, node, path),
-                                                  _pow2_frac(scale, node, path))
+            if q.dtype.itemsize <= 2:       # weights; 32-bit biases need no format of their own
+                model.weight_hints[node.output[0]] = (_qdq_bits(q.dtype, node, path),
+                                                      _pow2_frac(scale, node, path))
         elif node.op_type == "DequantizeLinear":
             quant = producers.get(node.input[0])
             if quant is None or quant.op_type != "QuantizeLinear":
