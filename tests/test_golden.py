@@ -20,7 +20,9 @@ from dnnhw.ir import Format, Graph, Layer, Shape, WeightQuant
 
 HYP = dict(deadline=None, derandomize=True, database=None)    # deterministic hypothesis runs
 HALF = Fraction(1, 2)
+FLT_MAX = float(np.finfo(np.float32).max)
 FUNCS = {"sigmoid": lambda v: 1 / (1 + math.exp(-v)), "tanh": math.tanh}
+NP_FUNCS = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh}
 
 
 # -- exact scalar references (Python ints and Fractions) --------------------------------------
@@ -351,6 +353,7 @@ LAYER_CASES = {
     "relu": (g_elementwise("relu"), 8),
     "clamp": (g_elementwise("clamp", lo=-0.5, hi=1.25), 8),
     "relu6_16": (g_elementwise("clamp", lo=0.0, hi=6.0), 16),
+    "clip_flt_max": (g_elementwise("clamp", lo=0.0, hi=FLT_MAX), 8),
     "leaky_relu": (g_elementwise("leaky_relu", alpha=0.2), 8),
     "sigmoid": (g_elementwise("sigmoid"), 8),
     "tanh": (g_elementwise("tanh"), 8),
@@ -414,8 +417,8 @@ def test_round_half_up_exact(v):
     2.5, -2.5, 1e-300, -1e-300,
 ])
 def test_round_half_up_edge_floats(v):
-    """Round to nearest, halves up: floor(v + 0.5) in float arithmetic is not that near 0.5
-    and above 2**52 (the addition itself rounds)."""
+    """Round to nearest, halves up, for every float: computing floor(v + 0.5) in float
+    arithmetic gets 0.5 - 2**-54 and odd integers above 2**52 wrong (the addition rounds)."""
     assert int(golden.round_half_up(v)) == rhu(Fraction(v))
 
 
@@ -435,11 +438,20 @@ def test_quantize_dequantize_round_trip(fmt, u):
 
 
 @settings(max_examples=100, **HYP)
-@given(st.sampled_from(FORMATS), st.floats(-1e30, 1e30, allow_nan=False))
+@given(st.sampled_from(FORMATS), st.floats(-1e15, 1e15, allow_nan=False))
 def test_quantize_saturates(fmt, x):
     q = int(golden.quantize(x, fmt))
     assert fmt.min <= q <= fmt.max
     assert q == sat(rhu(Fraction(x) * pow2(fmt.frac)), fmt.bits)
+
+
+@pytest.mark.parametrize("x, expected", [
+    (1e15, 127), (-1e15, -128), (2.0 ** 59, 127), (2.0 ** 63, 127), (1e30, 127),
+    (-1e30, -128), (FLT_MAX, 127), (-FLT_MAX, -128), (math.inf, 127), (-math.inf, -128),
+])
+def test_quantize_huge_values_saturate(x, expected):
+    """Saturation holds however large the float (x * 2**4 beyond int64 included)."""
+    assert int(golden.quantize(x, Format(8, 4))) == expected
 
 
 def test_quantize_array_and_dequantize_values():
@@ -485,6 +497,9 @@ def test_requantize_never_leaves_range(accs, s, bits):
     (-1.03125, 0.03125, Format(8, 4), (-16, 1)),    # -16.5 → -16, 0.5 → 1: halves up
     (-100.0, 100.0, Format(8, 4), (-128, 127)),
     (-1.0, 1.0, Format(8, 7), (-128, 127)),
+    (0.0, FLT_MAX, Format(8, 4), (0, 127)),        # Clip with max = FLT_MAX: no upper bound
+    (-FLT_MAX, 6.0, Format(8, 4), (-128, 96)),
+    (-1e30, 1e30, Format(16, 12), (-32768, 32767)),
 ])
 def test_clamp_bounds(lo, hi, fmt, expected):
     assert golden.clamp_bounds(lo, hi, fmt) == expected
@@ -568,7 +583,7 @@ def test_nonlinear_every_input(kind, fmt_in, fmt_out):
     assert in_range(y, fmt_out.bits)
     r = golden.NONLINEAR_RANGE[kind]
     v = x * 2.0 ** -fmt_in.frac
-    f = np.vectorize(FUNCS[kind])(v)
+    f = NP_FUNCS[kind](v)
     err = np.abs(y * 2.0 ** -fmt_out.frac - f)
     inside = np.abs(v) <= r
     # node error < 1 LSB (≤ 1/2, or < 1 where f·2**frac rounds up to 2**(bits-1) and saturates),
@@ -653,9 +668,9 @@ def test_maxpool_pads_with_most_negative():
 
 
 @pytest.mark.parametrize("include_pad, expected", [
-    # 3x3 windows, stride 1, pad 1 on a 2x2 image of ones times 10: every window holds all 4
-    (True, [[[rs(40 * ref_avg_multiplier(9)[0], ref_avg_multiplier(9)[1])] * 2] * 2]),
-    (False, [[[10, 10], [10, 10]]]),
+    # 3x3 windows, stride 1, pad 1 on a 2x2 image of tens: every window holds all four
+    (True, [[[4, 4], [4, 4]]]),                     # 40 / 9 = 4.44 → 4
+    (False, [[[10, 10], [10, 10]]]),                # 40 / 4
 ])
 def test_avgpool_divisor(include_pad, expected):
     n = Net(1, 2, 2)
@@ -663,7 +678,16 @@ def test_avgpool_divisor(include_pad, expected):
     g = n.graph()
     g.formats = {"x": Format(8, 3), "t0": Format(8, 3)}
     assert golden.run_fixed(g, np.full((1, 2, 2), 10))["t0"].tolist() == expected
-    assert expected[0][0][0] in (4, 10)          # 40 / 9 = 4.44 → 4
+
+
+def test_avgpool_rounds_half_up():
+    """Sums of ±6 over 4 elements: 1.5 → 2, -1.5 → -1 (n = 4 has an exact reciprocal)."""
+    n = Net(2, 2, 2)
+    n.add("global_avgpool")
+    g = n.graph()
+    g.formats = {"x": Format(8, 0), "t0": Format(8, 0)}
+    x = np.array([[[3, 3], [0, 0]], [[-3, -3], [0, 0]]])
+    assert golden.run_fixed(g, x)["t0"].ravel().tolist() == [2, -1]
 
 
 def test_conv_leaky_applies_before_saturation():
@@ -711,25 +735,30 @@ def test_acc_bits_bounds_worst_case(bits, op, c, h, w, kernel):
     np.testing.assert_array_equal(golden.run_fixed(g, x)[g.output], ref_run_fixed(g, x)[g.output])
 
 
-@pytest.mark.parametrize("acc_bits", [30, 58, 62])
-def test_conv_exact_with_wide_products(acc_bits):
-    """27-bit weights and inputs: partial sums above 2**53 are still accumulated exactly."""
+@pytest.mark.parametrize("wide, bias", [
+    (False, (0, 0)),                                # sums < 2**53: the double-precision path
+    (True, (0, 0)),                                 # sums ~2**55
+    (True, ((1 << 55) + 12345, -(1 << 40) - 1)),
+], ids=["narrow", "wide", "wide_big_bias"])
+def test_conv_exact_with_wide_products(wide, bias):
+    """27-bit weights and inputs: partial sums above 2**53 are still accumulated exactly, with an
+    honest acc_bits, and the low bits survive into a wide output format."""
     n = Net(2, 3, 3)
     n.add("conv", c_out=2, kernel=(2, 2), stride=(1, 1), pads=(0, 0, 0, 0))
     g = n.graph()
     rng = np.random.default_rng(3)
     weight = rng.integers((1 << 26) - 999, 1 << 26, size=(2, 2, 2, 2)) | 1
-    bias = np.array([(1 << 55) + 12345, -(1 << 40) - 1]) if acc_bits > 56 else np.zeros(2, np.int64)
-    if acc_bits == 30:              # small values: the double-precision path
-        weight = weight >> 20
-    # the exact bound as quant computes it; 30 / 58 / 62 only label the magnitude class
-    bound = 8 * (1 << 26) * int(np.abs(weight).max()) + int(np.abs(bias).max())
+    if not wide:
+        weight >>= 20
+    bias = np.array(bias, dtype=np.int64)
+    bound = 8 * (1 << 26) * (1 << 26) + int(np.abs(bias).max())
     g.layers[0].wq = WeightQuant(bits=27, frac=np.array([20, 18]), weight=weight, bias=bias,
                                  acc_bits=bound.bit_length() + 1)
-    g.formats = {"x": Format(27, 10), "t0": Format(16, 10)}
+    g.formats = {"x": Format(27, 10), "t0": Format(60, 29)}    # shifts 1 and -1
     x = rng.integers((1 << 26) - 999, 1 << 26, size=(2, 3, 3)) | 1
     got, want = golden.run_fixed(g, x)["t0"], ref_run_fixed(g, x)["t0"]
     np.testing.assert_array_equal(got, want)
+    assert np.any(got & 1)                          # the low bits are there to compare
 
 
 # -- float path and fixed-vs-float ------------------------------------------------------------

