@@ -52,8 +52,11 @@ _FUNCTIONS = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh}
 # -- fixed-point primitives -------------------------------------------------------------------
 
 def round_half_up(x):
-    """Round floats to the nearest integer, halves towards +inf."""
-    return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
+    """Round floats to the nearest integer, halves towards +inf; magnitudes beyond 2**62 (and
+    infinities) clip to ±2**62, which saturates to any format's limit."""
+    x = np.clip(np.asarray(x, dtype=np.float64), -2.0 ** 62, 2.0 ** 62)
+    whole = np.floor(x)
+    return (whole + (x - whole >= 0.5)).astype(np.int64)      # x - floor(x) is exact
 
 
 def saturate(x, bits):

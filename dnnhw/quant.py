@@ -23,14 +23,17 @@ __all__ = ["MIN_BITS", "MAX_BITS", "quantize", "frac_for", "load_frames", "synth
 
 
 MIN_BITS, MAX_BITS = 4, 16
+FRAC_LIMIT = 16
 _KEEPS_FORMAT = ("maxpool", "avgpool", "global_avgpool", "relu", "clamp", "leaky_relu")
 
 
 def frac_for(max_abs, bits):
-    """The largest frac at which `max_abs` still fits in `bits` after rounding."""
+    """The largest frac at which `max_abs` still fits in `bits` after rounding, kept within
+    [-FRAC_LIMIT, bits + FRAC_LIMIT] so that near-zero tensors do not get absurd scales."""
     if not max_abs > 0:
         return bits - 1
-    return int(np.floor(np.log2(((1 << (bits - 1)) - 0.5) / max_abs)))
+    frac = int(np.floor(np.log2(((1 << (bits - 1)) - 0.5) / max_abs)))
+    return min(max(frac, -FRAC_LIMIT), bits + FRAC_LIMIT)
 
 
 def _check_bits(bits, where):
