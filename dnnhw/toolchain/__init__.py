@@ -1,0 +1,1 @@
+"""Open synthesis and place-and-route: Yosys resource reports, nextpnr, bitstreams."""

