@@ -98,6 +98,9 @@ def inspect(args):
             out = golden.run(qb, frames).reshape(len(frames), -1)
             accuracy["fixed"][str(bits)] = float(np.mean(out.argmax(axis=1) == labels))
         summary["accuracy"] = accuracy
+    summary["notes"] = graph.notes
+    for note in graph.notes:
+        print(f"dnnhw: note: {note}", file=sys.stderr)
     for warning in warnings:
         print(f"dnnhw: warning: {warning}", file=sys.stderr)
     if args.json:

@@ -113,10 +113,11 @@ class Layer:
 class Graph:
     """A network: layers in topological order from one input tensor to one output tensor.
 
-    `onnx_output_shape` is the shape the source model gives its output (batch included), so the
-    output can be compared with an ONNX runtime: it is `outputs[...].reshape(onnx_output_shape)`
-    of the (C, H, W) array. `formats` is empty until quantization. `format_hints` carries
-    formats a QDQ model fixed for some tensors.
+    `reference_output` is the source model's tensor the graph's output equals (the model's
+    output, or the input of a final Softmax left to the host) and `onnx_output_shape` its shape,
+    batch included: the (C, H, W) output array reshaped to it compares with an ONNX runtime.
+    `formats` is empty until quantization. `format_hints` carries formats a QDQ model fixed for
+    some tensors. `notes` tells the user what the frontend changed on the way.
     """
     name: str
     input: str
@@ -125,8 +126,10 @@ class Graph:
     layers: list[Layer]
     onnx_input_shape: tuple[int, ...]
     onnx_output_shape: tuple[int, ...]
+    reference_output: str = ""
     formats: dict[str, Format] = field(default_factory=dict)
     format_hints: dict[str, Format] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def quantized(self):
@@ -155,7 +158,7 @@ class Graph:
 
     def copy(self):
         return replace(self, shapes=dict(self.shapes), formats=dict(self.formats),
-                       format_hints=dict(self.format_hints),
+                       format_hints=dict(self.format_hints), notes=list(self.notes),
                        layers=[replace(layer, attrs=dict(layer.attrs)) for layer in self.layers])
 
 

@@ -15,27 +15,39 @@ __all__ = ["load", "onnxruntime_outputs"]
 def load(path):
     """Read the ONNX file at `path` into a float `Graph`; raises `UserError` on bad input."""
     model = load_model(path)
-    layers, shapes, alias = map_nodes(model, path)
-    output = alias[model.output]
-    layers = canonicalize(layers, shapes, output)
+    mapped = map_nodes(model, path)
+    output = mapped.alias[model.output]
+    layers = canonicalize(mapped.layers, mapped.shapes, output)
     if not layers:
         raise UserError(f"{path}: the network computes nothing (its output is its input)")
     used = {model.input, *(layer.output for layer in layers)}
-    hints = {alias[t]: fmt for t, fmt in model.format_hints.items() if alias.get(t) in used}
+    hints = {mapped.alias[t]: fmt for t, fmt in model.format_hints.items()
+             if mapped.alias.get(t) in used}
     return Graph(name=model.name, input=model.input, output=output,
-                 shapes={t: s for t, s in shapes.items() if t in used}, layers=layers,
+                 shapes={t: s for t, s in mapped.shapes.items() if t in used}, layers=layers,
                  onnx_input_shape=model.shapes[model.input],
-                 onnx_output_shape=model.shapes[model.output], format_hints=hints)
+                 onnx_output_shape=model.shapes[model.output],
+                 reference_output=mapped.reference_output, format_hints=hints, notes=mapped.notes)
 
 
 def onnxruntime_outputs(path, graph, frames):
-    """The ONNX model's float outputs for a batch of `frames`, from onnxruntime, (N, ...)."""
+    """The ONNX model's float values of `graph.reference_output` (the tensor the graph's output
+    equals) for a batch of `frames`, from onnxruntime, (N, ...)."""
+    import onnx
     import onnxruntime
 
+    model = onnx.load(str(path))
+    if graph.reference_output not in [o.name for o in model.graph.output]:
+        del model.graph.output[:]
+        model.graph.output.append(onnx.ValueInfoProto(name=graph.reference_output))
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                               providers=["CPUExecutionProvider"])
+    except Exception as error:
+        raise UserError(f"{path}: onnxruntime cannot run the model: {str(error).splitlines()[0]}") from None
     name = session.get_inputs()[0].name
-    outputs = [session.run(None, {name: np.asarray(f, np.float32).reshape(graph.onnx_input_shape)})[0]
-               for f in frames]
+    feed = [np.asarray(f, np.float32).reshape(graph.onnx_input_shape) for f in frames]
+    outputs = [session.run([graph.reference_output], {name: x})[0] for x in feed]
     return np.concatenate(outputs).astype(np.float64)

@@ -28,7 +28,8 @@ class Model:
     name: str
     opset: int
     input: str
-    output: str
+    output: str                     # the data-path tensor the network ends in
+    reference: str                  # the model's declared output (after QDQ, its float twin)
     nodes: list                     # onnx.NodeProto, data path only, topological order
     constants: dict                 # tensor name → np.ndarray
     shapes: dict                    # tensor name → tuple of ints (batch included, fixed to 1)
@@ -61,7 +62,8 @@ def load_model(path):
                         f"{len(inputs)} inputs ({', '.join(i.name for i in inputs)}) and "
                         f"{len(graph.output)} outputs ({', '.join(o.name for o in graph.output)})")
     model = Model(name=path.stem, opset=opset, input=inputs[0].name, output=graph.output[0].name,
-                  nodes=list(graph.node), constants=constants, shapes={})
+                  reference=graph.output[0].name, nodes=list(graph.node), constants=constants,
+                  shapes={})
     _fix_input_shape(inputs[0], path)
     _strip_qdq(model, path)
     for _ in range(8):              # folding can expose more folding once shapes are known

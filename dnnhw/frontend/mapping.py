@@ -18,6 +18,9 @@ from ..ir import Layer, Shape
 __all__ = ["map_nodes", "ir_shape"]
 
 
+_LAYOUT_OPS = ("Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout")
+
+
 def ir_shape(onnx_shape):
     """(C, H, W) of an ONNX tensor shape whose batch dimension is 1; None if not a feature map."""
     dims = tuple(onnx_shape)
@@ -50,6 +53,12 @@ class _Mapper:
             raise UserError(f"{path}: input '{model.input}' has shape {model.shapes[model.input]}: "
                             "dnnhw takes (1, C, H, W), (1, C, L) or (1, N) inputs")
         self.shapes = {model.input: shape}
+        self.reference_output = model.reference   # the ONNX tensor the IR output equals
+        self.notes = []
+        self.tail = {model.output}                 # tensors only layout ops take to the output
+        for node in reversed(model.nodes):
+            if node.op_type in _LAYOUT_OPS and node.output[0] in self.tail:
+                self.tail.add(node.input[0])
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -320,6 +329,19 @@ class _Mapper:
         self.emit(node, "pad", [self.data(node)], self.out_shape(node),
                   attrs={"pads": (begin[2], begin[3], end[2], end[3])})
 
+    def softmax(self, node):
+        """A final (Log)Softmax over the classes is left to the host: the accelerator outputs
+        its input, the logits, whose largest element is the same class."""
+        shape = self.model.shapes[node.input[0]]
+        axis = _attr(node, "axis", -1) % len(shape)
+        if node.output[0] not in self.tail or int(np.prod(shape)) != shape[axis]:
+            raise self.error(node, "Softmax is supported only as the network's last op, over "
+                             "its classes (the accelerator outputs the logits)")
+        self.reference_output = node.input[0]
+        self.notes.append(f"the final {node.op_type} '{node.name}' runs on the host: the "
+                          "accelerator outputs its input (the logits); the top-1 class is the same")
+        self.alias[node.output[0]] = self.data(node)
+
     def layout(self, node):
         """Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout: the data passes unchanged."""
         if node.op_type == "Dropout" and len([o for o in node.output if o]) > 1:
@@ -344,22 +366,21 @@ class _Mapper:
             "ReduceMean": lambda n: self.reduce(n, "global_avgpool"),
             "ReduceMax": lambda n: self.reduce(n, "global_maxpool"),
             "Concat": self.concat, "Pad": self.pad,
-            "Flatten": self.layout, "Reshape": self.layout, "Squeeze": self.layout,
-            "Unsqueeze": self.layout, "Identity": self.layout, "Dropout": self.layout,
+            "Softmax": self.softmax, "LogSoftmax": self.softmax,
+            **{layout_op: self.layout for layout_op in _LAYOUT_OPS},
         }
         if node.domain not in ("", "ai.onnx") or op not in handlers:
-            inputs = ", ".join(node.input)
-            hint = (": drop the final Softmax before export (the top-1 class is unchanged)"
-                    if op in ("Softmax", "LogSoftmax") else "")
-            raise UserError(f"unsupported op '{op}' at node '{node.name}' (inputs: {inputs}){hint}")
+            raise UserError(f"unsupported op '{op}' at node '{node.name}' "
+                            f"(inputs: {', '.join(node.input)})")
         handlers[op](node)
 
 
 def map_nodes(model, path):
-    """Layers (with the temporary ops "affine" and "pad"), IR shapes and ONNX → IR aliases."""
+    """The mapper after mapping every node: its layers (with the temporary ops "affine" and
+    "pad"), IR shapes, ONNX → IR aliases, reference output and notes."""
     mapper = _Mapper(model, path)
     for index, node in enumerate(model.nodes):
         if not node.name:
             node.name = f"{node.op_type}_{index}"
         mapper.map(node)
-    return mapper.layers, mapper.shapes, mapper.alias
+    return mapper

@@ -111,7 +111,7 @@ def test_rejected(tmp_path, name, fragments):
 
 def _tiny(nodes, inputs, outputs, opset=17, initializers=()):
     graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
 
 
 def test_old_opset_rejected(tmp_path):
@@ -140,3 +140,32 @@ def test_reshape_that_reorders_is_rejected(tmp_path):
              helper.make_node("Conv", ["r", "w"], ["y"], name="conv")]
     with pytest.raises(UserError, match="reshaped"):
         load(save(_tiny(nodes, [x], [y], initializers=[shape, w]), tmp_path))
+
+
+def _gemm_softmax(softmax_last=True):
+    rng = np.random.default_rng(3)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 6], rng.standard_normal(24).tolist())
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["logits"], name="fc", transB=1),
+             helper.make_node("Softmax", ["logits"], ["p" if softmax_last else "s"], name="softmax", axis=1)]
+    if not softmax_last:
+        nodes.append(helper.make_node("Relu", ["s"], ["p"], name="relu"))
+    nodes.append(helper.make_node("Identity", ["p"], ["y"], name="out"))
+    return _tiny(nodes, [x], [y], initializers=[w])
+
+
+def test_final_softmax_left_to_host(tmp_path):
+    path = save(_gemm_softmax(), tmp_path)
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == ["fc"] and graph.reference_output == "logits"
+    assert "Softmax 'softmax'" in graph.notes[0]
+    frames = np.random.default_rng(0).standard_normal((3, 6))
+    logits = onnxruntime_outputs(path, graph, frames)
+    assert not np.allclose(logits.sum(axis=1), 1)           # logits, not probabilities
+    np.testing.assert_allclose(golden.run(graph, frames, fixed=False), logits, atol=1e-5)
+
+
+def test_softmax_inside_rejected(tmp_path):
+    with pytest.raises(UserError, match="Softmax 'softmax'.*last op"):
+        load(save(_gemm_softmax(softmax_last=False), tmp_path))
