@@ -13,6 +13,7 @@ import traceback
 import numpy as np
 
 from . import frontend, golden, quant, report
+from .boards import BOARDS, DEFAULT_BOARD
 from .errors import UserError
 
 
@@ -44,7 +45,25 @@ def _parser():
     inspect.add_argument("--labels", metavar="FILE.npy",
                          help="class labels of --data: prints float, 8- and 16-bit accuracy")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    boards = commands.add_parser("boards", help="list the boards dnnhw targets")
+    boards.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
+
+
+def list_boards(args):
+    if args.json:
+        print(json.dumps([board.summary() for board in BOARDS.values()], indent=2))
+        return
+    rows = [["board", "device", "LUT", "FF", "DSP", "BRAM", "MHz", "flow", "description"]]
+    for b in BOARDS.values():
+        flow = "bitstream" if b.open_flow else "Vivado plan" if b.platform else "DSE only"
+        rows.append([b.name + (" (default)" if b.name == DEFAULT_BOARD else ""), b.part,
+                     f"{b.lut:,}", f"{b.ff:,}", str(b.dsp), str(b.bram), f"{b.clock_mhz:g}", flow,
+                     b.description])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 def _frames(graph, path):
@@ -135,7 +154,7 @@ def _inspect_text(q, summary):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        {"inspect": inspect}[args.command](args)
+        {"inspect": inspect, "boards": list_boards}[args.command](args)
     except UserError as error:
         print(f"dnnhw: error: {error}", file=sys.stderr)
         return 2
