@@ -75,6 +75,8 @@ async def stream_bench(dut):
     extra = {port: 0 for port in wanted}
     for _ in range(cfg.get("drain", 0)):
         await FallingEdge(dut.clk)
+        for port in inputs:
+            sig[f"{port}__valid"].value = 0
         for port in wanted:
             sig[f"{port}__ready"].value = 1
         await ReadOnly()
