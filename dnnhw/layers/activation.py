@@ -143,9 +143,9 @@ class Activation(wiring.Component):
 
     def _nonlinear(self, m, step, advance, lane, x):
         s, last = self.segment_shift, self.segments
-        offset = (x << self.pre_shift) + self.offset            # p of golden.nonlinear, unclamped
-        p = Signal(offset.shape(), name=f"p{lane}")
-        m.d.comb += p.eq(offset)
+        unclamped = (x << self.pre_shift) + self.offset        # p of golden.nonlinear
+        p = Signal(unclamped.shape(), name=f"p{lane}")
+        m.d.comb += p.eq(unclamped)
         low, high = p < 0, p >= last << s
         segment = Mux(low, 0, Mux(high, last - 1, p[s:s + self.address_bits]))
         position = Mux(low, 0, Mux(high, 1 << s, p[:s]))     # 0 ≤ position ≤ 2**s

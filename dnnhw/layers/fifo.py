@@ -37,7 +37,7 @@ class StreamFIFO(wiring.Component):
     ----------
     latency : int
         Cycles from an input transfer into the empty queue to the beat being offered: 2 when
-        buffered, 1 when not.
+        buffered, 1 when not (or when buffered with depth 1, a single register).
 
     Raises
     ------
@@ -50,7 +50,7 @@ class StreamFIFO(wiring.Component):
             raise ValueError(f"StreamFIFO: depth must be at least 1, got {depth}")
         self.depth, self.buffered = depth, buffered
         self.layout = pixel_layout(bits, lanes) if layout is None else layout
-        self.latency = 2 if buffered else 1
+        self.latency = 2 if buffered and depth > 1 else 1
         super().__init__({"i": In(stream.Signature(self.layout)),
                           "o": Out(stream.Signature(self.layout))})
 
