@@ -1,0 +1,455 @@
+"""The conv engine: the multiply-accumulate core of a convolution (and of a fully connected layer).
+
+It takes one window per output pixel (`window_layout`: kh·kw kernel positions × `coarse_in`
+channels per beat, C_in / coarse_in beats per pixel) and produces the output pixel
+(`pixel_layout`: `coarse_out` channels per beat, C_out / coarse_out beats per pixel), computing
+exactly what `dnnhw.golden` computes for a conv layer:
+
+    acc = bias + Σ x·w            (exact, in `acc_bits`)
+    y   = round_shift(acc, shift) (per output channel, may be a left shift)
+    out = saturate(activation(y), out_bits)
+
+Architecture (DESIGN.md, "Layers and folding"):
+
+- `PixelBuffer`, a ping-pong memory, collects one pixel's window beats while the other bank is
+  read by the compute pipeline.
+- A sequencer walks, per pixel, ``for group, for output block (coarse_out channels), for input
+  beat of the group (coarse_in channels), for kernel step (fine positions)``: one *step* per
+  cycle, coarse_in·coarse_out·fine multiplications.
+- Per output lane a weight ROM holds one word (fine × coarse_in weights) per step; per output
+  block a channel ROM holds each lane's bias and shift.
+- Multipliers (each followed by a register), a pipelined adder tree per lane, an accumulator per
+  lane loaded with the bias at the first step of an output block; at its last step the block's
+  sums go to requantization and the fused activation, which produce one output beat.
+
+Every register after the pixel buffer advances on one enable, ``advance = ~o.valid | o.ready``:
+the pipeline stalls as a whole when its output is blocked, while the pixel buffer keeps taking
+input until both banks are full.
+"""
+
+import numpy as np
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .. import golden
+from .common import pixel_layout, round_shift, saturate, window_layout
+
+
+__all__ = ["ConvEngine", "PixelBuffer", "activation_of", "leaky_floor"]
+
+
+#: Terms an adder tree adds between two registers (two adder levels).
+TREE_RADIX = 4
+
+
+def activation_of(graph, layer):
+    """The fused activation of a conv or fc `layer` of a quantized `graph`, as `ConvEngine` takes
+    it: None, ``"relu"``, ``("clamp", lo, hi)`` or ``("leaky_relu", alpha_q)``, with the
+    integer constants from `golden.clamp_bounds` and `golden.leaky_alpha`."""
+    act, attrs = layer.act, layer.attrs
+    if act == "clamp":
+        return ("clamp", *golden.clamp_bounds(attrs["lo"], attrs["hi"], graph.formats[layer.output]))
+    if act == "leaky_relu":
+        return ("leaky_relu", golden.leaky_alpha(attrs["alpha"]))
+    return act
+
+
+def leaky_floor(alpha_q, bits):
+    """A value Y0 < 0 below which ``saturate(leaky_relu(y), bits)`` no longer changes.
+
+    For y < 0, ``round_shift(y·alpha_q, LEAKY_FRAC)`` is monotonic in y, so every y ≤ Y0 saturates
+    to the same bound as Y0 does: clipping y to Y0 first changes no result, and keeps the
+    LeakyReLU multiplier narrow.
+    """
+    if alpha_q == 0:
+        return -1
+    bound = 1 << (bits - 1)         # |y·alpha_q| ≥ bound·2**LEAKY_FRAC saturates (-lo = hi + 1)
+    return -((bound << golden.LEAKY_FRAC) // abs(alpha_q)) - 1
+
+
+def _signed_bits(*values):
+    """Width of a signed integer holding every one of `values`."""
+    return max((v if v >= 0 else ~v).bit_length() for v in values) + 1
+
+
+def _balanced_sum(terms):
+    """The sum of `terms` as a balanced tree of two-input adders (ceil(log2(n)) levels)."""
+    while len(terms) > 1:
+        terms = [terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
+                 for j in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def _clip(value, lo, hi):
+    """`value` clipped to [lo, hi], as a signed expression just wide enough."""
+    return Mux(value > hi, hi, Mux(value < lo, lo, value))[:_signed_bits(lo, hi)].as_signed()
+
+
+class PixelBuffer(wiring.Component):
+    """A ping-pong store of one pixel's window beats: `i` fills one bank while the other is read.
+
+    A bank is *full* once it holds all `beats` beats of a pixel; the reader then reads it at any
+    addresses, in any order, and `release` hands it back to the writer. `i` is ready whenever
+    the bank being written is not full, so the buffer takes one beat per cycle while the reader
+    keeps up.
+
+    Parameters
+    ----------
+    layout : data.Layout
+        One beat.
+    beats : int
+        Beats per pixel.
+
+    Members
+    -------
+    i : In(stream.Signature(layout))
+        Beats, pixel after pixel.
+    full : Out(1)
+        The bank being read holds a whole pixel.
+    addr : In(range(beats))
+        Beat to read from the full bank.
+    en : In(1)
+        Read enable: on a cycle with `en` high, `data` takes the beat at `addr` after the clock
+        edge (a memory read port; register it before use).
+    data : Out(layout)
+    release : In(1)
+        The reader is done with the full bank (it may have read it on this same cycle).
+    """
+
+    def __init__(self, layout, beats):
+        self._layout = layout
+        self._beats = beats
+        super().__init__({"i": In(stream.Signature(layout)), "full": Out(1),
+                          "addr": In(range(beats)), "en": In(1), "data": Out(layout),
+                          "release": In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.memory = mem = memory.Memory(shape=self._layout, depth=2 * self._beats, init=[])
+        write, read = mem.write_port(), mem.read_port(transparent_for=())
+        full = [Signal(name=f"full{bank}") for bank in range(2)]
+        count = Signal(range(self._beats))            # beat being written
+        bank_w = Signal()                              # bank being written
+        bank_r = Signal()                              # bank being read
+        m.d.comb += [
+            self.i.ready.eq(~Mux(bank_w, full[1], full[0])),
+            write.addr.eq(Mux(bank_w, self._beats, 0) + count),
+            write.data.eq(self.i.payload),
+            write.en.eq(self.i.valid & self.i.ready),
+            self.full.eq(Mux(bank_r, full[1], full[0])),
+            read.addr.eq(Mux(bank_r, self._beats, 0) + self.addr),
+            read.en.eq(self.en),
+            self.data.eq(read.data),
+        ]
+        filled = write.en & (count == self._beats - 1)
+        with m.If(write.en):
+            m.d.sync += count.eq(Mux(filled, 0, count + 1))
+        m.d.sync += [bank_w.eq(bank_w ^ filled), bank_r.eq(bank_r ^ self.release)]
+        for bank in range(2):
+            with m.If(filled & (bank_w == bank)):
+                m.d.sync += full[bank].eq(1)
+            with m.If(self.release & (bank_r == bank)):
+                m.d.sync += full[bank].eq(0)
+        return m
+
+
+class ConvEngine(wiring.Component):
+    """Multipliers, adder trees, accumulators, bias, requantization and a fused activation.
+
+    Folding: `coarse_in` input channels (the input lanes) times `coarse_out` output channels
+    (the output lanes) times `fine` kernel positions are multiplied on every cycle, by
+    ``coarse_in · coarse_out · fine`` multipliers.
+
+    Rate. A pixel takes ``beats = C_in / coarse_in`` input beats and
+    ``steps = groups · (C_out/groups/coarse_out) · (C_in/groups/coarse_in) · (kh·kw/fine)``
+    compute cycles; with both streams unstalled an output pixel takes exactly
+    ``cycles_per_pixel = max(beats, steps)`` cycles, and a frame of H_out·W_out pixels
+    ``H_out · W_out · cycles_per_pixel``. When compute dominates this scales as
+    1 / (coarse_in · coarse_out · fine); at full folding (groups = 1, coarse_in = C_in,
+    coarse_out = C_out, fine = kh·kw) it is one window beat per cycle.
+
+    Latency. The first output beat transfers exactly
+    ``latency = beats + block_steps - 1 + depth`` cycles after the first input beat (no stalls),
+    where ``block_steps = (C_in/groups/coarse_in) · (kh·kw/fine)`` is the steps of one output
+    beat and ``depth = 6 + tree_stages`` (``8 + tree_stages`` with LeakyReLU) the pipeline depth
+    from a step's issue to its result in the output register: issue, memory read, read register,
+    product register, `tree_stages` adder-tree registers (``ceil(log4(coarse_in · fine))``), the
+    accumulator, the requantization register and the output register (LeakyReLU adds a clip
+    register and its product register before it).
+
+    Requantization with per-channel shifts uses one constant shift `smax` (the largest shift)
+    after a per-channel left shift: ``round_shift(acc, s) == round_shift(acc << (smax - s),
+    smax)`` for every s ≤ smax (both are floor(acc · 2**-s + 1/2) when s > 0, and exact left
+    shifts when s ≤ 0). The activation is a clip of the requantized value (None, relu and clamp
+    are only that clip, to the output's range, to [0, max] and to the clamp bounds); LeakyReLU
+    clips to [`leaky_floor`, max], then multiplies negative values by alpha_q.
+
+    Parameters
+    ----------
+    in_channels, out_channels, groups : int
+        C_in, C_out and the convolution's groups (depthwise: groups = C_in = C_out).
+    kernel : (int, int)
+        (kh, kw).
+    in_bits, out_bits : int
+        Widths of the input and output integers.
+    wq : ir.WeightQuant
+        Integer weights (C_out, C_in/groups, kh, kw), bias at the accumulator's scale, `acc_bits`.
+    shift : int array
+        Per-output-channel requantization shift (`golden.requant_shift`), broadcast to C_out.
+    activation : None, "relu", ("clamp", lo, hi) or ("leaky_relu", alpha_q)
+        The fused activation with golden's integer constants (see `activation_of`).
+    coarse_in, coarse_out, fine : int
+        Folding; they must divide C_in/groups, C_out/groups and kh·kw.
+
+    Members
+    -------
+    i : In(stream.Signature(window_layout(in_bits, coarse_in, kh·kw)))
+        One window beat per (output pixel, input channel group).
+    o : Out(stream.Signature(pixel_layout(out_bits, coarse_out)))
+        The output feature map, channels in order.
+
+    Attributes
+    ----------
+    beats, steps, block_steps, tree_stages, depth, latency, cycles_per_pixel, multipliers : int
+        As defined above.
+
+    Raises
+    ------
+    ValueError
+        For a folding factor that does not divide its dimension, groups not dividing the
+        channels, weights of the wrong shape or an unknown activation.
+    """
+
+    def __init__(self, in_channels, out_channels, groups, kernel, in_bits, out_bits, wq, shift,
+                 activation=None, *, coarse_in=1, coarse_out=1, fine=1):
+        kh, kw = kernel
+        positions = kh * kw
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"groups={groups} must divide {in_channels} input and "
+                             f"{out_channels} output channels")
+        cin_g, cout_g = in_channels // groups, out_channels // groups
+        for name, factor, total, what in (("coarse_in", coarse_in, cin_g, "input channels per group"),
+                                          ("coarse_out", coarse_out, cout_g, "output channels per group"),
+                                          ("fine", fine, positions, "kernel positions")):
+            if factor < 1 or total % factor:
+                raise ValueError(f"{name}={factor} must divide {total} {what}")
+        if wq.weight.shape != (out_channels, cin_g, kh, kw):
+            raise ValueError(f"weights of shape {wq.weight.shape}; expected "
+                             f"{(out_channels, cin_g, kh, kw)}")
+        self.in_channels, self.out_channels, self.groups, self.kernel = in_channels, out_channels, groups, (kh, kw)
+        self.in_bits, self.out_bits, self.wq = in_bits, out_bits, wq
+        self.coarse_in, self.coarse_out, self.fine = coarse_in, coarse_out, fine
+        self.positions = positions
+        self.blocks = out_channels // coarse_out               # output beats per pixel
+        self.beats = in_channels // coarse_in                  # input beats per pixel
+        self.block_steps = (cin_g // coarse_in) * (positions // fine)
+        self.steps = self.blocks * self.block_steps
+        self.multipliers = coarse_in * coarse_out * fine
+        self.cycles_per_pixel = max(self.beats, self.steps)
+        self._activation(activation)
+        self._roms(np.broadcast_to(np.asarray(shift, dtype=np.int64), (out_channels,)))
+        self.tree_stages = self._tree_depth(coarse_in * fine)
+        self.depth = 6 + self.tree_stages + (2 if self.alpha_q is not None else 0)
+        self.latency = self.beats + self.block_steps - 1 + self.depth
+        super().__init__({"i": In(stream.Signature(window_layout(in_bits, coarse_in, positions))),
+                          "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))})
+
+    @classmethod
+    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1):
+        """The engine of conv `layer` of the quantized `graph`, every constant from golden."""
+        try:
+            return cls(graph.in_shape(layer).c, graph.out_shape(layer).c, layer.attrs["groups"],
+                       layer.attrs["kernel"], graph.formats[layer.inputs[0]].bits,
+                       graph.formats[layer.output].bits, layer.wq, golden.requant_shift(graph, layer),
+                       activation_of(graph, layer),
+                       coarse_in=coarse_in, coarse_out=coarse_out, fine=fine)
+        except ValueError as error:
+            raise ValueError(f"Conv '{layer.name}': {error}") from None
+
+    def cycles_per_frame(self, pixels):
+        """Cycles between frames of `pixels` output pixels, both streams unstalled."""
+        return pixels * self.cycles_per_pixel
+
+    @staticmethod
+    def _tree_depth(terms):
+        stages = 0
+        while terms > 1:
+            terms, stages = -(-terms // TREE_RADIX), stages + 1
+        return stages
+
+    def _activation(self, activation):
+        """The clip bounds applied after requantization, and LeakyReLU's slope (or None)."""
+        lo, hi = -(1 << (self.out_bits - 1)), (1 << (self.out_bits - 1)) - 1
+        self.alpha_q = None
+        if activation is None:
+            self.clip = (lo, hi)
+        elif activation == "relu":
+            self.clip = (0, hi)
+        elif isinstance(activation, tuple) and activation[0] == "clamp":
+            if not lo <= activation[1] <= activation[2] <= hi:
+                raise ValueError(f"clamp bounds {activation[1:]} must be ordered and within "
+                                 f"[{lo}, {hi}]")
+            self.clip = tuple(activation[1:])
+        elif isinstance(activation, tuple) and activation[0] == "leaky_relu":
+            self.alpha_q = activation[1]
+            self.clip = (leaky_floor(self.alpha_q, self.out_bits), hi)
+        else:
+            raise ValueError(f"unknown activation {activation!r}; expected None, 'relu', "
+                             f"('clamp', lo, hi) or ('leaky_relu', alpha_q)")
+
+    def _roms(self, shift):
+        """Weight ROM words per output lane (one per step) and channel ROM words (one per block)."""
+        ci, co, fine, g = self.coarse_in, self.coarse_out, self.fine, self.groups
+        weight = np.asarray(self.wq.weight, dtype=np.int64).reshape(
+            g, self.out_channels // g // co, co, self.in_channels // g // ci, ci,
+            self.positions // fine, fine)
+        # (lane, group, block, beat, kernel step, position in step, input lane)
+        self.weight_rom = weight.transpose(2, 0, 1, 3, 5, 6, 4).reshape(co, self.steps, fine * ci)
+        self.smax = int(shift.max())
+        left = (self.smax - shift).reshape(self.blocks, co)
+        bias = np.asarray(self.wq.bias, dtype=np.int64).reshape(self.blocks, co)
+        self.channel = data.ArrayLayout(data.StructLayout({
+            "bias": signed(self.wq.acc_bits), "left": range(int(left.max()) + 1)}), co)
+        self.channel_rom = [[{"bias": int(b), "left": int(s)} for b, s in zip(*row)]
+                            for row in zip(bias, left)]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.buffer = buffer = PixelBuffer(self.i.payload.shape(), self.beats)
+        wiring.connect(m, wiring.flipped(self.i), buffer.i)
+        advance = Signal()
+        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+
+        def stage(value, name):
+            """`value` registered: one pipeline stage later."""
+            reg = Signal.like(value, name=name)
+            with m.If(advance):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        controls, step = self._sequencer(m, buffer, advance)
+        products = self._multiply(m, stage, buffer, step, controls)
+        sums = self._adder_trees(stage, products, controls)
+        acc, left, done = self._accumulate(m, stage, advance, sums, controls)
+        self._requantize(m, stage, advance, acc, left, done)
+        return m
+
+    def _sequencer(self, m, buffer, advance):
+        """Issue one step per cycle while the pixel buffer holds a pixel; returns the control of
+        the issued step (valid, first and last step of an output block, kernel step, block) as
+        the first of the list of its pipeline stages, and the step's index (the weight ROMs'
+        address)."""
+        kernel_steps = self.positions // self.fine
+        group_beats = self.in_channels // self.groups // self.coarse_in
+        step = Signal(range(self.steps))
+        k = Signal(range(kernel_steps))                      # kernel step
+        beat = Signal(range(group_beats))                    # input beat within the group
+        block = Signal(range(self.blocks))                   # output block (group-major)
+        in_group = Signal(range(self.blocks // self.groups)) # output block within the group
+        base = Signal(range(self.beats))                     # first input beat of the group
+        control = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1,
+                                            "k": range(kernel_steps), "block": range(self.blocks)}))
+        last_k, last_beat = k == kernel_steps - 1, beat == group_beats - 1
+        last_block = last_k & last_beat
+        last_in_group = in_group == self.blocks // self.groups - 1
+        last_pixel = step == self.steps - 1
+        issue = advance & buffer.full
+        m.d.comb += [
+            buffer.addr.eq(base + beat),
+            buffer.en.eq(advance),
+            buffer.release.eq(issue & last_pixel),
+            control.valid.eq(buffer.full),
+            control.first.eq((k == 0) & (beat == 0)),
+            control.last.eq(last_block),
+            control.k.eq(k),
+            control.block.eq(block),
+        ]
+        with m.If(issue):
+            m.d.sync += [step.eq(Mux(last_pixel, 0, step + 1)), k.eq(Mux(last_k, 0, k + 1))]
+            with m.If(last_k):
+                m.d.sync += beat.eq(Mux(last_beat, 0, beat + 1))
+            with m.If(last_block):
+                m.d.sync += [block.eq(Mux(last_pixel, 0, block + 1)),
+                             in_group.eq(Mux(last_in_group, 0, in_group + 1))]
+                with m.If(last_in_group):
+                    m.d.sync += base.eq(Mux(last_pixel, 0, base + group_beats))
+        return [control], step
+
+    def _multiply(self, m, stage, buffer, step, controls):
+        """Weight ROM reads, the read registers, the kernel-step select and the multipliers, each
+        product registered; returns the products per output lane."""
+        word = data.ArrayLayout(signed(self.wq.bits), self.fine * self.coarse_in)
+        weights = []
+        for lane, rom in enumerate(self.weight_rom):
+            m.submodules[f"weights{lane}"] = mem = memory.Memory(
+                shape=word, depth=self.steps, init=[list(map(int, w)) for w in rom])
+            port = mem.read_port(transparent_for=())
+            m.d.comb += [port.addr.eq(step), port.en.eq(buffer.en)]
+            weights.append(port.data)
+        controls.append(stage(controls[-1], "control_read"))
+        controls.append(stage(controls[-1], "control_select"))
+        window = stage(buffer.data, "window")
+        weights = [stage(w, f"weight{lane}") for lane, w in enumerate(weights)]
+        select = window.as_value().word_select(controls[-1].k, word.length * self.in_bits)
+        inputs = data.ArrayLayout(signed(self.in_bits), word.length)(select)
+        controls.append(stage(controls[-1], "control_product"))
+        return [[stage(inputs[j] * w[j], f"product{lane}_{j}") for j in range(word.length)]
+                for lane, w in enumerate(weights)]
+
+    def _adder_trees(self, stage, products, controls):
+        """Per output lane, the sum of its products, `TREE_RADIX` terms per registered stage."""
+        product_max = 1 << (self.in_bits + self.wq.bits - 2)
+        terms_total = self.coarse_in * self.fine
+        for level in range(self.tree_stages):
+            summed = []
+            for lane, terms in enumerate(products):
+                groups = [terms[j:j + TREE_RADIX] for j in range(0, len(terms), TREE_RADIX)]
+                leaves = min(TREE_RADIX ** (level + 1), terms_total)
+                width = min(_signed_bits(leaves * product_max), self.wq.acc_bits)
+                summed.append([stage(_balanced_sum(group)[:width].as_signed(),
+                                     f"sum{level}_{lane}_{j}") for j, group in enumerate(groups)])
+            products = summed
+            controls.append(stage(controls[-1], f"control_tree{level}"))
+        return [terms[0] for terms in products]
+
+    def _accumulate(self, m, stage, advance, sums, controls):
+        """Accumulators, loaded with the bias at an output block's first step; returns them, the
+        block's per-lane left shift and `done` (the accumulators hold a finished block)."""
+        m.submodules.channels = mem = memory.Memory(shape=self.channel, depth=self.blocks,
+                                                    init=self.channel_rom)
+        port = mem.read_port(transparent_for=())
+        # read two stages ahead, so that the registered word meets the sums of its block
+        m.d.comb += [port.addr.eq(controls[-3].block), port.en.eq(advance)]
+        channel = stage(port.data, "channel")
+        control = controls[-1]
+        acc = [Signal(signed(self.wq.acc_bits), name=f"acc{lane}") for lane in range(self.coarse_out)]
+        left = [Signal.like(channel[lane].left, name=f"left{lane}") for lane in range(self.coarse_out)]
+        with m.If(advance & control.valid):
+            for lane in range(self.coarse_out):
+                with m.If(control.first):
+                    m.d.sync += [acc[lane].eq(channel[lane].bias + sums[lane]),
+                                 left[lane].eq(channel[lane].left)]
+                with m.Else():
+                    m.d.sync += acc[lane].eq(acc[lane] + sums[lane])
+        return acc, left, stage(control.valid & control.last, "done")
+
+    def _requantize(self, m, stage, advance, acc, left, done):
+        """Requantization (registered), the activation's clip (registered), LeakyReLU's product
+        and rounding (registered each), into the output register."""
+        lanes = range(self.coarse_out)
+        requantized = [stage(round_shift(acc[lane] << left[lane], self.smax), f"requantized{lane}")
+                       for lane in lanes]
+        values = [_clip(requantized[lane], *self.clip) for lane in lanes]
+        valid = stage(done, "requantized_valid")
+        if self.alpha_q is not None:
+            clipped = [stage(values[lane], f"clipped{lane}") for lane in lanes]
+            scaled = [stage(clipped[lane] * self.alpha_q, f"scaled{lane}") for lane in lanes]
+            clipped = [stage(clipped[lane], f"clipped_delayed{lane}") for lane in lanes]
+            values = [Mux(clipped[lane] < 0,
+                          saturate(round_shift(scaled[lane], golden.LEAKY_FRAC), self.out_bits),
+                          clipped[lane]) for lane in lanes]
+            valid = stage(stage(valid, "clipped_valid"), "scaled_valid")
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(valid)
+            m.d.sync += [self.o.payload[lane].eq(values[lane]) for lane in lanes]

@@ -1,0 +1,357 @@
+"""Tests of the conv engine (dnnhw/layers/conv_engine.py) against golden.run_fixed.
+
+Every case builds a one-layer conv graph with float weights whose magnitudes differ by up to 2**6
+between output channels (so the per-channel weight formats and requantization shifts differ),
+quantizes it on random frames, and feeds the engine the windows of quantized input frames, made
+from `golden.window_view` in window-stream order. Expected outputs are `golden.run_fixed`'s.
+
+- amaranth.sim (default): a table of cases over groups (depthwise, 2), kernels, foldings, bits,
+  activations, negative and uniform shifts, with random stalls on both sides.
+- cocotb + Verilator (default): one layer at three foldings, from one multiplier to full folding
+  (cycles per frame ∝ 1 / (coarse_in · coarse_out · fine), and one window beat per cycle at full
+  folding), and a grouped 16-bit LeakyReLU layer; each bit-exact with random stalls, and with no
+  stalls the measured cycles per frame and latency equal the engine's formulas exactly.
+- cocotb + Verilator (slow): the generated matrix of shapes × kernels × foldings.
+"""
+
+import gc
+import itertools
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from dnnhw import golden, quant
+from dnnhw.ir import Format, Graph, Layer, Shape, WeightQuant
+from dnnhw.layers.conv_engine import ConvEngine, leaky_floor
+from dnnhw.sim import run_stream_bench, to_beats
+from dnnhw.sim.streams import element_shape, pack, unpack
+
+
+# -- one-layer graphs and their streams ---------------------------------------------------------
+
+ACTS = {None: {}, "relu": {"act": "relu"}, "clamp": {"act": "clamp", "lo": -0.75, "hi": 1.5},
+        "leaky": {"act": "leaky_relu", "alpha": 0.1},
+        "leaky_steep": {"act": "leaky_relu", "alpha": 1.5},
+        "leaky_negative": {"act": "leaky_relu", "alpha": -0.3}}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A conv layer, its quantization and the engine's folding (coarse_in, coarse_out, fine)."""
+    c_in: int
+    c_out: int
+    groups: int
+    kernel: tuple
+    fold: tuple
+    hw: tuple = (4, 5)
+    stride: tuple = (1, 1)
+    pads: tuple = (0, 0, 0, 0)
+    bits: int = 8
+    act: str | None = None
+    negative_shift: bool = False   # force the smallest requantization shift to -2
+    spread: int = 3                 # weight magnitudes per output channel: 2**-spread..2**spread
+    seed: int = 0
+    frames: int = 3
+
+    @property
+    def id(self):
+        ci, co, fine = self.fold
+        return (f"c{self.c_in}_{self.c_out}_g{self.groups}_k{self.kernel[0]}x{self.kernel[1]}"
+                f"_f{ci}_{co}_{fine}_b{self.bits}_{self.act}{'_neg' if self.negative_shift else ''}")
+
+
+def out_hw(hw, kernel, stride, pads):
+    (h, w), (kh, kw), (sh, sw), (top, left, bottom, right) = hw, kernel, stride, pads
+    return (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
+
+
+def conv_graph(case):
+    """The quantized one-layer graph of `case`."""
+    rng = np.random.default_rng(case.seed)
+    kh, kw = case.kernel
+    weight = rng.standard_normal((case.c_out, case.c_in // case.groups, kh, kw))
+    weight *= 2.0 ** rng.integers(-case.spread, case.spread + 1, size=(case.c_out, 1, 1, 1))
+    attrs = dict(kernel=case.kernel, stride=case.stride, pads=case.pads, groups=case.groups,
+                 **ACTS[case.act])
+    shapes = {"x": Shape(case.c_in, *case.hw),
+              "y": Shape(case.c_out, *out_hw(case.hw, case.kernel, case.stride, case.pads))}
+    graph = Graph("conv", "x", "y", shapes,
+                  [Layer("conv", "conv", ["x"], "y", attrs, weight, rng.standard_normal(case.c_out))],
+                  (1, case.c_in, *case.hw), (1, *shapes["y"]))
+    calibration = rng.standard_normal((8, case.c_in, *case.hw))
+    q = quant.quantize(graph, calibration, bits=case.bits, per_channel=case.spread > 0)
+    if case.negative_shift:
+        shift = golden.requant_shift(q, q.layers[0])
+        graph.format_hints["y"] = Format(case.bits, q.formats["y"].frac + int(shift.min()) + 2)
+        q = quant.quantize(graph, calibration, bits=case.bits)
+        assert golden.requant_shift(q, q.layers[0]).min() == -2
+    return q
+
+
+def input_frames(graph, count, seed=0):
+    """Quantized normal data, then frames uniform over the input format's whole range."""
+    rng = np.random.default_rng(seed + 1000)
+    fmt, shape = graph.formats[graph.input], tuple(graph.shapes[graph.input])
+    frames = [golden.quantize(rng.standard_normal(shape), fmt)]
+    frames += [rng.integers(fmt.min, fmt.max + 1, shape) for _ in range(count - 1)]
+    return frames
+
+
+def window_beats(x, attrs, lanes):
+    """The window stream of (C, H, W) integers `x`: per output pixel, per channel group, the
+    element [k][lane] = window position k (row-major), channel group·lanes + lane."""
+    windows = golden.window_view(x, attrs["kernel"], attrs["stride"], attrs["pads"], 0)
+    c, h_out, w_out, kh, kw = windows.shape
+    return (windows.reshape(c // lanes, lanes, h_out, w_out, kh * kw)
+            .transpose(2, 3, 0, 4, 1).reshape(h_out * w_out * c // lanes, kh * kw * lanes))
+
+
+def streams(graph, frames, fold, beats=window_beats):
+    """Input beats and expected output beats of `frames` back to back."""
+    layer = graph.layers[0]
+    inputs = np.concatenate([beats(x, layer.attrs, fold[0]) for x in frames])
+    outputs = np.concatenate([to_beats(golden.run_fixed(graph, x)[graph.output], fold[1])
+                              for x in frames])
+    return inputs, outputs
+
+
+def pixel_beats(x, attrs, lanes):
+    """A feature map's plain pixel stream (the window stream of a 1×1 kernel)."""
+    return to_beats(x, lanes)
+
+
+# -- amaranth.sim --------------------------------------------------------------------------------
+
+def simulate(dut, inputs, count, stall_in=0.3, stall_out=0.3, seed=0, timeout=100_000):
+    """Run `dut` in amaranth.sim: feed `inputs`, take `count` output beats, random stalls; fails
+    after `timeout` cycles."""
+    rng = random.Random(seed)
+    _, in_shape = element_shape(dut.i.payload.shape())
+    out_count, out_shape = element_shape(dut.o.payload.shape())
+    got = []
+
+    async def producer(ctx):
+        for beat in inputs:
+            while rng.random() < stall_in:
+                await ctx.tick()
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload.as_value(), pack(beat, in_shape))
+            await ctx.tick().until(dut.i.ready)
+            ctx.set(dut.i.valid, 0)
+
+    async def consumer(ctx):
+        for _ in range(count):
+            while rng.random() < stall_out:
+                await ctx.tick()
+            ctx.set(dut.o.ready, 1)
+            word, = await ctx.tick().sample(dut.o.payload.as_value()).until(dut.o.valid)
+            ctx.set(dut.o.ready, 0)
+            got.append(unpack(word, out_count, out_shape))
+        for _ in range(16):                     # nothing more comes out
+            await ctx.tick()
+            assert not ctx.get(dut.o.valid)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    async def watchdog(ctx):
+        for _ in range(timeout):
+            await ctx.tick()
+        raise AssertionError(f"timeout: {len(got)} of {count} output beats after {timeout} cycles")
+
+    sim.add_testbench(consumer)
+    sim.add_testbench(watchdog, background=True)
+    sim.run()
+    return np.array(got, dtype=np.int64).reshape(count, out_count)
+
+
+QUICK = [
+    Case(4, 6, 1, (3, 3), (2, 3, 3), pads=(1, 1, 1, 1), act="relu"),
+    Case(4, 4, 2, (3, 2), (1, 2, 2), hw=(5, 4), stride=(1, 2), pads=(1, 0, 2, 1), act="leaky"),
+    Case(4, 4, 4, (5, 5), (1, 1, 5), hw=(4, 5), pads=(2, 2, 2, 2), act="clamp", bits=16),
+    Case(6, 6, 6, (3, 3), (1, 1, 1), hw=(3, 3), pads=(1, 1, 1, 1), act="leaky", bits=4),
+    Case(3, 4, 1, (1, 1), (3, 2, 1), hw=(3, 3), act=None, bits=4, negative_shift=True),
+    Case(2, 2, 1, (4, 10), (1, 1, 8), hw=(5, 11), act=None, bits=16),
+    Case(2, 4, 2, (4, 10), (1, 2, 40), hw=(4, 10), stride=(1, 3), pads=(1, 2, 0, 3), act="relu"),
+    Case(4, 8, 1, (3, 3), (4, 8, 9), hw=(3, 4), act="clamp", negative_shift=True),
+    Case(4, 4, 1, (3, 3), (2, 2, 9), hw=(3, 3), act="leaky", spread=0),
+    Case(4, 4, 1, (3, 3), (2, 1, 3), hw=(3, 3), act="leaky_steep", bits=4),
+    Case(2, 4, 1, (3, 3), (1, 2, 9), hw=(3, 3), act="leaky_negative"),
+]
+
+
+@pytest.mark.parametrize("case", QUICK, ids=lambda c: c.id)
+def test_amaranth_sim(case):
+    graph = conv_graph(case)
+    engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold)
+    inputs, want = streams(graph, input_frames(graph, 2, case.seed), case.fold)
+    np.testing.assert_array_equal(simulate(engine, inputs, len(want), seed=case.seed), want)
+
+
+def test_amaranth_sim_1x1_from_pixel_beats():
+    """A 1×1 convolution needs no window buffer: plain pixel beats are 1-position windows."""
+    case = Case(6, 4, 2, (1, 1), (3, 2, 1), hw=(3, 4), act="relu")
+    graph = conv_graph(case)
+    engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold)
+    inputs, want = streams(graph, input_frames(graph, 2), case.fold, beats=pixel_beats)
+    np.testing.assert_array_equal(simulate(engine, inputs, len(want)), want)
+
+
+def test_shifts_differ_per_channel():
+    """The cases really exercise per-channel shifts, uniform shifts and negative shifts."""
+    shifts = [golden.requant_shift(g, g.layers[0]) for g in map(conv_graph, QUICK)]
+    assert sum(len(set(s)) > 1 for s in shifts) >= 6
+    assert any(len(set(s)) == 1 for s in shifts)
+    assert sum(s.min() < 0 for s in shifts) >= 2
+
+
+# -- arithmetic identities the engine relies on -------------------------------------------------
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("alpha", [0.0, 0.01, 0.1, 0.5, 1.0, 1.5, -0.2])
+def test_leaky_floor(alpha, bits):
+    """Below leaky_floor, saturate(leaky_relu(y)) is constant, so the clip changes nothing."""
+    alpha_q = golden.leaky_alpha(alpha)
+    floor = leaky_floor(alpha_q, bits)
+    assert floor < 0
+    y = np.arange(floor - 5000, floor + 1)
+    leaky = golden.saturate(golden.round_shift(y * alpha_q, golden.LEAKY_FRAC), bits)
+    assert np.all(leaky == leaky[-1])
+
+
+def test_left_shift_then_common_shift():
+    """round_shift(acc, s) == round_shift(acc << (smax - s), smax) for s ≤ smax."""
+    acc = np.arange(-3000, 3000)
+    for smax in range(-3, 9):
+        for s in range(-5, smax + 1):
+            np.testing.assert_array_equal(golden.round_shift(acc, s),
+                                          golden.round_shift(acc << (smax - s), smax))
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_errors():
+    wq = WeightQuant(8, np.zeros(4, int), np.zeros((4, 3, 3, 3), int), np.zeros(4, int), 20)
+    with pytest.raises(ValueError, match=r"^coarse_in=2 must divide 3 input channels per group$"):
+        ConvEngine(3, 4, 1, (3, 3), 8, 8, wq, 0, coarse_in=2)
+    with pytest.raises(ValueError, match=r"^coarse_out=3 must divide 4 output channels per group$"):
+        ConvEngine(3, 4, 1, (3, 3), 8, 8, wq, 0, coarse_out=3)
+    with pytest.raises(ValueError, match=r"^fine=2 must divide 9 kernel positions$"):
+        ConvEngine(3, 4, 1, (3, 3), 8, 8, wq, 0, fine=2)
+    with pytest.raises(ValueError, match=r"^groups=2 must divide 3 input and 4 output channels$"):
+        ConvEngine(3, 4, 2, (3, 3), 8, 8, wq, 0)
+    with pytest.raises(ValueError, match=r"^weights of shape \(4, 3, 3, 3\); expected \(4, 3, 1, 1\)$"):
+        ConvEngine(3, 4, 1, (1, 1), 8, 8, wq, 0)
+    with pytest.raises(ValueError, match=r"^unknown activation 'gelu'"):
+        ConvEngine(3, 4, 1, (3, 3), 8, 8, wq, 0, "gelu")
+    graph = conv_graph(Case(4, 6, 1, (3, 3), (1, 1, 1)))
+    with pytest.raises(ValueError, match=r"^Conv 'conv': coarse_out=4 must divide 6 output "):
+        ConvEngine.from_layer(graph, graph.layers[0], coarse_out=4)
+    gc.collect()        # the objects whose construction failed, under this test's filter
+
+
+# -- cocotb + Verilator --------------------------------------------------------------------------
+
+def check_bench(dut, inputs, want, frames, cycles_per_frame, latency, name, seed=0):
+    """Bit-exact with random stalls on both sides; with none, cycles per frame (the interval
+    between frame ends over `frames` frames back to back) and latency (first input transfer to
+    first output transfer) exactly as stated. Returns the unstalled run."""
+    timeout = 4 * (frames * cycles_per_frame + latency) + 500
+    free = run_stream_bench(dut, {"i": inputs}, {"o": len(want)}, name=name, timeout=timeout)
+    assert free.extra == {"o": 0}
+    np.testing.assert_array_equal(free.outputs["o"], want)
+    per_frame = len(want) // frames
+    ends = np.array(free.out_cycles["o"])[per_frame - 1::per_frame]
+    assert list(np.diff(ends)) == [cycles_per_frame] * (frames - 1)
+    assert free.out_cycles["o"][0] - free.in_cycles["i"][0] == latency
+    stalled = run_stream_bench(dut, {"i": inputs}, {"o": len(want)}, name=name, timeout=timeout,
+                               stall_in=0.3, stall_out=0.3, seed=seed)
+    assert stalled.extra == {"o": 0}
+    np.testing.assert_array_equal(stalled.outputs["o"], want)
+    return free
+
+
+def bench(case, engine, graph, name, beats=window_beats):
+    """`check_bench` of the engine on `case.frames` frames."""
+    inputs, want = streams(graph, input_frames(graph, case.frames, case.seed), case.fold, beats)
+    pixels = graph.shapes[graph.output].h * graph.shapes[graph.output].w
+    return check_bench(engine, inputs, want, case.frames, engine.cycles_per_frame(pixels),
+                       engine.latency, name, case.seed)
+
+
+SCALING = [(1, 1, 1), (2, 2, 3), (2, 4, 9)]         # the last is full folding
+
+
+def test_verilator_scaling():
+    """One layer at three foldings: cycles per frame = pixels · steps, steps · coarse_in ·
+    coarse_out · fine = MACs per pixel; at full folding one window beat per cycle."""
+    cycles = {}
+    for fold in SCALING:
+        case = Case(2, 4, 1, (3, 3), fold, hw=(4, 5), pads=(1, 1, 1, 1), act="relu")
+        graph = conv_graph(case)
+        engine = ConvEngine.from_layer(graph, graph.layers[0], *fold)
+        free = bench(case, engine, graph, f"conv_engine_scaling_{'_'.join(map(str, fold))}")
+        cycles[fold] = engine.cycles_per_frame(20)
+        assert engine.steps * engine.multipliers == 4 * 2 * 9
+    assert {fold: c * np.prod(fold) for fold, c in cycles.items()} == {fold: 20 * 72 for fold in SCALING}
+    # full folding: every input beat transfers on consecutive cycles, one window per cycle
+    assert list(np.diff(free.in_cycles["i"])) == [1] * (len(free.in_cycles["i"]) - 1)
+    assert cycles[SCALING[-1]] == 20
+
+
+def test_verilator_grouped_leaky_16bit():
+    case = Case(4, 8, 2, (3, 2), (2, 2, 3), hw=(5, 4), stride=(2, 1), pads=(1, 0, 1, 1),
+                act="leaky", bits=16)
+    graph = conv_graph(case)
+    assert len(set(golden.requant_shift(graph, graph.layers[0]))) > 1
+    engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold)
+    bench(case, engine, graph, "conv_engine_grouped_leaky")
+
+
+# the generated matrix: channels × kernels × foldings, bits and activations cycled through
+
+SHAPES = [(4, 6, 1), (4, 4, 2), (4, 4, 4), (3, 8, 1)]
+GEOMETRIES = [  # kernel, stride, pads, input (H, W)
+    ((1, 1), (1, 1), (0, 0, 0, 0), (3, 4)),
+    ((3, 3), (1, 2), (1, 0, 2, 1), (5, 6)),
+    ((5, 5), (1, 1), (2, 2, 2, 2), (4, 4)),
+    ((4, 10), (2, 1), (1, 2, 0, 3), (5, 8)),
+]
+VARIANTS = [(8, "relu", False), (16, "leaky", False), (8, "clamp", True), (4, None, False),
+            (16, None, True), (8, "leaky", False), (4, "relu", True)]
+
+
+def divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def foldings(c_in, c_out, groups, kernel):
+    """Smallest, middle and largest folding."""
+    options = [divisors(c_in // groups), divisors(c_out // groups), divisors(kernel[0] * kernel[1])]
+    return sorted({tuple(d[0] for d in options), tuple(d[len(d) // 2] for d in options),
+                   tuple(d[-1] for d in options)})
+
+
+MATRIX = [Case(*shape, kernel, fold, hw=hw, stride=stride, pads=pads, bits=bits, act=act,
+               negative_shift=negative, frames=2)
+          for n, (shape, (kernel, stride, pads, hw)) in enumerate(itertools.product(SHAPES, GEOMETRIES))
+          for bits, act, negative in [VARIANTS[n % len(VARIANTS)]]
+          for fold in foldings(*shape, kernel)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", MATRIX, ids=lambda c: c.id)
+def test_verilator_matrix(case):
+    graph = conv_graph(case)
+    engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold)
+    bench(case, engine, graph, f"conv_engine_{case.id}")
+
+
+@pytest.mark.slow
+def test_verilator_1x1_from_pixel_beats():
+    case = Case(3, 4, 1, (1, 1), (3, 2, 1), hw=(3, 3), bits=4, act="clamp", negative_shift=True)
+    graph = conv_graph(case)
+    engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold)
+    bench(case, engine, graph, "conv_engine_1x1_pixels", beats=pixel_beats)
