@@ -5,12 +5,20 @@ import random
 
 import numpy as np
 from amaranth.hdl import ClockDomain, Module
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from .runner import BenchResult
 
 
 __all__ = ["run_stream_sim", "stream_put", "stream_get"]
+
+
+def _flatten(value):
+    """A payload read back: nested `ArrayLayout` constants → a flat list of ints."""
+    if isinstance(value, data.Const):
+        return [v for element in value for v in np.atleast_1d(_flatten(element))]
+    return int(value)
 
 
 def run_stream_sim(dut, inputs, outputs, *, stall_in=0.0, stall_out=0.0, seed=0, drain=8,
@@ -47,8 +55,7 @@ def run_stream_sim(dut, inputs, outputs, *, stall_in=0.0, stall_out=0.0, seed=0,
                     sent[p], presenting[p] = sent[p] + 1, False
             for p in outputs:
                 if ready[p] and ctx.get(getattr(dut, p).valid):
-                    value = ctx.get(getattr(dut, p).payload)
-                    got[p].append(list(value) if hasattr(value, "__iter__") else int(value))
+                    got[p].append(_flatten(ctx.get(getattr(dut, p).payload)))
                     cycles[p].append(cycle)
             await ctx.tick()
             cycle += 1

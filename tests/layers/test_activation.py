@@ -3,70 +3,20 @@
 sigmoid and tanh), cocotb + Verilator for a few designs with rate and latency asserted."""
 
 import itertools
-import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module
-from amaranth.sim import Simulator
 
 from dnnhw import golden
 from dnnhw.ir import Format, Graph, Layer, Shape
 from dnnhw.layers.activation import Activation
 from dnnhw.quant import quantize
-from dnnhw.sim import BenchResult, run_stream_bench, to_beats
+from dnnhw.sim.amaranth_sim import run_stream_sim
+from dnnhw.sim import run_stream_bench, to_beats
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
-def simulate(dut, inputs, outputs, *, stall_in=0.0, stall_out=0.0, seed=0, drain=8):
-    """amaranth.sim twin of `run_stream_bench`, with the same stall model and result."""
-    rng = random.Random(seed)
-    got = {p: [] for p in outputs}
-    cycles = {p: [] for p in [*inputs, *outputs]}
-    extra = dict.fromkeys(outputs, 0)
-    limit = 200 + 20 * (sum(map(len, inputs.values())) + sum(outputs.values()))
-
-    async def bench(ctx):
-        sent, presenting, cycle = dict.fromkeys(inputs, 0), dict.fromkeys(inputs, False), 0
-        while any(len(got[p]) < n for p, n in outputs.items()):
-            assert cycle < limit, f"timeout: got { {p: len(v) for p, v in got.items()} } of {outputs}"
-            for p, beats in inputs.items():
-                if not presenting[p] and sent[p] < len(beats):
-                    presenting[p] = rng.random() >= stall_in
-                ctx.set(getattr(dut, p).valid, presenting[p])
-                if presenting[p]:
-                    ctx.set(getattr(dut, p).payload, [int(v) for v in beats[sent[p]]])
-            ready = {p: rng.random() >= stall_out for p in outputs}
-            for p in outputs:
-                ctx.set(getattr(dut, p).ready, ready[p])
-            for p in inputs:
-                if presenting[p] and ctx.get(getattr(dut, p).ready):
-                    cycles[p].append(cycle)
-                    sent[p], presenting[p] = sent[p] + 1, False
-            for p in outputs:
-                if ready[p] and ctx.get(getattr(dut, p).valid):
-                    got[p].append(list(ctx.get(getattr(dut, p).payload)))
-                    cycles[p].append(cycle)
-            await ctx.tick()
-            cycle += 1
-        for p in inputs:
-            ctx.set(getattr(dut, p).valid, 0)
-        for _ in range(drain):
-            for p in outputs:
-                ctx.set(getattr(dut, p).ready, 1)
-                extra[p] += ctx.get(getattr(dut, p).valid)
-            await ctx.tick()
-
-    top = Module()                      # a clock domain even for a design of wires
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return BenchResult({p: np.array(v, dtype=np.int64) for p, v in got.items()},
-                       {p: cycles[p] for p in inputs}, {p: cycles[p] for p in outputs}, 0, extra)
 
 
 def one_layer(op, shape, formats=None, **attrs):
@@ -143,7 +93,7 @@ FORMATS_OUT = [Format(8, 7), Format(6, 3), Format(12, 11)]
 def test_nonlinear_every_input(kind, fmt_in, fmt_out):
     shape = Shape(4, 8, 8)
     graph = one_layer(kind, shape, (fmt_in, fmt_out))
-    check(graph, 4, [every_input(fmt_in, shape)], simulate, stall_in=0.3, stall_out=0.3, seed=1)
+    check(graph, 4, [every_input(fmt_in, shape)], run_stream_sim, stall_in=0.3, stall_out=0.3, seed=1)
 
 
 @pytest.mark.parametrize("kind, fmt_in", list(itertools.product(
@@ -152,7 +102,7 @@ def test_nonlinear_wide_inputs(kind, fmt_in):
     """Random inputs of wide formats (every one of Q16.12 runs under Verilator below)."""
     shape = Shape(2, 16, 16)
     graph = one_layer(kind, shape, (fmt_in, Format(16, 15)))
-    check(graph, 2, frames_of(graph, 1, 3), simulate, stall_in=0.2, stall_out=0.4, seed=2)
+    check(graph, 2, frames_of(graph, 1, 3), run_stream_sim, stall_in=0.2, stall_out=0.4, seed=2)
 
 
 def test_nonlinear_segment_shift_negative():
@@ -174,7 +124,7 @@ ELEMENTWISE = [
 def test_elementwise_quantized(case, bits, lanes):
     op, attrs = case
     graph = quantized(op, Shape(6, 3, 4), bits, **attrs)
-    dut, _ = check(graph, lanes, frames_of(graph, 2, bits), simulate, stall_in=0.3, stall_out=0.3, seed=bits)
+    dut, _ = check(graph, lanes, frames_of(graph, 2, bits), run_stream_sim, stall_in=0.3, stall_out=0.3, seed=bits)
     assert dut.latency == (2 if op == "leaky_relu" else 1)
 
 
@@ -183,7 +133,7 @@ def test_elementwise_quantized(case, bits, lanes):
                                        ("leaky_relu", {"alpha": -0.5})], ids=str)
 def test_elementwise_saturates_to_narrower_output(op, attrs):
     graph = one_layer(op, Shape(4, 4, 4), (Format(10, 3), Format(6, 1)), **attrs)
-    check(graph, 2, frames_of(graph, 2, 7), simulate, stall_in=0.3, stall_out=0.3, seed=3)
+    check(graph, 2, frames_of(graph, 2, 7), run_stream_sim, stall_in=0.3, stall_out=0.3, seed=3)
 
 
 # -- cocotb + Verilator: bit-exact under stalls, rate and latency without ----------------------------

@@ -3,69 +3,19 @@
 saturation) and lane counts, cocotb + Verilator for two designs with rate and latency asserted."""
 
 import itertools
-import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module
-from amaranth.sim import Simulator
 
 from dnnhw import golden
 from dnnhw.ir import Format, Graph, Layer, Shape
 from dnnhw.layers.add import Add
-from dnnhw.sim import BenchResult, run_stream_bench, to_beats
+from dnnhw.sim.amaranth_sim import run_stream_sim
+from dnnhw.sim import run_stream_bench, to_beats
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
-def simulate(dut, inputs, outputs, *, stall_in=0.0, stall_out=0.0, seed=0, drain=8):
-    """amaranth.sim twin of `run_stream_bench`, with the same stall model and result."""
-    rng = random.Random(seed)
-    got = {p: [] for p in outputs}
-    cycles = {p: [] for p in [*inputs, *outputs]}
-    extra = dict.fromkeys(outputs, 0)
-    limit = 200 + 20 * (sum(map(len, inputs.values())) + sum(outputs.values()))
-
-    async def bench(ctx):
-        sent, presenting, cycle = dict.fromkeys(inputs, 0), dict.fromkeys(inputs, False), 0
-        while any(len(got[p]) < n for p, n in outputs.items()):
-            assert cycle < limit, f"timeout: got { {p: len(v) for p, v in got.items()} } of {outputs}"
-            for p, beats in inputs.items():
-                if not presenting[p] and sent[p] < len(beats):
-                    presenting[p] = rng.random() >= stall_in
-                ctx.set(getattr(dut, p).valid, presenting[p])
-                if presenting[p]:
-                    ctx.set(getattr(dut, p).payload, [int(v) for v in beats[sent[p]]])
-            ready = {p: rng.random() >= stall_out for p in outputs}
-            for p in outputs:
-                ctx.set(getattr(dut, p).ready, ready[p])
-            for p in inputs:
-                if presenting[p] and ctx.get(getattr(dut, p).ready):
-                    cycles[p].append(cycle)
-                    sent[p], presenting[p] = sent[p] + 1, False
-            for p in outputs:
-                if ready[p] and ctx.get(getattr(dut, p).valid):
-                    got[p].append(list(ctx.get(getattr(dut, p).payload)))
-                    cycles[p].append(cycle)
-            await ctx.tick()
-            cycle += 1
-        for p in inputs:
-            ctx.set(getattr(dut, p).valid, 0)
-        for _ in range(drain):
-            for p in outputs:
-                ctx.set(getattr(dut, p).ready, 1)
-                extra[p] += ctx.get(getattr(dut, p).valid)
-            await ctx.tick()
-
-    top = Module()                      # a clock domain even for a design of wires
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return BenchResult({p: np.array(v, dtype=np.int64) for p, v in got.items()},
-                       {p: cycles[p] for p in inputs}, {p: cycles[p] for p in outputs}, 0, extra)
 
 
 def add_graph(shape, fmt_a, fmt_b, fmt_out):
@@ -115,7 +65,7 @@ FORMATS = {
 
 @pytest.mark.parametrize("fmts, lanes", list(itertools.product(FORMATS, (1, 2, 4))), ids=str)
 def test_add_sim(fmts, lanes):
-    check(Shape(4, 3, 5), lanes, FORMATS[fmts], 2, simulate, seed=lanes, stall_in=0.3, stall_out=0.3)
+    check(Shape(4, 3, 5), lanes, FORMATS[fmts], 2, run_stream_sim, seed=lanes, stall_in=0.3, stall_out=0.3)
 
 
 def test_formats_cover_shifts():
@@ -153,7 +103,7 @@ def test_verilator_slow(name, shape, lanes, fmts):
 
 def test_inputs_joined_under_stalls():
     """Each input transfers only together with the other."""
-    _, result = check(Shape(2, 4, 4), 1, FORMATS["right"], 1, simulate, seed=9, stall_in=0.5, stall_out=0.2)
+    _, result = check(Shape(2, 4, 4), 1, FORMATS["right"], 1, run_stream_sim, seed=9, stall_in=0.5, stall_out=0.2)
     assert result.in_cycles["i0"] == result.in_cycles["i1"]
 
 

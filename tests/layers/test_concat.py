@@ -2,69 +2,19 @@
 """Concat against golden: amaranth.sim for several input counts, channel counts, formats and lane
 counts, cocotb + Verilator for two designs with rate and latency asserted."""
 
-import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module
-from amaranth.sim import Simulator
 
 from dnnhw import golden
 from dnnhw.ir import Format, Graph, Layer, Shape
 from dnnhw.layers.concat import Concat
-from dnnhw.sim import BenchResult, run_stream_bench, to_beats
+from dnnhw.sim.amaranth_sim import run_stream_sim
+from dnnhw.sim import run_stream_bench, to_beats
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
-def simulate(dut, inputs, outputs, *, stall_in=0.0, stall_out=0.0, seed=0, drain=8):
-    """amaranth.sim twin of `run_stream_bench`, with the same stall model and result."""
-    rng = random.Random(seed)
-    got = {p: [] for p in outputs}
-    cycles = {p: [] for p in [*inputs, *outputs]}
-    extra = dict.fromkeys(outputs, 0)
-    limit = 200 + 20 * (sum(map(len, inputs.values())) + sum(outputs.values()))
-
-    async def bench(ctx):
-        sent, presenting, cycle = dict.fromkeys(inputs, 0), dict.fromkeys(inputs, False), 0
-        while any(len(got[p]) < n for p, n in outputs.items()):
-            assert cycle < limit, f"timeout: got { {p: len(v) for p, v in got.items()} } of {outputs}"
-            for p, beats in inputs.items():
-                if not presenting[p] and sent[p] < len(beats):
-                    presenting[p] = rng.random() >= stall_in
-                ctx.set(getattr(dut, p).valid, presenting[p])
-                if presenting[p]:
-                    ctx.set(getattr(dut, p).payload, [int(v) for v in beats[sent[p]]])
-            ready = {p: rng.random() >= stall_out for p in outputs}
-            for p in outputs:
-                ctx.set(getattr(dut, p).ready, ready[p])
-            for p in inputs:
-                if presenting[p] and ctx.get(getattr(dut, p).ready):
-                    cycles[p].append(cycle)
-                    sent[p], presenting[p] = sent[p] + 1, False
-            for p in outputs:
-                if ready[p] and ctx.get(getattr(dut, p).valid):
-                    got[p].append(list(ctx.get(getattr(dut, p).payload)))
-                    cycles[p].append(cycle)
-            await ctx.tick()
-            cycle += 1
-        for p in inputs:
-            ctx.set(getattr(dut, p).valid, 0)
-        for _ in range(drain):
-            for p in outputs:
-                ctx.set(getattr(dut, p).ready, 1)
-                extra[p] += ctx.get(getattr(dut, p).valid)
-            await ctx.tick()
-
-    top = Module()                      # a clock domain even for a design of wires
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return BenchResult({p: np.array(v, dtype=np.int64) for p, v in got.items()},
-                       {p: cycles[p] for p in inputs}, {p: cycles[p] for p in outputs}, 0, extra)
 
 
 def concat_graph(channels, h, w, formats, fmt_out):
@@ -112,7 +62,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_concat_sim(case):
-    check(*CASES[case], 2, simulate, seed=1, stall_in=0.3, stall_out=0.3)
+    check(*CASES[case], 2, run_stream_sim, seed=1, stall_in=0.3, stall_out=0.3)
 
 
 def test_cases_cover_shifts():

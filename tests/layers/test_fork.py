@@ -2,69 +2,21 @@
 """Fork: every output gets every beat once, in order, whatever the stalls on each side;
 cocotb + Verilator for one design (rate and latency asserted), amaranth.sim for the rest."""
 
-import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module, signed, unsigned
+from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from dnnhw.layers.fork import Fork
-from dnnhw.sim import BenchResult, run_stream_bench
+from dnnhw.sim.amaranth_sim import run_stream_sim
+from dnnhw.sim import run_stream_bench
 from dnnhw.sim.amaranth_sim import stream_get, stream_put
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
-def simulate(dut, inputs, outputs, *, stall_in=0.0, stall_out=0.0, seed=0, drain=8):
-    """amaranth.sim twin of `run_stream_bench`, with the same stall model and result."""
-    rng = random.Random(seed)
-    got = {p: [] for p in outputs}
-    cycles = {p: [] for p in [*inputs, *outputs]}
-    extra = dict.fromkeys(outputs, 0)
-    limit = 200 + 20 * (sum(map(len, inputs.values())) + sum(outputs.values()))
-
-    async def bench(ctx):
-        sent, presenting, cycle = dict.fromkeys(inputs, 0), dict.fromkeys(inputs, False), 0
-        while any(len(got[p]) < n for p, n in outputs.items()):
-            assert cycle < limit, f"timeout: got { {p: len(v) for p, v in got.items()} } of {outputs}"
-            for p, beats in inputs.items():
-                if not presenting[p] and sent[p] < len(beats):
-                    presenting[p] = rng.random() >= stall_in
-                ctx.set(getattr(dut, p).valid, presenting[p])
-                if presenting[p]:
-                    ctx.set(getattr(dut, p).payload, [int(v) for v in beats[sent[p]]])
-            ready = {p: rng.random() >= stall_out for p in outputs}
-            for p in outputs:
-                ctx.set(getattr(dut, p).ready, ready[p])
-            for p in inputs:
-                if presenting[p] and ctx.get(getattr(dut, p).ready):
-                    cycles[p].append(cycle)
-                    sent[p], presenting[p] = sent[p] + 1, False
-            for p in outputs:
-                if ready[p] and ctx.get(getattr(dut, p).valid):
-                    got[p].append(list(ctx.get(getattr(dut, p).payload)))
-                    cycles[p].append(cycle)
-            await ctx.tick()
-            cycle += 1
-        for p in inputs:
-            ctx.set(getattr(dut, p).valid, 0)
-        for _ in range(drain):
-            for p in outputs:
-                ctx.set(getattr(dut, p).ready, 1)
-                extra[p] += ctx.get(getattr(dut, p).valid)
-            await ctx.tick()
-
-    top = Module()                      # a clock domain even for a design of wires
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return BenchResult({p: np.array(v, dtype=np.int64) for p, v in got.items()},
-                       {p: cycles[p] for p in inputs}, {p: cycles[p] for p in outputs}, 0, extra)
 
 
 def check(bits, lanes, n, beats, run, seed=0, **stalls):
@@ -96,8 +48,8 @@ def verilator(name):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
 def test_fork_sim(n):
-    check(6, 2, n, 200, simulate, seed=n, stall_in=0.2, stall_out=0.5)
-    dut, result = check(6, 2, n, 50, simulate, seed=n)
+    check(6, 2, n, 200, run_stream_sim, seed=n, stall_in=0.2, stall_out=0.5)
+    dut, result = check(6, 2, n, 50, run_stream_sim, seed=n)
     assert_timing(dut, result, n)
 
 
