@@ -38,8 +38,8 @@ __all__ = [
     "LEAKY_FRAC", "TABLE_BITS", "NONLINEAR_RANGE",
     "round_half_up", "quantize", "dequantize", "saturate", "round_shift",
     "requant_shift", "clamp_bounds", "leaky_alpha", "avg_multiplier", "avg_divisors",
-    "nonlinear_table", "nonlinear", "window_view",
-    "run_fixed", "run_float", "run", "input_to_chw", "output_to_onnx", "float_error",
+    "nonlinear_table", "segment_shift", "nonlinear", "window_view",
+    "run_layer", "run_layer_float", "run_fixed", "run_float", "run", "input_to_chw", "output_to_onnx", "float_error",
 ]
 
 
@@ -140,7 +140,7 @@ def nonlinear_table(kind, fmt_out):
     return quantize(_FUNCTIONS[kind](points), fmt_out)
 
 
-def _segment_shift(kind, fmt_in):
+def segment_shift(kind, fmt_in):
     """Input LSBs per table segment, as a power of two (may be negative for coarse inputs)."""
     step_log2 = (2 * NONLINEAR_RANGE[kind]).bit_length() - 1 - TABLE_BITS
     return fmt_in.frac + step_log2
@@ -153,7 +153,7 @@ def nonlinear(kind, x, fmt_in, fmt_out):
     bits select segment i, its low bits r interpolate: t[i] + round_shift((t[i+1] - t[i]) × r, s).
     """
     table = nonlinear_table(kind, fmt_out)
-    s = _segment_shift(kind, fmt_in)
+    s = segment_shift(kind, fmt_in)
     x = np.asarray(x, dtype=np.int64)
     if s < 0:                       # fewer input LSBs than segments: index the table directly
         x, s = x << -s, 0
@@ -220,7 +220,8 @@ def _avg_fixed(sums, divisors, bits):
 
 # -- execution ---------------------------------------------------------------------------------
 
-def _fixed_layer(graph, layer, xs):
+def run_layer(graph, layer, xs):
+    """One layer of a quantized graph on its input integers `xs` (one array per input)."""
     fmt_out = graph.formats[layer.output]
     fmt_in = graph.formats[layer.inputs[0]]
     x, attrs = xs[0], layer.attrs
@@ -253,7 +254,8 @@ def _fixed_layer(graph, layer, xs):
     raise NotImplementedError(layer.op)
 
 
-def _float_layer(graph, layer, xs):
+def run_layer_float(graph, layer, xs):
+    """One layer on float inputs `xs` with the float weights."""
     x, attrs = xs[0], layer.attrs
     if layer.op in ("conv", "fc"):
         y = _conv(x, layer.weight, attrs) if layer.op == "conv" else _fc(x, layer.weight)
@@ -283,7 +285,7 @@ def run_fixed(graph, x):
     """
     values = {graph.input: np.asarray(x, dtype=np.int64)}
     for layer in graph.layers:
-        values[layer.output] = _fixed_layer(graph, layer, [values[t] for t in layer.inputs])
+        values[layer.output] = run_layer(graph, layer, [values[t] for t in layer.inputs])
     return values
 
 
@@ -291,7 +293,7 @@ def run_float(graph, x):
     """Float64 execution of one frame (C, H, W) with the float weights; every tensor by name."""
     values = {graph.input: np.asarray(x, dtype=np.float64)}
     for layer in graph.layers:
-        values[layer.output] = _float_layer(graph, layer, [values[t] for t in layer.inputs])
+        values[layer.output] = run_layer_float(graph, layer, [values[t] for t in layer.inputs])
     return values
 
 

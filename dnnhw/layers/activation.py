@@ -95,7 +95,7 @@ class Activation(wiring.Component):
     def _nonlinear_init(self, kind, fmt_in, fmt_out):
         """ROM contents and the input offset and segment shift, as in `golden.nonlinear`."""
         table = [int(t) for t in golden.nonlinear_table(kind, fmt_out)]
-        shift = golden._segment_shift(kind, fmt_in)
+        shift = golden.segment_shift(kind, fmt_in)
         self.pre_shift = max(-shift, 0)         # coarse inputs: scaled up to one segment per LSB
         self.segment_shift = max(shift, 0)
         self.segments = len(table) - 1

@@ -37,7 +37,7 @@ def check(channels, hw, lanes, formats, fmt_out, frames, run, seed=0, **stalls):
     dut = Concat([graph.shapes[t] for t in layer.inputs], lanes, formats, fmt_out)
     inputs = {f"i{k}": np.concatenate([to_beats(x[k], lanes) for x in xs]) for k in range(len(channels))}
     # golden.run_fixed seeds only graph.input: run the concat layer on all inputs directly
-    expected = np.concatenate([to_beats(golden._fixed_layer(graph, layer, x), lanes) for x in xs])
+    expected = np.concatenate([to_beats(golden.run_layer(graph, layer, x), lanes) for x in xs])
     result = run(dut, inputs, {"o": len(expected)}, seed=seed, **stalls)
     assert result.extra == {"o": 0}
     np.testing.assert_array_equal(result.outputs["o"], expected)
