@@ -2,7 +2,8 @@
 
 The block walks the *padded* frame one word (one pixel's channel group) at a time. A word inside
 the image is an input beat; a word in the padding is `pad_value`, inserted without consuming
-input. Two delay lines hold the rest of the window:
+input. A frame starts only once its first input beat is offered, so a window lying wholly in the
+top padding is never emitted for a frame that has not arrived. Two delay lines hold the rest of the window:
 
 - the line buffer, ``W_pad · C/lanes`` words deep, holds for every (column, channel group) of the
   padded row the same column of the kh - 1 rows above;
@@ -82,12 +83,13 @@ class DelayLine(wiring.Component):
 class _PaddedAxis(wiring.Component):
     """Position along one axis of the padded frame, stepping on `step`.
 
-    `last`: the last padded position. `inside`: a position of the image, not of the padding.
-    `emit`: the position ends a window (the kernel fits before it and the window's first
-    position is a multiple of the stride).
+    `first`, `last`: the first and last padded positions. `inside`: a position of the image, not
+    of the padding. `emit`: the position ends a window (the kernel fits before it and the
+    window's first position is a multiple of the stride).
     """
 
     step: In(1)
+    first: Out(1)
     last: Out(1)
     inside: Out(1)
     emit: Out(1)
@@ -102,6 +104,7 @@ class _PaddedAxis(wiring.Component):
         pos = Signal(range(self._padded))
         phase = Signal(range(max(self._kernel, self._stride)), init=self._kernel - 1)
         m.d.comb += [
+            self.first.eq(pos == 0),
             self.last.eq(pos == self._padded - 1),
             self.inside.eq((pos >= self._before) & (pos < self._before + self._extent)),
             self.emit.eq(phase == 0),
@@ -153,7 +156,8 @@ class SlidingWindow(wiring.Component):
     latency : int
         Cycles from the first input transfer to the first output transfer at that rate (exact):
         ((kh - 1 - top) · W_pad + kw - 1 - left) · C/lanes + 1. It is negative when a whole
-        window lies in the top padding, which is emitted before any input arrives.
+        window lies in the top padding: that window leaves while the first input beat is
+        offered but not yet taken.
     """
 
     def __init__(self, shape, kernel, stride, pads, bits, lanes, pad_value=0):
@@ -191,10 +195,12 @@ class SlidingWindow(wiring.Component):
         m.submodules.row = row = _PaddedAxis(self.padded[0], top, h, kh, sh)
 
         is_pad = ~(row.inside & col.inside)
+        start = row.first & col.first & group.first
+        available = self.i.valid | (is_pad & ~start)    # a frame starts once its input is there
         emit = row.emit & col.emit
-        load = ~self.o.valid | self.o.ready         # the output register takes a new beat
-        go = load | ~emit                           # the current word may advance
-        advance = (is_pad | self.i.valid) & go
+        load = ~self.o.valid | self.o.ready             # the output register takes a new beat
+        go = load | ~emit                               # the current word may advance
+        advance = available & go
         word = Signal(pixel)
         m.d.comb += [
             self.i.ready.eq(~is_pad & go),
@@ -219,7 +225,7 @@ class SlidingWindow(wiring.Component):
                                                 for j in range(kw - 1) for i in range(kh))]
 
         with m.If(load):
-            m.d.sync += self.o.valid.eq((is_pad | self.i.valid) & emit)
+            m.d.sync += self.o.valid.eq(available & emit)
             m.d.sync += [self.o.payload[i * kw + j].eq(columns[j][i])
                          for i in range(kh) for j in range(kw)]
         return m
