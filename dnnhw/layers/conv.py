@@ -1,0 +1,129 @@
+"""A convolution layer: the sliding window feeding the conv engine."""
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .. import golden
+from ..ir import Shape
+from .common import pixel_layout
+from .conv_engine import ConvEngine, activation_of
+from .fifo import StreamFIFO
+from .sliding_window import SlidingWindow
+
+
+__all__ = ["Conv"]
+
+
+class Conv(wiring.Component):
+    """A convolution of a (C_in, H, W) map: `SlidingWindow` → `StreamFIFO` → `ConvEngine`.
+
+    A 1×1 convolution with stride 1 and no padding needs no window: its pixel beats go to the
+    engine as 1-position windows. The FIFO, where needed, queues enough windows that the engine
+    keeps computing while the window reads padding and the rows it needs before its next window
+    (across row and frame boundaries), so that a frame takes exactly the slower stage's cycles.
+
+    Parameters
+    ----------
+    in_shape : ir.Shape
+        (C_in, H, W).
+    out_channels, groups, kernel, stride, pads
+        As the conv layer's attributes (DESIGN.md): kernel (kh, kw), stride (sh, sw), pads
+        (top, left, bottom, right).
+    in_bits, out_bits, wq, shift, activation
+        As `ConvEngine` takes them.
+    coarse_in, coarse_out, fine : int
+        Folding (`ConvEngine`); `coarse_in` is also the window's lanes.
+
+    Members
+    -------
+    i : In(stream.Signature(pixel_layout(in_bits, coarse_in)))
+    o : Out(stream.Signature(pixel_layout(out_bits, coarse_out)))
+
+    Attributes
+    ----------
+    out_shape : ir.Shape
+    window : SlidingWindow or None
+    fifo : StreamFIFO or None
+    engine : ConvEngine
+    cycles_per_frame : int
+        The slower of the two stages, both streams unstalled: the window's
+        H_pad · W_pad · C_in / coarse_in cycles, or the engine's H_out · W_out · cycles_per_pixel.
+    latency : int
+        First input beat to first output beat, unstalled: the sum of the stages' latencies.
+    """
+
+    def __init__(self, in_shape, out_channels, groups, kernel, stride, pads, in_bits, out_bits,
+                 wq, shift, activation=None, *, coarse_in=1, coarse_out=1, fine=1):
+        kh, kw = kernel
+        (sh, sw), (top, left, bottom, right) = stride, pads
+        self.out_shape = Shape(out_channels, (in_shape.h + top + bottom - kh) // sh + 1,
+                               (in_shape.w + left + right - kw) // sw + 1)
+        self.engine = ConvEngine(in_shape.c, out_channels, groups, kernel, in_bits, out_bits, wq,
+                                 shift, activation, coarse_in=coarse_in, coarse_out=coarse_out,
+                                 fine=fine)
+        pointwise = tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and not any(pads)
+        self.window = None if pointwise else SlidingWindow(in_shape, kernel, stride, pads,
+                                                           in_bits, coarse_in)
+        self.fifo = None
+        depth = self._queue_depth(in_shape, kernel, stride, pads) if self.window else 0
+        if depth:
+            self.fifo = StreamFIFO(None, None, depth, layout=self.engine.i.payload.shape())
+        engine_cycles = self.engine.cycles_per_frame(self.out_shape.h * self.out_shape.w)
+        window_cycles = self.window.cycles_per_frame if self.window else 0
+        self.cycles_per_frame = max(engine_cycles, window_cycles)
+        self.latency = sum(stage.latency for stage in (self.window, self.fifo, self.engine) if stage)
+        super().__init__({"i": In(stream.Signature(pixel_layout(in_bits, coarse_in))),
+                          "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))})
+
+    def _queue_depth(self, in_shape, kernel, stride, pads):
+        """Window beats to queue in front of the engine so that it never waits for the window.
+
+        The window emits a pixel's windows only at positions of the padded frame that complete
+        one; between two such positions it reads up to `gap` padded positions (longest across a
+        frame boundary: the bottom padding, then the first kh - 1 rows of the next frame). The
+        engine must have that many cycles of work queued, `steps` cycles per pixel.
+        """
+        (kh, kw), (sh, sw), (top, left, bottom, right) = kernel, stride, pads
+        rows, cols = in_shape.h + top + bottom, in_shape.w + left + right
+        emit = [r * cols + c
+                for r in range(kh - 1, kh - 1 + (self.out_shape.h - 1) * sh + 1, sh)
+                for c in range(kw - 1, kw - 1 + (self.out_shape.w - 1) * sw + 1, sw)]
+        gaps = [b - a for a, b in zip(emit, emit[1:])] + [emit[0] + rows * cols - emit[-1]]
+        beats = self.engine.beats
+        pixels = -(-max(gaps) * beats // self.engine.cycles_per_pixel)
+        return (pixels + 1) * beats if pixels > 1 else 0
+
+    @classmethod
+    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1):
+        """Conv `layer` of the quantized `graph`, every constant from golden."""
+        a = layer.attrs
+        try:
+            return cls(graph.in_shape(layer), graph.out_shape(layer).c, a["groups"], a["kernel"],
+                       a["stride"], a["pads"], graph.formats[layer.inputs[0]].bits,
+                       graph.formats[layer.output].bits, layer.wq,
+                       golden.requant_shift(graph, layer), activation_of(graph, layer),
+                       coarse_in=coarse_in, coarse_out=coarse_out, fine=fine)
+        except ValueError as error:
+            raise ValueError(f"Conv '{layer.name}': {error}") from None
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = engine = self.engine
+        if self.window is None:
+            m.d.comb += [
+                engine.i.valid.eq(self.i.valid),
+                engine.i.payload.eq(self.i.payload),    # a pixel beat is a 1-position window
+                self.i.ready.eq(engine.i.ready),
+            ]
+        else:
+            m.submodules.window = window = self.window
+            wiring.connect(m, wiring.flipped(self.i), window.i)
+            if self.fifo is None:
+                wiring.connect(m, window.o, engine.i)
+            else:
+                m.submodules.fifo = fifo = self.fifo
+                wiring.connect(m, window.o, fifo.i)
+                wiring.connect(m, fifo.o, engine.i)
+        wiring.connect(m, engine.o, wiring.flipped(self.o))
+        return m
