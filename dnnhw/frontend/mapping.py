@@ -11,6 +11,7 @@ elementwise op with a constant) and "pad" (a zero Pad in front of a convolution)
 import numpy as np
 from onnx import helper
 
+from .. import golden
 from ..errors import UserError
 from ..ir import Layer, Shape
 
@@ -282,6 +283,10 @@ class _Mapper:
     def averagepool(self, node):
         include_pad = bool(_attr(node, "count_include_pad", 0))
         attrs, shape = self.pool(node, ceil_extra_ok=not include_pad)
+        divisors = golden.avg_divisors(self.feature_map(node), {**attrs, "count_include_pad": include_pad})
+        if not divisors.all():
+            raise self.error(node, "a window lies wholly in the padding and count_include_pad=0: "
+                             "its average is undefined")
         self.emit(node, "avgpool", [self.data(node)], shape,
                   attrs={**attrs, "count_include_pad": include_pad})
 

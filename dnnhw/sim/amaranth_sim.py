@@ -38,7 +38,8 @@ def run_stream_sim(dut, inputs, outputs, *, stall_in=0.0, stall_out=0.0, seed=0,
 
     async def bench(ctx):
         sent, presenting, cycle = dict.fromkeys(inputs, 0), dict.fromkeys(inputs, False), 0
-        while any(len(got[p]) < n for p, n in outputs.items()):
+        while (any(len(got[p]) < n for p, n in outputs.items())
+               or any(sent[p] < len(beats) for p, beats in inputs.items())):
             assert cycle < limit, f"timeout: got { {p: len(v) for p, v in got.items()} } of {outputs}"
             for p, beats in inputs.items():        # valid stays up until the beat is taken
                 if not presenting[p] and sent[p] < len(beats):
@@ -60,6 +61,9 @@ def run_stream_sim(dut, inputs, outputs, *, stall_in=0.0, stall_out=0.0, seed=0,
             await ctx.tick()
             cycle += 1
         total[0] = cycle
+        for p, n in outputs.items():             # beats beyond the expected ones are extra
+            extra[p] += max(len(got[p]) - n, 0)
+            del got[p][n:]
         for p in inputs:
             ctx.set(getattr(dut, p).valid, 0)
         for _ in range(drain):

@@ -1,5 +1,6 @@
 """The cocotb test every stream block runs under: drive input beats with random valid gaps,
 take output beats with random ready gaps, record every transfer and the cycle it happened in.
+It runs until every input beat has been taken and every expected output beat has come out.
 
 Configured by the JSON file named in DNNHW_BENCH (written by `dnnhw.sim.runner`):
 ``{"inputs": {port: [[word, ...]]...}, "outputs": {port: beats}, "stall_in", "stall_out",
@@ -44,7 +45,8 @@ async def stream_bench(dut):
     dut.rst.value = 0
 
     cycle = 0
-    while any(len(got[p]) < n for p, n in wanted.items()):
+    while (any(len(got[p]) < n for p, n in wanted.items())
+           or any(sent[p] < len(words) for p, words in inputs.items())):
         if cycle > cfg["timeout"]:
             raise AssertionError(f"timeout after {cycle} cycles: got "
                                  f"{ {p: len(v) for p, v in got.items()} } of {wanted}, sent {sent}")
@@ -71,8 +73,9 @@ async def stream_bench(dut):
         await RisingEdge(dut.clk)
         cycle += 1
 
-    # a few more cycles: nothing more may come out
-    extra = {port: 0 for port in wanted}
+    # beats beyond the expected ones, now and in a few more cycles, are extra
+    extra = {port: max(len(got[port]) - n, 0) for port, n in wanted.items()}
+    got = {port: beats[:wanted[port]] for port, beats in got.items()}
     for _ in range(cfg.get("drain", 0)):
         await FallingEdge(dut.clk)
         for port in inputs:
