@@ -31,7 +31,6 @@ Fixed-point rules (a format (bits, frac) means value = integer × 2**-frac):
 
 import numpy as np
 
-from .ir import Format
 
 
 __all__ = [

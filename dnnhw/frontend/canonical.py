@@ -8,7 +8,6 @@
 Folding happens only where the intermediate tensor has no other reader and is not the output.
 """
 
-import numpy as np
 
 from ..errors import UserError
 from ..ir import ACTIVATIONS

@@ -5,6 +5,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
+from ..model import ACTIVATION_LATENCY
 from ..ir import Format
 from .common import pixel_layout, round_shift, saturate
 
@@ -13,7 +14,6 @@ __all__ = ["Activation"]
 
 
 KINDS = ("relu", "clamp", "leaky_relu", "sigmoid", "tanh")
-_LATENCY = {"relu": 1, "clamp": 1, "leaky_relu": 2, "sigmoid": 4, "tanh": 4}
 
 
 class Activation(wiring.Component):
@@ -87,7 +87,7 @@ class Activation(wiring.Component):
         self.lo, self.hi, self.alpha_q = lo, hi, alpha_q
         if kind in ("sigmoid", "tanh"):
             self._nonlinear_init(kind, Format(bits_in, frac_in), Format(bits_out, frac_out))
-        self.latency = _LATENCY[kind]
+        self.latency = ACTIVATION_LATENCY[kind]
         self.cycles_per_frame = shape.size // lanes
         super().__init__({"i": In(stream.Signature(pixel_layout(bits_in, lanes))),
                           "o": Out(stream.Signature(pixel_layout(bits_out, lanes)))})

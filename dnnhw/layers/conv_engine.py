@@ -33,14 +33,13 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
+from ..model import TREE_RADIX
 from .common import pixel_layout, round_shift, saturate, window_layout
 
 
 __all__ = ["ConvEngine", "PixelBuffer", "activation_of", "leaky_floor"]
 
 
-#: Terms an adder tree adds between two registers (two adder levels).
-TREE_RADIX = 4
 
 
 def activation_of(graph, layer):

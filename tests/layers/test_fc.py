@@ -21,7 +21,7 @@ import pytest
 from dnnhw import golden, quant
 from dnnhw.ir import Format, Graph, Layer, Shape, WeightQuant
 from dnnhw.layers.fc import FullyConnected
-from dnnhw.sim import run_stream_bench, to_beats
+from dnnhw.sim import to_beats
 
 from test_conv_engine import ACTS, VARIANTS, check_bench, divisors, input_frames, simulate
 
