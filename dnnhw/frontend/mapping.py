@@ -375,8 +375,8 @@ class _Mapper:
             **{layout_op: self.layout for layout_op in _LAYOUT_OPS},
         }
         if node.domain not in ("", "ai.onnx") or op not in handlers:
-            raise UserError(f"unsupported op '{op}' at node '{node.name}' "
-                            f"(inputs: {', '.join(node.input)})")
+            inputs = ", ".join(name or "''" for name in node.input)
+            raise UserError(f"unsupported op '{op}' at node '{node.name}' (inputs: {inputs})")
         handlers[op](node)
 
 
