@@ -4,7 +4,6 @@ import pathlib
 
 import numpy as np
 import onnx
-import pytest
 
 import onnx_models
 from dnnhw import golden, quant
