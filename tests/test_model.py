@@ -17,27 +17,10 @@ from dnnhw.layers.fc import FullyConnected
 from dnnhw.layers.global_pool import GlobalAveragePool
 from dnnhw.layers.pool import Pool
 from dnnhw.model import Folding
+from graphs import conv_graph, out_hw
 
 
 # -- one-layer graphs -----------------------------------------------------------------------------
-
-
-def _out_hw(shape, kernel, stride, pads):
-    return ((shape.h + pads[0] + pads[2] - kernel[0]) // stride[0] + 1,
-            (shape.w + pads[1] + pads[3] - kernel[1]) // stride[1] + 1)
-
-
-def conv_graph(in_shape, c_out, kernel, stride, pads, groups=1, act=None, bits=8, seed=0, **act_attrs):
-    rng = np.random.default_rng(seed)
-    kh, kw = kernel
-    out = Shape(c_out, *_out_hw(in_shape, kernel, stride, pads))
-    layer = Layer("conv", "conv", ["x"], "y",
-                  attrs={"kernel": kernel, "stride": stride, "pads": pads, "groups": groups,
-                         "act": act, **act_attrs},
-                  weight=rng.standard_normal((c_out, in_shape.c // groups, kh, kw)) * 0.3,
-                  bias=rng.standard_normal(c_out) * 0.1)
-    graph = Graph("conv", "x", "y", {"x": in_shape, "y": out}, [layer], (1, *in_shape), (1, *out))
-    return quant.quantize(graph, rng.standard_normal((4, *in_shape)), bits=bits)
 
 
 def fc_graph(in_shape, n_out, act=None, seed=0, **act_attrs):
@@ -91,7 +74,7 @@ def test_conv_matches_blocks():
     """Every folding of every case; the matrix must include convs with and without a FIFO."""
     fifo_seen = set()
     for name, (args, kwargs) in CONV_CASES.items():
-        graph = conv_graph(*args, **kwargs)
+        graph = conv_graph(*args, **kwargs)[0]
         layer = graph.layers[0]
         for f in model.foldings(graph, layer):
             conv = Conv.from_layer(graph, layer, f.coarse_in, f.coarse_out, f.fine)
@@ -102,7 +85,7 @@ def test_conv_matches_blocks():
 
 
 def test_conv_pointwise_has_no_window():
-    graph = conv_graph(*CONV_CASES["pointwise_no_window"][0])
+    graph = conv_graph(*CONV_CASES["pointwise_no_window"][0])[0]
     layer = graph.layers[0]
     conv = Conv.from_layer(graph, layer, 3, 2, 1)
     assert conv.window is None and conv.fifo is None
@@ -142,7 +125,7 @@ POOL_CASES = [   # shape, kernel, stride, pads
 @pytest.mark.parametrize("case", range(len(POOL_CASES)))
 def test_pool_matches_blocks(op, case):
     shape, kernel, stride, pads = POOL_CASES[case]
-    out = Shape(shape.c, *_out_hw(shape, kernel, stride, pads))
+    out = Shape(shape.c, *out_hw(shape, kernel, stride, pads))
     graph = plain_graph(op, [shape], out, kernel=kernel, stride=stride, pads=pads,
                         count_include_pad=False)
     layer = graph.layers[0]
@@ -217,7 +200,7 @@ def _constructs(build):
 
 def test_foldings_are_exactly_the_valid_ones():
     """For a grid of factors, the model accepts a folding iff the block constructs."""
-    graph = conv_graph(*CONV_CASES["grouped_2"][0], **CONV_CASES["grouped_2"][1])
+    graph = conv_graph(*CONV_CASES["grouped_2"][0], **CONV_CASES["grouped_2"][1])[0]
     layer = graph.layers[0]
     valid = set(model.foldings(graph, layer))
     for ci, co, fine in itertools.product(range(1, 5), range(1, 5), range(1, 10)):
@@ -293,7 +276,7 @@ def test_network_bottleneck_and_latency():
 
 def test_network_longest_path_through_branches():
     """x → conv → a, x → relu → b, add(a, b): the path through the conv is the longer."""
-    graph = conv_graph(Shape(2, 5, 5), 2, (3, 3), (1, 1), (1, 1, 1, 1))
+    graph = conv_graph(Shape(2, 5, 5), 2, (3, 3), (1, 1), (1, 1, 1, 1))[0]
     conv = graph.layers[0]
     conv.output = "a"
     graph.shapes["a"] = graph.shapes.pop("y")

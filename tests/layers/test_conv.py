@@ -4,25 +4,11 @@ bit-exact under random stalls, frames back to back, rate and latency as the docs
 import numpy as np
 import pytest
 
-from dnnhw import golden, quant
-from dnnhw.ir import Graph, Layer, Shape
+from dnnhw import golden
+from dnnhw.ir import Shape
 from dnnhw.layers.conv import Conv
 from dnnhw.sim import from_beats, run_stream_bench, to_beats
-
-
-def conv_graph(in_shape, c_out, kernel, stride, pads, groups=1, act=None, bits=8, seed=0, **act_attrs):
-    rng = np.random.default_rng(seed)
-    kh, kw = kernel
-    out = Shape(c_out, (in_shape.h + pads[0] + pads[2] - kh) // stride[0] + 1,
-                (in_shape.w + pads[1] + pads[3] - kw) // stride[1] + 1)
-    layer = Layer("conv", "conv", ["x"], "y",
-                  attrs={"kernel": kernel, "stride": stride, "pads": pads, "groups": groups,
-                         "act": act, **act_attrs},
-                  weight=rng.standard_normal((c_out, in_shape.c // groups, kh, kw)) * 0.3,
-                  bias=rng.standard_normal(c_out) * 0.1)
-    graph = Graph("conv", "x", "y", {"x": in_shape, "y": out}, [layer], (1, *in_shape), (1, *out))
-    frames = rng.standard_normal((8, *in_shape))
-    return quant.quantize(graph, frames, bits=bits), frames
+from graphs import conv_graph
 
 
 CASES = {   # name: graph arguments, folding (coarse_in, coarse_out, fine)

@@ -8,6 +8,7 @@ from dnnhw.layers.activation import Activation
 from dnnhw.layers.add import Add
 from dnnhw.layers.fifo import StreamFIFO
 from dnnhw.toolchain.yosys import synthesize
+from graphs import conv_graph
 
 
 def test_sigmoid_table_and_multiplier():
@@ -28,28 +29,11 @@ def test_deep_fifo_in_block_ram(family):
     assert resources["bram"] >= 1, cells
 
 
-def conv_layer(c_in, c_out, kernel, bits=8):
-    import numpy as np
-
-    from dnnhw import quant
-    from dnnhw.ir import Graph, Layer
-
-    rng = np.random.default_rng(0)
-    shape = Shape(c_in, 8, 8)
-    layer = Layer("conv", "conv", ["x"], "y",
-                  attrs={"kernel": kernel, "stride": (1, 1), "pads": (1, 1, 1, 1), "groups": 1,
-                         "act": "relu"},
-                  weight=rng.standard_normal((c_out, c_in, *kernel)), bias=rng.standard_normal(c_out))
-    graph = Graph("g", "x", "y", {"x": shape, "y": Shape(c_out, 8, 8)}, [layer], (1, *shape),
-                  (1, c_out, 8, 8))
-    return quant.quantize(graph, rng.standard_normal((4, *shape)), bits=bits)
-
-
 @pytest.mark.parametrize("family", ["xc7", "ecp5"])
 def test_conv_multipliers_become_dsps(family):
     from dnnhw.layers.conv import Conv
 
-    graph = conv_layer(4, 8, (3, 3))
+    graph, _ = conv_graph(Shape(4, 8, 8), 8, (3, 3), (1, 1), (1, 1, 1, 1), act="relu")
     conv = Conv.from_layer(graph, graph.layers[0], coarse_in=2, coarse_out=2, fine=3)
     resources, cells = synthesize(conv, family, name="conv")
     assert resources["dsp"] == conv.engine.multipliers == 12, cells
