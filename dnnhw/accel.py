@@ -3,8 +3,7 @@
 `Accelerator(graph, plan)` instantiates each layer's block from `dnnhw.layers` with the plan's
 folding, puts a `LaneConverter` on every edge whose producer and consumer differ in lanes, and
 a `Fork` on every tensor read by several layers, with a `StreamFIFO` on each branch deep enough
-that the branches cannot deadlock: one frame of the tensor, which bounds how far one branch can run
-ahead of another.
+that the branches cannot deadlock: the connections `model.edges` lists.
 """
 
 import itertools
@@ -90,18 +89,9 @@ class Accelerator(wiring.Component):
         self.input_lanes = model.in_lanes(first, self.plan[first.name])
         last = graph.producer(graph.output)
         self.output_lanes = model.out_lanes(last, self.plan[last.name])
-        self._lanes = {graph.input: self.input_lanes}
-        for layer in graph.layers:
-            self._lanes[layer.output] = model.out_lanes(layer, self.plan[layer.name])
         fmt_in, fmt_out = graph.formats[graph.input], graph.formats[graph.output]
         super().__init__({"i": In(stream.Signature(pixel_layout(fmt_in.bits, self.input_lanes))),
                           "o": Out(stream.Signature(pixel_layout(fmt_out.bits, self.output_lanes)))})
-
-    def _branch_depth(self, tensor):
-        """Beats to queue on a branch carrying `tensor` into a join: one frame, which bounds how
-        far one branch can run ahead of the other (every block finishes a frame's output
-        before it needs the next frame's input)."""
-        return self.graph.shapes[tensor].size // self._lanes[tensor] + 4
 
     def elaborate(self, platform):
         m = Module()
@@ -109,40 +99,37 @@ class Accelerator(wiring.Component):
         for index, block in enumerate(self.blocks.values()):
             m.submodules[f"layer{index}"] = block
         names = itertools.count()
-        for tensor in [graph.input, *(layer.output for layer in graph.layers)]:
+        links = {}
+        for edge in self.perf.edges:
+            links.setdefault(edge.tensor, []).append(edge)
+        for tensor, readers in links.items():
             source = (wiring.flipped(self.i) if tensor == graph.input
                       else self.blocks[graph.producer(tensor).name].o)
-            readers = graph.consumers(tensor) + ([None] if tensor == graph.output else [])
             if len(readers) > 1:
-                fork = Fork(graph.formats[tensor].bits, self._lanes[tensor], len(readers))
+                fork = Fork(graph.formats[tensor].bits, readers[0].lanes_from, len(readers))
                 m.submodules[f"fork{next(names)}"] = fork
                 wiring.connect(m, source, fork.i)
                 branches = [getattr(fork, f"o{k}") for k in range(len(readers))]
             else:
                 branches = [source]
-            for reader, branch in zip(readers, branches):
-                if reader is None:
-                    out = self._adapt(m, names, branch, tensor, self.output_lanes, None)
-                    wiring.connect(m, out, wiring.flipped(self.o))
-                    continue
-                join = len(readers) > 1 or len(reader.inputs) > 1
-                port = f"i{reader.inputs.index(tensor)}" if len(reader.inputs) > 1 else "i"
-                lanes = model.in_lanes(reader, self.plan[reader.name])
-                out = self._adapt(m, names, branch, tensor, lanes,
-                                  self._branch_depth(tensor) if join else None)
-                wiring.connect(m, out, getattr(self.blocks[reader.name], port))
+            for edge, branch in zip(readers, branches):
+                out = self._adapt(m, names, branch, edge)
+                sink = (wiring.flipped(self.o) if edge.reader is None
+                        else getattr(self.blocks[edge.reader], edge.port))
+                wiring.connect(m, out, sink)
         return m
 
-    def _adapt(self, m, names, source, tensor, lanes, depth):
-        """`source` converted to `lanes`, then queued `depth` beats deep if a depth is given."""
-        bits, have = self.graph.formats[tensor].bits, self._lanes[tensor]
-        if have != lanes:
-            converter = LaneConverter(self.graph.shapes[tensor].c, bits, have, lanes)
+    def _adapt(self, m, names, source, edge):
+        """`source` converted to the reader's lanes and queued, as `edge` says."""
+        bits = self.graph.formats[edge.tensor].bits
+        if edge.lanes_from != edge.lanes_to:
+            converter = LaneConverter(self.graph.shapes[edge.tensor].c, bits, edge.lanes_from,
+                                      edge.lanes_to)
             m.submodules[f"lanes{next(names)}"] = converter
             wiring.connect(m, source, converter.i)
             source = converter.o
-        if depth:
-            queue = StreamFIFO(bits, lanes, depth)
+        if edge.fifo_depth:
+            queue = StreamFIFO(bits, edge.lanes_to, edge.fifo_depth)
             m.submodules[f"fifo{next(names)}"] = queue
             wiring.connect(m, source, queue.i)
             source = queue.o

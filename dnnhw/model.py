@@ -15,11 +15,15 @@ Definitions used below (per layer; ``ceil`` rounds up):
   is ci = co.
 """
 
+import math
 from dataclasses import dataclass, field
 
+import numpy as np
 
-__all__ = ["Folding", "LayerPerf", "NetworkPerf", "foldings", "check", "in_lanes", "out_lanes",
-           "cycles_per_frame", "latency", "network", "ACTIVATION_LATENCY", "TREE_RADIX"]
+
+__all__ = ["Folding", "LayerPerf", "NetworkPerf", "Edge", "foldings", "check", "in_lanes",
+           "out_lanes", "cycles_per_frame", "latency", "edges", "network", "converter_latency",
+           "fifo_latency", "ACTIVATION_LATENCY", "TREE_RADIX"]
 
 
 #: Terms an adder tree of the conv engine adds between two registers (two adder levels).
@@ -286,6 +290,67 @@ def latency(graph, layer, folding):
 
 
 @dataclass(frozen=True)
+class Edge:
+    """A tensor's connection to one reader, with what `accel.Accelerator` puts on it.
+
+    Attributes
+    ----------
+    tensor : str
+    reader : str or None
+        The reading layer's name; None for the accelerator's output port.
+    port : str
+        The reader's input port ("i", or "i0", "i1", … for layers with several inputs).
+    lanes_from, lanes_to : int
+        The producer's lanes and the reader's; a `LaneConverter` sits between when they differ.
+    fifo_depth : int
+        Beats (of `lanes_to` channels) of the `StreamFIFO` after the converter (0 for none): one
+        frame of the tensor, +4,
+        on every branch of a forked tensor and every input of a join. One frame bounds how far
+        one branch can run ahead of another, since every block finishes a frame's output before
+        it needs the next frame's input, so the branches cannot deadlock.
+    """
+    tensor: str
+    reader: str
+    port: str
+    lanes_from: int
+    lanes_to: int
+    fifo_depth: int
+
+
+def edges(graph, plan):
+    """Every tensor → reader connection of `graph` under `plan` (see `Edge`), in graph order."""
+    fold = {layer.name: plan.get(layer.name, Folding()) for layer in graph.layers}
+    lanes = {graph.input: in_lanes(graph.consumers(graph.input)[0],
+                                   fold[graph.consumers(graph.input)[0].name])}
+    for layer in graph.layers:
+        lanes[layer.output] = out_lanes(layer, fold[layer.name])
+    out = []
+    for tensor in [graph.input, *(layer.output for layer in graph.layers)]:
+        readers = graph.consumers(tensor) + ([None] if tensor == graph.output else [])
+        for reader in readers:
+            if reader is None:
+                out.append(Edge(tensor, None, "o", lanes[tensor], lanes[tensor], 0))
+                continue
+            join = len(readers) > 1 or len(reader.inputs) > 1
+            port = f"i{reader.inputs.index(tensor)}" if len(reader.inputs) > 1 else "i"
+            lanes_to = in_lanes(reader, fold[reader.name])
+            depth = graph.shapes[tensor].size // lanes_to + 4 if join else 0
+            out.append(Edge(tensor, reader.name, port, lanes[tensor], lanes_to, depth))
+    return out
+
+
+def converter_latency(lanes_in, lanes_out):
+    """`LaneConverter.latency`: lcm/lanes_in when widening, +1 when narrowing, 0 when equal."""
+    wide = math.lcm(lanes_in, lanes_out)
+    return (wide // lanes_in if wide > lanes_in else 0) + (wide > lanes_out)
+
+
+def fifo_latency(depth):
+    """`StreamFIFO.latency` of a buffered FIFO `depth` beats deep (0 for no FIFO)."""
+    return 0 if depth == 0 else (2 if depth > 1 else 1)
+
+
+@dataclass(frozen=True)
 class LayerPerf:
     """One layer's folding, cycles per frame and latency."""
     folding: Folding
@@ -295,38 +360,40 @@ class LayerPerf:
 
 @dataclass(frozen=True)
 class NetworkPerf:
-    """The network's rate and latency (`network`).
+    """The network's rate and batch-1 latency (`network`).
 
     Attributes
     ----------
     cycles_per_frame : int
-        The slowest layer's cycles per frame.
+        The slowest layer's cycles per frame: the initiation interval of frames back to back.
     bottleneck : str
         That layer's name (the first in graph order on a tie).
     latency : int
-        The largest sum of layer latencies along a path from the graph's input to its output.
-    path : tuple of str
-        The layers of that path, input to output.
+        Batch 1: cycles from the first input beat's transfer to the last output beat's, with
+        the pipeline empty, the input offered every cycle and the output always ready.
+    first_output : int
+        Cycles from the first input beat to the first output beat, likewise.
     layers : dict
         Layer name → `LayerPerf`.
+    edges : list of Edge
     """
     cycles_per_frame: int
     bottleneck: str
     latency: int
-    path: tuple
+    first_output: int
     layers: dict = field(default_factory=dict)
+    edges: list = field(default_factory=list)
 
 
 def network(graph, plan):
-    """The rate and latency of `graph` with the foldings of `plan` (layer name → `Folding`;
-    a layer missing from it takes ``Folding()``).
+    """The rate and batch-1 latency of `graph` with the foldings of `plan` (layer name →
+    `Folding`; a layer missing from it takes ``Folding()``).
 
     cycles_per_frame = max over layers of `cycles_per_frame` (a pipeline runs at its slowest
-    stage). latency = max over input→output paths of Σ `latency` of the path's layers (a longest
-    path in the DAG, in graph order). Not modelled yet: lane converters and FIFOs between layers
-    whose lanes differ (they add a few cycles each, `lanes.LaneConverter.latency`), FIFO effects
-    on branches (a branch's stall), and that a concat's first output beat waits only for its
-    first input — the path through any input counts.
+    stage; lane converters, forks and FIFOs are never slower than the layers beside them).
+    The latency follows one frame through the pipeline pixel by pixel (`_timing`): each layer
+    starts a pixel when the input it needs has arrived *and* it has finished the previous one,
+    so a layer behind a slow producer waits for that producer's rows, not just its own latency.
 
     Raises
     ------
@@ -338,14 +405,110 @@ def network(graph, plan):
         folding = plan.get(layer.name, Folding())
         perf[layer.name] = LayerPerf(folding, cycles_per_frame(graph, layer, folding),
                                      latency(graph, layer, folding))
-    bottleneck = max(graph.layers, key=lambda l: perf[l.name].cycles_per_frame).name if graph.layers else ""
-    arrival = {graph.input: (0, ())}                # tensor → (latency to it, path of layers)
-    for layer in graph.layers:
-        reached = [arrival[t] for t in layer.inputs if t in arrival]
-        if not reached:
-            continue                                # not fed from the graph's input
-        before, path = max(reached, key=lambda r: r[0])
-        arrival[layer.output] = (before + perf[layer.name].latency, path + (layer.name,))
-    total, path = arrival.get(graph.output, (0, ()))
-    return NetworkPerf(perf[bottleneck].cycles_per_frame if bottleneck else 0, bottleneck, total,
-                       path, perf)
+    bottleneck = max(graph.layers, key=lambda l: perf[l.name].cycles_per_frame).name
+    links = edges(graph, plan)
+    first, last = _timing(graph, perf, links)
+    return NetworkPerf(perf[bottleneck].cycles_per_frame, bottleneck, int(last), int(first),
+                       perf, links)
+
+
+# -- batch-1 timing, pixel by pixel ---------------------------------------------------------------
+#
+# A tensor's timing is two arrays over its pixels (row-major): the cycle of each pixel's first
+# beat and of its last beat, counted from the first input beat (cycle 0). Each layer maps its
+# inputs' timings to its output's. The recurrences "x[p] = max(a[p], x[p-1] + c)" (a pixel
+# starts when its input is there and the stage is free) are evaluated with a running maximum:
+# x = maximum.accumulate(a - p·c) + p·c. With input at full rate each layer's first output
+# comes exactly `latency` cycles after its first input, as the blocks measure.
+
+
+def _after(ready, step):
+    """x[p] = max(ready[p], x[p-1] + step), x[0] = ready[0]."""
+    ramp = np.arange(len(ready)) * step
+    return np.maximum.accumulate(ready - ramp) + ramp
+
+
+def _timing(graph, perf, links):
+    """(first output beat, last output beat) of one frame, from the first input beat."""
+    c = graph.shapes[graph.input]
+    beats = c.c // links[0].lanes_from
+    start = np.arange(c.h * c.w) * beats
+    times = {graph.input: (start, start + beats - 1)}
+    arrive = {}                                             # (tensor, reader) → timing
+    by_name = {layer.name: layer for layer in graph.layers}
+    for edge in links:
+        first, last = times[edge.tensor] if edge.tensor in times else (None, None)
+        if first is None:
+            continue
+        delay = converter_latency(edge.lanes_from, edge.lanes_to) + fifo_latency(edge.fifo_depth)
+        if edge.reader is None:
+            return first[0] + delay, last[-1] + delay
+        arrive[edge.tensor, edge.reader] = (first + delay, last + delay)
+        reader = by_name[edge.reader]
+        if all((t, reader.name) in arrive for t in reader.inputs):
+            ins = [arrive[t, reader.name] for t in reader.inputs]
+            times[reader.output] = _layer_timing(graph, reader, perf[reader.name].folding, ins)
+    raise ValueError(f"model: the output '{graph.output}' is not reached from the input")
+
+
+def _layer_timing(graph, layer, folding, ins):
+    """The output timing of `layer` given its inputs' (first, last) beat cycles per pixel."""
+    op = layer.op
+    (first, last), out = ins[0], graph.out_shape(layer)
+    if op in ACTIVATION_LATENCY:
+        return first + ACTIVATION_LATENCY[op], last + ACTIVATION_LATENCY[op]
+    if op == "add":
+        return np.maximum(first, ins[1][0]) + 1, np.maximum(last, ins[1][1]) + 1
+    if op == "concat":
+        return first + 1, np.max([t[1] for t in ins], axis=0) + 1
+    if op == "global_avgpool":
+        return first[-1:] + 3, last[-1:] + 3
+    if op == "fc":
+        engine = _fc_engine(graph, layer, folding)
+        start = last[-1:] + engine.block_steps + engine.depth
+        return start, start + (out.c // folding.coarse_out - 1) * engine.block_steps
+    if op == "conv":
+        engine, window_cycles, _, queue, _ = _conv_parts(graph, layer, folding)
+        if window_cycles is None:
+            need_first, need_last = first, last
+        else:
+            need_first, need_last = _window_timing(graph, layer, folding.coarse_in, first, last)
+            need_first, need_last = need_first + queue, need_last + queue
+        start = _after(need_last + engine.block_steps + engine.depth, engine.cycles_per_pixel)
+        return start, start + (out.c // folding.coarse_out - 1) * engine.block_steps
+    if op in _POOL:
+        need_first, need_last = _window_timing(graph, layer, folding.coarse_in, first, last)
+        stage = 1 if op == "maxpool" else 3
+        return need_first + stage, need_last + stage
+    raise ValueError(f"model: unknown op {op!r} of layer '{layer.name}'")
+
+
+def _window_timing(graph, layer, lanes, first, last):
+    """(first, last) beat cycles at which `SlidingWindow` emits each output pixel's window.
+
+    The window walks the padded grid one position per C/lanes beats; a real position also waits
+    for its input pixel's beats, a padding position only for the walk. A position's first beat
+    follows the previous position's last, and its window beat leaves one cycle after its input
+    beat. The padding before the first input pixel is walked ahead of it (negative cycles).
+    Output pixel (i, j) is emitted at position (i·sh + kh-1, j·sw + kw-1).
+    """
+    a = layer.attrs
+    (kh, kw), (sh, sw) = a["kernel"], a["stride"]
+    top, left, bottom, right = a["pads"]
+    c, h, w = graph.in_shape(layer)
+    beats, rows, cols = c // lanes, h + top + bottom, w + left + right
+    real = np.full((rows, cols), -1, dtype=np.int64)
+    real[top:top + h, left:left + w] = np.arange(h * w).reshape(h, w)
+    real = real.ravel()
+    never = np.iinfo(np.int64).min // 4
+    arrive_first = np.where(real >= 0, first[real], never)
+    arrive_last = np.where(real >= 0, last[real], never)
+    # W_first[q] = max(W_first[q-1] + beats, first[q], last[q-1] + 1)
+    ready = np.maximum(arrive_first, np.concatenate(([never], arrive_last[:-1] + 1)))
+    ready[0] = max(ready[0], first[0] - (top * cols + left) * beats)   # leading padding: no wait
+    walk_first = _after(ready, beats)
+    walk_last = np.maximum(walk_first + beats - 1, arrive_last)
+    out = graph.out_shape(layer)
+    emit = ((np.arange(out.h)[:, None] * sh + kh - 1) * cols
+            + np.arange(out.w)[None, :] * sw + kw - 1).ravel()
+    return walk_first[emit] + 1, walk_last[emit] + 1

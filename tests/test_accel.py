@@ -51,8 +51,8 @@ def test_residual_network(tmp_path):
 
 
 def test_digits_rate_and_latency_against_model():
-    """Unstalled, back-to-back frames: measured cycles per frame and latency against the model
-    (the model ignores the FIFOs and converters between layers, so latency is a lower bound)."""
+    """Unstalled, back-to-back frames: measured cycles per frame within 5% of the model, batch-1
+    latency (first input beat to the first frame's last output beat) within 10%."""
     graph = load(DIGITS / "digits.onnx")
     q = quant.quantize(graph, np.load(DIGITS / "digits_calib.npy"), bits=8)
     plan = {q.layers[0].name: Folding(1, 8, 9), q.layers[1].name: Folding(2, 8, 9),
@@ -61,8 +61,8 @@ def test_digits_rate_and_latency_against_model():
     accel, result, per_frame = run(q, plan, np.load(DIGITS / "digits_x.npy")[:4], "digits", stall=0.0)
     ends = result.out_cycles["o"][per_frame - 1::per_frame]
     measured = ends[3] - ends[2]
-    latency = result.out_cycles["o"][0] - result.in_cycles["i"][0]
+    latency = result.out_cycles["o"][per_frame - 1] - result.in_cycles["i"][0]
     print(f"digits: cycles/frame measured {measured}, model {accel.perf.cycles_per_frame}; "
           f"latency measured {latency}, model {accel.perf.latency}")
     assert abs(measured - accel.perf.cycles_per_frame) <= 0.05 * accel.perf.cycles_per_frame
-    assert accel.perf.latency <= latency
+    assert abs(latency - accel.perf.latency) <= 0.1 * latency
