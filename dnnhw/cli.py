@@ -1,4 +1,4 @@
-"""Command line: `python -m dnnhw inspect NET.onnx ...` (DESIGN.md, "Command line and reports").
+"""Command line: build, verify, explore, inspect, boards (DESIGN.md, "Command line and reports").
 
 Exit status 0 on success, 2 on the user's error (one line on stderr, no traceback), 1 on an
 internal error.
@@ -7,13 +7,14 @@ internal error.
 import argparse
 import json
 import os
+import pathlib
 import sys
 import traceback
 
 import numpy as np
 
 from . import frontend, golden, quant, report
-from .boards import BOARDS, DEFAULT_BOARD
+from .boards import BOARDS, DEFAULT_BOARD, get_board
 from .errors import UserError
 
 
@@ -46,9 +47,183 @@ def _parser():
                          help="class labels of --data: prints float, 8- and 16-bit accuracy")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    build = commands.add_parser(
+        "build", help="build a verified streaming accelerator for a board: DSE, Verilog, synthesis, report")
+    build.add_argument("network", metavar="NET.onnx")
+    _board_options(build)
+    build.add_argument("--out", metavar="DIR", help="build folder (default build/<net>-<board>)")
+    build.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis")
+    build.add_argument("--verify", action="store_true",
+                       help="also run `verify` on the build (cocotb + Verilator against golden)")
+    build.add_argument("--frames", type=int, help="frames for --verify (default "
+                       f"{_default_frames()})")
+
+    verify = commands.add_parser(
+        "verify", help="simulate a build's Verilog in cocotb + Verilator against the golden model")
+    verify.add_argument("folder", metavar="DIR")
+    verify.add_argument("--frames", type=int, help="how many frames (default: all of --data, "
+                        f"else {_default_frames()} calibration frames)")
+    verify.add_argument("--data", metavar="FILE.npy", help="input frames to verify on")
+    verify.add_argument("--labels", metavar="FILE.npy",
+                        help="class labels of --data: reports the hardware's accuracy")
+    verify.add_argument("--stall", type=float, default=0.3,
+                        help="stall probability on both streams in the stalled run (default 0.3)")
+
+    explore = commands.add_parser(
+        "explore", help="search foldings for a board: chosen plan, fps, latency, Pareto front")
+    explore.add_argument("network", metavar="NET.onnx")
+    _board_options(explore)
+    explore.add_argument("--target-fps", type=float, metavar="FPS",
+                         help="the cheapest design reaching this frame rate instead")
+    explore.add_argument("--plot", metavar="FILE.png", help="write the Pareto front as a PNG")
+    explore.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     boards = commands.add_parser("boards", help="list the boards dnnhw targets")
     boards.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
+
+
+def _default_frames():
+    from .verify import DEFAULT_FRAMES
+
+    return DEFAULT_FRAMES
+
+
+def _board_options(command):
+    command.add_argument("--board", default=DEFAULT_BOARD,
+                         help=f"target board (default {DEFAULT_BOARD}; see `dnnhw boards`)")
+    command.add_argument("--objective", default="throughput", choices=["throughput", "latency"],
+                         help="maximise frames/s or minimise batch-1 latency (default throughput)")
+    command.add_argument("--bits", type=int, default=8,
+                         help=f"weight and activation bits, {quant.MIN_BITS}..{quant.MAX_BITS} (default 8)")
+    command.add_argument("--calibration", metavar="FILE.npy",
+                         help="calibration inputs (N, ...input shape...); default: synthetic N(0,1)")
+    command.add_argument("--clock", type=float, metavar="MHZ", help="clock (default the board's)")
+    command.add_argument("--cap", type=float, default=0.8,
+                         help="fraction of each resource the design may use (default 0.8)")
+    command.add_argument("--seed", type=int, default=0, help="seed of the stochastic search")
+
+
+def build_command(args):
+    from .build import build
+    from .report import format_report
+
+    folder, result = build(args.network, get_board(args.board), out=args.out,
+                           objective=args.objective, bits=args.bits, calibration=args.calibration,
+                           clock_mhz=args.clock, synth=not args.no_synth, cap=args.cap,
+                           seed=args.seed)
+    for note in result["notes"]:
+        print(f"dnnhw: note: {note}", file=sys.stderr)
+    if args.verify:
+        from .verify import verify
+
+        result["verify"] = verify(folder, frames=args.frames)
+    print(format_report(result))
+    print(f"report: {folder / 'report.html'}")
+    return _verified(result.get("verify"))
+
+
+def verify_command(args):
+    from .verify import verify
+
+    if args.labels and not args.data:
+        raise UserError("--labels needs --data")
+    out = verify(args.folder, frames=args.frames, data=args.data, labels=args.labels,
+                 stall=args.stall)
+    rate = out["measured_cycles_per_frame"]
+    print(f"{out['frames']} frames: {'bit-exact' if out['bit_exact'] else 'MISMATCH'} against "
+          f"the golden model ({out['stalled_frames']} also under random stalls); cycles/frame "
+          f"measured {rate if rate is not None else '—'}, predicted "
+          f"{out['predicted_cycles_per_frame']}; batch-1 latency measured "
+          f"{out['measured_latency_cycles']}, predicted {out['predicted_latency_cycles']} cycles")
+    if "accuracy" in out:
+        a = out["accuracy"]
+        print(f"top-1 accuracy on {a['frames']} frames: hardware {100 * a['hardware']:.2f}%, "
+              f"golden {100 * a['golden']:.2f}%, float {100 * a['float']:.2f}%")
+    print(f"written: {pathlib.Path(args.folder) / 'verify.json'}")
+    return _verified(out)
+
+
+def _verified(out):
+    """Exit status of a verification: 0 when bit-exact (or not run), else 1 with the reason."""
+    if out is None or out["bit_exact"]:
+        return 0
+    first = out.get("first_mismatch", {})
+    print(f"dnnhw: verification FAILED: {out['mismatches']} of {out['frames']} frames differ "
+          f"from the golden model ({out['stalled_mismatches']} under stalls); first: frame "
+          f"{first.get('frame')}, element {first.get('index')}: hardware {first.get('got')}, "
+          f"golden {first.get('want')}", file=sys.stderr)
+    return 1
+
+
+def explore_command(args):
+    from .dse import explore
+
+    board = get_board(args.board)
+    graph = frontend.load(args.network)
+    frames = (_frames(graph, args.calibration) if args.calibration
+              else quant.synthetic_frames(graph))
+    q = quant.quantize(graph, frames, bits=args.bits)
+    found = explore(q, board, objective=args.objective, cap=args.cap, seed=args.seed,
+                    target_fps=args.target_fps, clock_mhz=args.clock)
+    clock = (args.clock or board.clock_mhz) * 1e6
+    summary = _exploration_summary(q, board, found, clock)
+    if args.plot:
+        report.pareto_plot([{**p, "fps": clock / p["cycles_per_frame"]} for p in found.pareto],
+                           {**found.resources, "fps": summary["predicted"]["fps"]}, args.plot,
+                           title=f"{q.name} on {board.name}")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(_exploration_text(summary))
+        if args.plot:
+            print(f"Pareto plot: {args.plot}")
+
+
+def _exploration_summary(q, board, found, clock):
+    from .ir import macs
+
+    perf, total = found.perf, sum(macs(q, layer) for layer in q.layers)
+    fps = clock / perf.cycles_per_frame
+    return {
+        "network": q.name, "board": board.name, "objective": found.objective,
+        "predicted": {"cycles_per_frame": perf.cycles_per_frame, "fps": fps,
+                      "latency_cycles": perf.latency, "latency_us": perf.latency / clock * 1e6,
+                      "gops": 2 * total * fps / 1e9, "bottleneck": perf.bottleneck,
+                      "resources": found.resources},
+        "budget": board.resources, "limit": found.limit, "binding": found.binding,
+        "roofline_fps": board.dsp * clock / total if total else None,
+        "layers": [{"name": l.name, "op": l.op, "coarse_in": found.plan[l.name].coarse_in,
+                    "coarse_out": found.plan[l.name].coarse_out, "fine": found.plan[l.name].fine,
+                    "cycles_per_frame": perf.layers[l.name].cycles_per_frame,
+                    "latency_cycles": perf.layers[l.name].latency} for l in q.layers],
+        "pareto": [{**p, "fps": clock / p["cycles_per_frame"]} for p in found.pareto],
+        "search": {"cap": found.cap, "seed": found.seed, "evaluated": found.evaluated,
+                   "seconds": round(found.seconds, 3)},
+    }
+
+
+def _exploration_text(s):
+    p = s["predicted"]
+    rows = [["layer", "op", "coarse_in", "coarse_out", "fine", "cycles/frame", "latency"]]
+    rows += [[l["name"], l["op"], str(l["coarse_in"]), str(l["coarse_out"]), str(l["fine"]),
+              f"{l['cycles_per_frame']:,}", f"{l['latency_cycles']:,}"] for l in s["layers"]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    table = "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
+    used = ", ".join(f"{k.upper()} {p['resources'][k]:,}/{s['limit'][k]:,}" for k in p["resources"])
+    front = [q for q in s["pareto"] if q["pareto"]]
+    roof = (f", {100 * p['fps'] / s['roofline_fps']:.0f}% of the DSP roofline"
+            if s["roofline_fps"] else "")
+    return "\n".join([
+        f"{s['network']} on {s['board']} ({s['objective']}): {p['fps']:,.1f} frames/s "
+        f"({p['cycles_per_frame']:,} cycles/frame{roof}), batch-1 latency "
+        f"{p['latency_cycles']:,} cycles ({p['latency_us']:.1f} µs), {p['gops']:.2f} GOPS",
+        f"resources (used/limit at {s['search']['cap']:.0%} of the board): {used}; "
+        f"bottleneck {p['bottleneck']}; binding: {s['binding']}",
+        "", table, "",
+        f"Pareto front ({len(front)} designs): " + ", ".join(
+            f"{q['fps']:,.0f} fps @ {q['dsp']} DSP" for q in front)])
 
 
 def list_boards(args):
@@ -154,7 +329,8 @@ def _inspect_text(q, summary):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        {"inspect": inspect, "boards": list_boards}[args.command](args)
+        status = {"build": build_command, "verify": verify_command, "explore": explore_command,
+                  "inspect": inspect, "boards": list_boards}[args.command](args)
     except UserError as error:
         print(f"dnnhw: error: {error}", file=sys.stderr)
         return 2
@@ -166,4 +342,4 @@ def main(argv=None):
         print(f"dnnhw: internal error: {type(error).__name__}: {error} "
               "(set DNNHW_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
-    return 0
+    return status or 0

@@ -303,11 +303,11 @@ class Edge:
     lanes_from, lanes_to : int
         The producer's lanes and the reader's; a `LaneConverter` sits between when they differ.
     fifo_depth : int
-        Beats (of `lanes_to` channels) of the `StreamFIFO` after the converter (0 for none): one
-        frame of the tensor, +4,
-        on every branch of a forked tensor and every input of a join. One frame bounds how far
-        one branch can run ahead of another, since every block finishes a frame's output before
-        it needs the next frame's input, so the branches cannot deadlock.
+        Beats (of `lanes_to` channels) of the `StreamFIFO` after the converter (0 for none).
+        On every branch of a forked tensor and every input of a join: one frame of the tensor,
+        +4. One frame bounds how far one branch can run ahead of another, since every block
+        finishes a frame's output before it needs the next frame's input, so the branches
+        cannot deadlock. Into a windowed layer: its tail (`_tail_depth`).
     """
     tensor: str
     reader: str
@@ -324,6 +324,7 @@ def edges(graph, plan):
                                    fold[graph.consumers(graph.input)[0].name])}
     for layer in graph.layers:
         lanes[layer.output] = out_lanes(layer, fold[layer.name])
+    rate = max(cycles_per_frame(graph, layer, fold[layer.name]) for layer in graph.layers)
     out = []
     for tensor in [graph.input, *(layer.output for layer in graph.layers)]:
         readers = graph.consumers(tensor) + ([None] if tensor == graph.output else [])
@@ -334,9 +335,35 @@ def edges(graph, plan):
             join = len(readers) > 1 or len(reader.inputs) > 1
             port = f"i{reader.inputs.index(tensor)}" if len(reader.inputs) > 1 else "i"
             lanes_to = in_lanes(reader, fold[reader.name])
-            depth = graph.shapes[tensor].size // lanes_to + 4 if join else 0
+            if join:
+                depth = graph.shapes[tensor].size // lanes_to + 4
+            else:
+                depth = _tail_depth(graph, reader, fold[reader.name], lanes_to, rate)
             out.append(Edge(tensor, reader.name, port, lanes[tensor], lanes_to, depth))
     return out
+
+
+def _tail_depth(graph, layer, folding, lanes, rate):
+    """Beats to queue before a windowed layer so its producer never waits on it.
+
+    After a frame's last input row a windowed layer still computes its bottom output rows (those
+    whose window reaches the last row or the bottom padding) before its window takes the next
+    frame; meanwhile the producer, running at the network's `rate` (cycles per frame), keeps
+    making the next frame's beats. Those beats — tail rows × the layer's cycles per output row,
+    at the producer's beats per cycle — are queued, so that two layers at the same rate do not
+    stall each other. 0 for layers without a window.
+    """
+    if layer.op not in ("conv", *_POOL) or (layer.op == "conv" and
+                                            _conv_parts(graph, layer, folding)[1] is None):
+        return 0
+    a = layer.attrs
+    kh, sh, top = a["kernel"][0], a["stride"][0], a["pads"][0]
+    shape, out = graph.in_shape(layer), graph.out_shape(layer)
+    last_row = [i for i in range(out.h) if i * sh + kh - 1 - top >= shape.h - 1]
+    tail_cycles = (len(last_row) - 1) * cycles_per_frame(graph, layer, folding) / out.h
+    beats = shape.size // lanes
+    depth = math.ceil(tail_cycles * beats / rate)
+    return depth + 4 if depth else 0
 
 
 def converter_latency(lanes_in, lanes_out):

@@ -21,7 +21,8 @@ from amaranth.lib import wiring
 from .streams import element_shape, pack, unpack
 
 
-__all__ = ["setup_environment", "build_dir_root", "verilate", "run_stream_bench", "BenchResult"]
+__all__ = ["setup_environment", "build_dir_root", "verilate", "verilate_text", "port_shapes",
+           "run_stream_bench", "bench", "BenchResult"]
 
 
 def setup_environment():
@@ -42,10 +43,16 @@ def build_dir_root():
 
 def verilate(component, name, waves=False):
     """Build `component` with Verilator; returns (runner, build_dir). Cached by Verilog hash."""
+    setup_environment()
+    return verilate_text(verilog.convert(component, name=name, emit_src=False), name, waves)
+
+
+def verilate_text(text, name, waves=False):
+    """Build the Verilog `text` (top module `name`) with Verilator; returns (runner, build_dir).
+    Cached by the text's hash."""
     from cocotb_tools.runner import get_runner
 
     setup_environment()
-    text = verilog.convert(component, name=name, emit_src=False)
     digest = hashlib.sha256((text + str(waves)).encode()).hexdigest()[:16]
     build_dir = build_dir_root() / f"{name}-{digest}"
     source = build_dir / f"{name}.v"
@@ -67,9 +74,11 @@ class BenchResult:
     extra: dict            # port → beats offered after the expected ones (must be 0)
 
 
-def _port_shape(component, port):
-    member = component.signature.members[port]
-    return element_shape(member.signature.members["payload"].shape)
+def port_shapes(component):
+    """{port: (elements per beat, Shape of one element)} of a component's stream ports."""
+    return {port: element_shape(member.signature.members["payload"].shape)
+            for port, member in component.signature.members.items()
+            if "payload" in getattr(getattr(member, "signature", None), "members", {})}
 
 
 def run_stream_bench(component, inputs, outputs, *, name="dut", stall_in=0.0, stall_out=0.0,
@@ -78,9 +87,18 @@ def run_stream_bench(component, inputs, outputs, *, name="dut", stall_in=0.0, st
     ({port: number of beats}) under random stalls; raises AssertionError on a timeout."""
     assert isinstance(component, wiring.Component)
     runner, build_dir = verilate(component, name, waves=waves)
+    return bench(runner, build_dir, name, port_shapes(component), inputs, outputs,
+                 stall_in=stall_in, stall_out=stall_out, seed=seed, timeout=timeout, drain=drain,
+                 waves=waves)
+
+
+def bench(runner, build_dir, name, ports, inputs, outputs, *, stall_in=0.0, stall_out=0.0, seed=0,
+          timeout=None, drain=16, waves=False):
+    """`run_stream_bench` on a design Verilator has built (`verilate`, `verilate_text`), whose
+    stream ports are `ports` ({port: (elements per beat, Shape of one element)})."""
     words = {}
     for port, beats in inputs.items():
-        count, shape = _port_shape(component, port)
+        count, shape = ports[port]
         beats = np.asarray(beats).reshape(len(beats), -1)
         assert beats.shape[1] == count, (port, beats.shape, count)
         words[port] = [pack(b, shape) for b in beats]
@@ -106,6 +124,6 @@ def run_stream_bench(component, inputs, outputs, *, name="dut", stall_in=0.0, st
         raw = json.loads(result.read_text())
     collected = {}
     for port, got in raw["outputs"].items():
-        count, shape = _port_shape(component, port)
+        count, shape = ports[port]
         collected[port] = np.array([unpack(w, count, shape) for w in got], dtype=np.int64).reshape(len(got), count)
     return BenchResult(collected, raw["in_cycles"], raw["out_cycles"], raw["cycles"], raw["extra"])

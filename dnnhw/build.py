@@ -1,0 +1,231 @@
+"""`dnnhw build`: ONNX → quantized graph → DSE plan → accelerator Verilog → Yosys → report.
+
+The build folder (DESIGN.md, "Command line and reports") is written whole or not at all: every
+file goes to a temporary folder beside the destination, which replaces the destination only once
+the build has succeeded. Its layout:
+
+    report.json, report.html     the report (DESIGN.md's schema, plus `dse`, `notes`, `verify`)
+    pareto.png                   frames/s against DSPs of the designs the DSE swept
+    rtl/dnnhw_accel.v            the accelerator: stream in `i`, stream out `o`
+    design/graph.pkl             the quantized graph golden runs (the specification of rtl/)
+    design/design.json           ports of rtl/ and the plan, for `dnnhw verify`
+    design/frames.npy            the calibration frames, the default verification inputs
+    synth/                       Yosys' log and cell counts (unless --no-synth)
+"""
+
+import json
+import os
+import pathlib
+import pickle
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from . import dse, frontend, golden, quant, report
+from .errors import UserError
+from .ir import macs, params
+
+
+__all__ = ["build", "progress", "TOP", "write_report", "load_design"]
+
+#: The accelerator's Verilog module name.
+TOP = "dnnhw_accel"
+
+#: Frames of the calibration set the fixed-point error is measured on.
+_ERROR_FRAMES = 64
+
+
+def progress(message):
+    """One line on stderr when it is a terminal (quiet in CI and in pipes)."""
+    if sys.stderr.isatty():
+        print(f"dnnhw: {message}", file=sys.stderr, flush=True)
+
+
+def build(network, board, out=None, objective="throughput", bits=8, calibration=None,
+          clock_mhz=None, synth=True, cap=dse.DEFAULT_CAP, seed=0):
+    """Build `network` (an ONNX path) for `board` (a `boards.Board`) into `out`; returns the
+    folder and the report dict.
+
+    Raises
+    ------
+    UserError
+        For a bad ONNX file, an unsupported op, a design that cannot fit, bad options or an
+        output folder that cannot be written; nothing is left behind.
+    """
+    network = pathlib.Path(network)
+    out = pathlib.Path(out or pathlib.Path("build") / f"{network.stem}-{board.name}")
+    clock = clock_mhz or board.clock_mhz
+    if clock <= 0:
+        raise UserError(f"--clock must be positive, got {clock:g}")
+    staging = _staging_folder(out)
+    try:
+        result = _build(network, board, staging, objective, bits, calibration, clock, synth, cap,
+                        seed)
+        _replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out, result
+
+
+def _staging_folder(out):
+    """A fresh temporary folder in `out`'s parent (so the final move is a rename)."""
+    parent = out.resolve().parent
+    if out.exists() and not out.is_dir():
+        raise UserError(f"cannot write the build to '{out}': it exists and is not a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
+        return staging
+    except OSError as error:
+        raise UserError(f"cannot write the build to '{out}': {error.strerror or error}") from None
+
+
+def _replace(staging, out):
+    """Move `staging` to `out`, replacing a previous build there."""
+    old = None
+    if out.exists():
+        old = staging.with_name(staging.name + "-old")
+        os.rename(out, old)
+    os.rename(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _build(network, board, folder, objective, bits, calibration, clock, synth, cap, seed):
+    started = time.perf_counter()
+    graph = frontend.load(network)
+    notes = list(graph.notes)
+    if calibration:
+        frames = quant.load_frames(graph, calibration)
+    else:
+        frames = quant.synthetic_frames(graph)
+        notes.append("no --calibration data: formats come from synthetic N(0,1) inputs, which "
+                     "may not match the network's real inputs")
+    q = quant.quantize(graph, frames, bits=bits)
+    sample = frames[:_ERROR_FRAMES]
+    error = golden.float_error(frontend.onnxruntime_outputs(network, graph, sample),
+                               golden.run(q, sample))
+
+    progress(f"exploring foldings for {board.name}")
+    found = dse.explore(q, board, objective=objective, cap=cap, seed=seed, clock_mhz=clock)
+
+    from amaranth.back import verilog
+    from .accel import Accelerator
+
+    progress("generating Verilog")
+    accel = Accelerator(q, found.plan)
+    (folder / "rtl").mkdir()
+    (folder / "rtl" / f"{TOP}.v").write_text(verilog.convert(accel, name=TOP, emit_src=False))
+    design = folder / "design"
+    design.mkdir()
+    with open(design / "graph.pkl", "wb") as f:
+        pickle.dump(q, f)
+    np.save(design / "frames.npy", frames)
+    (design / "design.json").write_text(json.dumps(_design_json(q, accel), indent=2))
+
+    synthesized = None
+    if synth:
+        from .toolchain.yosys import synthesize
+
+        progress(f"synthesizing with Yosys for {board.family} (minutes for large designs)")
+        resources, _ = synthesize(accel, board.family, name=TOP, workdir=folder / "synth")
+        synthesized = {"tool": f"yosys ({_synth_command(board.family)})", **resources}
+    else:
+        notes.append("synthesis not run (--no-synth)")
+    notes.append("place and route: not run for this board yet")
+
+    result = _report(network, board, q, found, clock, bits, error, synthesized, notes)
+    result["build_seconds"] = round(time.perf_counter() - started, 2)
+    report.pareto_plot([{**p, "fps": clock * 1e6 / p["cycles_per_frame"]} for p in found.pareto],
+                       {**found.resources, "fps": result["predicted"]["fps"]},
+                       folder / "pareto.png", title=f"{q.name} on {board.name}")
+    write_report(folder, result)
+    return result
+
+
+def _synth_command(family):
+    from .toolchain.yosys import FAMILIES
+
+    return FAMILIES[family]
+
+
+def _design_json(q, accel):
+    fi, fo = q.formats[q.input], q.formats[q.output]
+    return {
+        "top": TOP,
+        "ports": {"i": {"lanes": accel.input_lanes, "bits": fi.bits},
+                  "o": {"lanes": accel.output_lanes, "bits": fo.bits}},
+        "input_shape": list(q.shapes[q.input]), "output_shape": list(q.shapes[q.output]),
+        "plan": {name: [f.coarse_in, f.coarse_out, f.fine] for name, f in accel.plan.items()},
+        "predicted": {"cycles_per_frame": accel.perf.cycles_per_frame,
+                      "latency_cycles": accel.perf.latency},
+    }
+
+
+def _report(network, board, q, found, clock, bits, error, synthesized, notes):
+    from .resources import layer_resources
+
+    perf = found.perf
+    total_macs = sum(macs(q, layer) for layer in q.layers)
+    fps = clock * 1e6 / perf.cycles_per_frame
+    layers = []
+    for layer in q.layers:
+        f, lp = found.plan[layer.name], perf.layers[layer.name]
+        layers.append({
+            "name": layer.name, "op": layer.op,
+            "in_shape": list(q.in_shape(layer)), "out_shape": list(q.out_shape(layer)),
+            "macs": macs(q, layer), "coarse_in": f.coarse_in, "coarse_out": f.coarse_out,
+            "fine": f.fine, "cycles_per_frame": lp.cycles_per_frame, "latency_cycles": lp.latency,
+            "resources": layer_resources(q, layer, f, board.family).as_dict(),
+        })
+    return {
+        "network": q.name, "board": board.name, "device": board.part, "family": board.family,
+        "clock_mhz": clock, "objective": found.objective, "source": str(network),
+        "macs_per_frame": total_macs, "params": sum(params(layer) for layer in q.layers),
+        "predicted": {
+            "cycles_per_frame": perf.cycles_per_frame, "fps": fps,
+            "latency_cycles": perf.latency, "latency_us": perf.latency / clock,
+            "gops": 2 * total_macs * fps / 1e9, "bottleneck": perf.bottleneck,
+            "resources": found.resources,
+        },
+        "budget": board.resources,
+        "dse": {"cap": found.cap, "limit": found.limit, "binding": found.binding,
+                "seed": found.seed, "evaluated": found.evaluated,
+                "seconds": round(found.seconds, 3)},
+        "synth": synthesized, "pnr": None,
+        "quant": {"bits_w": bits, "bits_a": bits, "float_error": error},
+        "layers": layers,
+        "notes": notes,
+    }
+
+
+def write_report(folder, result):
+    """report.json and report.html in `folder`, each replaced in one rename."""
+    folder = pathlib.Path(folder)
+    for name, write in (("report.json", lambda p: p.write_text(json.dumps(result, indent=2))),
+                        ("report.html", lambda p: report.write_html(result, p))):
+        partial = folder / f".{name}.partial"
+        write(partial)
+        os.replace(partial, folder / name)
+
+
+def load_design(folder):
+    """(report dict, design dict, quantized graph) of a build folder, or a UserError."""
+    folder = pathlib.Path(folder)
+    needed = [folder / "report.json", folder / "design" / "design.json",
+              folder / "design" / "graph.pkl", folder / "rtl" / f"{TOP}.v"]
+    missing = [str(p.relative_to(folder)) for p in needed if not p.exists()]
+    if not folder.is_dir() or missing:
+        raise UserError(f"'{folder}' is not a dnnhw build folder"
+                        + (f" (missing {', '.join(missing)})" if folder.is_dir() else ""))
+    with open(folder / "design" / "graph.pkl", "rb") as f:
+        graph = pickle.load(f)
+    return (json.loads((folder / "report.json").read_text()),
+            json.loads((folder / "design" / "design.json").read_text()), graph)

@@ -1,0 +1,256 @@
+"""The search: folding per layer for the best design within a board's budget.
+
+1. **Threshold pass** (constructive). For a target of T cycles per frame, every layer takes its
+   cheapest folding that runs in ≤ T cycles (cost = resources weighted by the budget, the
+   weights raised for a resource the plan overuses). Layers only share the budget, so the
+   smallest T whose plan fits — found by bisection over the layers' distinct cycle counts — is
+   the fastest design this pass can build; relieving the bottleneck is lowering T.
+2. **Simulated annealing** from that plan, seeded (so deterministic): random changes of one
+   layer's folding (the bottleneck's half of the time), kept when they fit the budget and
+   improve the objective, or by chance that falls with the temperature.
+3. The **Pareto front** of frames per second against resources comes from the threshold pass
+   over a sweep of T.
+
+Objectives: ``throughput`` (fewest cycles per frame, then fewest resources), ``latency`` (the
+fewest batch-1 cycles, `model.network`), and a target frame rate with least resources.
+"""
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import model
+from ..errors import UserError
+from .space import KINDS, Space
+
+
+__all__ = ["OBJECTIVES", "Exploration", "explore", "DEFAULT_CAP"]
+
+OBJECTIVES = ("throughput", "latency")
+
+#: Fraction of each of the board's resources a design may use.
+DEFAULT_CAP = 0.8
+
+_WEIGHT_ROUNDS = 8
+_PARETO_POINTS = 40
+
+
+@dataclass
+class Exploration:
+    """What the search chose, and why.
+
+    Attributes
+    ----------
+    plan : dict
+        Layer name → `model.Folding`.
+    perf : model.NetworkPerf
+        Its cycles per frame, bottleneck and batch-1 latency.
+    resources, limit : dict
+        LUT, FF, DSP, BRAM the design uses, and the budget (board × cap) it had.
+    binding : str
+        What stops a faster design: a resource ("dsp", "bram", "lut", "ff") or
+        "layer NAME at its fastest folding".
+    pareto : list of dict
+        Designs of the threshold sweep: {cycles_per_frame, lut, ff, dsp, bram, pareto}.
+    evaluated : int
+        Plans whose resources were evaluated.
+    """
+    plan: dict
+    perf: model.NetworkPerf
+    resources: dict
+    limit: dict
+    binding: str
+    objective: str
+    cap: float
+    seed: int
+    pareto: list = field(default_factory=list)
+    evaluated: int = 0
+    seconds: float = 0.0
+
+
+class _Search:
+    def __init__(self, space, limit):
+        self.space, self.limit = space, limit
+        self.evaluated = 0
+
+    def resources(self, plan):
+        self.evaluated += 1
+        return self.space.resources(plan)
+
+    def fits(self, used):
+        return bool(np.all(used <= self.limit))
+
+    def threshold_plan(self, target):
+        """The cheapest plan whose every layer runs in ≤ `target` cycles, as (plan, used), or
+        (None, name of a layer that cannot) — re-weighting overused resources a few times."""
+        weights = 1.0 / np.maximum(self.limit, 1)
+        plan = used = None
+        for _ in range(_WEIGHT_ROUNDS):
+            plan = {}
+            for layer in self.space.layers:
+                cand = self.space.candidates[layer.name]
+                first = int(np.searchsorted(-cand.cycles, -target, side="left"))
+                if first == len(cand.foldings):
+                    return None, layer.name
+                costs = cand.resources[first:] @ weights
+                plan[layer.name] = cand.foldings[first + int(np.argmin(costs))]
+            used = self.resources(plan)
+            if self.fits(used):
+                break
+            over = used / np.maximum(self.limit, 1)
+            weights = weights * np.where(over > 1, over * 2, 1.0)
+        return plan, used
+
+    def fastest(self, targets):
+        """Bisection over sorted `targets` (cycle counts) for the smallest that fits."""
+        lo, hi, best = 0, len(targets) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            plan, used = self.threshold_plan(targets[mid])
+            if plan is not None and self.fits(used):
+                best, hi = (targets[mid], plan, used), mid - 1
+            else:
+                lo = mid + 1
+        return best
+
+    def binding(self, targets, target):
+        """What keeps the next faster target out of reach."""
+        faster = [t for t in targets if t < target]
+        if not faster:
+            name = self.space.cycles(self.threshold_plan(target)[0])[1]
+            return f"layer {name} at its fastest folding"
+        plan, used = self.threshold_plan(faster[-1])
+        if plan is None:
+            return f"layer {used} at its fastest folding"
+        return KINDS[int(np.argmax(used / np.maximum(self.limit, 1)))]
+
+
+def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, target_fps=None,
+            clock_mhz=None, steps=2000):
+    """Choose a folding per layer of the quantized `graph` for `board`.
+
+    Parameters
+    ----------
+    objective : str
+        "throughput" or "latency" (ignored with `target_fps`).
+    cap : float
+        Fraction of each of the board's resources the design may use.
+    target_fps : float, optional
+        Find the cheapest design that reaches this frame rate instead.
+    clock_mhz : float, optional
+        The clock for `target_fps` (default the board's).
+    steps : int
+        Annealing moves (the latency objective evaluates the network timing at each).
+
+    Raises
+    ------
+    UserError
+        If even the slowest design does not fit (saying by how much and which boards it would
+        fit), or `target_fps` is out of reach (saying what is reachable).
+    """
+    if objective not in OBJECTIVES:
+        raise UserError(f"unknown objective '{objective}' (known: {', '.join(OBJECTIVES)})")
+    if not 0 < cap <= 1:
+        raise UserError(f"the utilisation cap must be in (0, 1], got {cap}")
+    start = time.perf_counter()
+    space = Space(graph, board.family)
+    limit = np.array([math.floor(cap * board.resources[k]) for k in KINDS], dtype=np.int64)
+    search = _Search(space, limit)
+    targets = sorted({int(c) for cand in space.candidates.values() for c in cand.cycles})
+    slowest, used = search.threshold_plan(targets[-1])
+    if not search.fits(used):
+        raise UserError(_does_not_fit(graph, board, cap, used, limit))
+    clock = (clock_mhz or board.clock_mhz) * 1e6
+    if target_fps is not None:
+        target = math.floor(clock / target_fps)
+        plan, used = search.threshold_plan(target)
+        if plan is None or not search.fits(used):
+            best = search.fastest(targets)[0]
+            raise UserError(f"{target_fps:g} frames/s needs ≤ {target} cycles per frame; the "
+                            f"fastest design that fits {board.name} runs {best} cycles "
+                            f"({clock / best:.1f} frames/s)")
+        binding = f"target {target_fps:g} frames/s"
+    else:
+        target, plan, used = search.fastest(targets)
+        binding = search.binding(targets, target)
+        rng = random.Random(seed)
+        plan = _anneal(search, plan, objective, rng, steps, graph)
+        used = search.resources(plan)
+    pareto = _pareto(search, [t for t in targets if t >= target])
+    return Exploration(plan, model.network(graph, plan), dict(zip(KINDS, map(int, used))),
+                       dict(zip(KINDS, map(int, limit))), binding, objective, cap, seed, pareto,
+                       search.evaluated, time.perf_counter() - start)
+
+
+def _energy(search, plan, used, objective, graph):
+    """The annealing's objective (lower is better): log of the cycles (throughput) or of the
+    batch-1 latency, plus a small term for the resources used so that ties go to the cheaper."""
+    usage = float(np.sum(used / np.maximum(search.limit, 1)))
+    if objective == "latency":
+        return math.log(model.network(graph, plan).latency) + 1e-3 * usage
+    return math.log(search.space.cycles(plan)[0]) + 1e-3 * usage
+
+
+def _anneal(search, plan, objective, rng, steps, graph):
+    """Simulated annealing from `plan`; returns the best plan seen."""
+    space, names = search.space, [layer.name for layer in search.space.layers]
+    steps = steps if objective == "throughput" else max(steps // 10, 50)
+    current = dict(plan)
+    energy = _energy(search, current, search.resources(current), objective, graph)
+    best, best_energy = dict(current), energy
+    for step in range(steps):
+        temperature = 0.05 * (1e-3 ** (step / max(steps - 1, 1)))
+        name = space.cycles(current)[1] if rng.random() < 0.5 else rng.choice(names)
+        cand = space.candidates[name]
+        here = space.index(name, current[name])
+        there = min(max(here + rng.randint(-3, 3), 0), len(cand.foldings) - 1)
+        if there == here:
+            continue
+        trial = {**current, name: cand.foldings[there]}
+        used = search.resources(trial)
+        if not search.fits(used):
+            continue
+        e = _energy(search, trial, used, objective, graph)
+        if e <= energy or rng.random() < math.exp((energy - e) / temperature):
+            current, energy = trial, e
+            if e < best_energy:
+                best, best_energy = dict(trial), e
+    return best
+
+
+def _pareto(search, targets):
+    """Threshold plans over a geometric sweep of `targets`, marked where no other point is both
+    faster and no larger in every resource."""
+    picks = sorted({targets[round(k)] for k in np.geomspace(1, len(targets), _PARETO_POINTS) - 1})
+    points = []
+    for target in picks:
+        plan, used = search.threshold_plan(target)
+        if plan is None or not search.fits(used):
+            continue
+        cycles = search.space.cycles(plan)[0]
+        points.append({"cycles_per_frame": cycles, **dict(zip(KINDS, map(int, used)))})
+    for p in points:
+        p["pareto"] = not any(q is not p and q["cycles_per_frame"] <= p["cycles_per_frame"]
+                              and all(q[k] <= p[k] for k in KINDS)
+                              and (q["cycles_per_frame"], *(q[k] for k in KINDS))
+                              != (p["cycles_per_frame"], *(p[k] for k in KINDS))
+                              for q in points)
+    return points
+
+
+def _does_not_fit(graph, board, cap, used, limit):
+    """The message for a graph whose slowest design exceeds the budget."""
+    from ..boards import BOARDS
+
+    over = [f"{int(u)} {k.upper()} of {int(l)} ({cap:.0%} of {board.resources[k]})"
+            for k, u, l in zip(KINDS, used, limit) if u > l]
+    need = dict(zip(KINDS, used))
+    fits = [b.name for b in BOARDS.values() if b.family == board.family
+            and all(need[k] <= cap * b.resources[k] for k in KINDS)]
+    hint = (f"; it would fit {', '.join(fits)}" if fits else
+            "; no board of this family holds it: fewer bits (--bits) shrink its weight memories")
+    return (f"network '{graph.name}' does not fit {board.name} even fully folded: it needs "
+            f"{'; '.join(over)}{hint}")

@@ -1,0 +1,113 @@
+"""The design space of one graph on one device family: every layer's foldings with their cycles
+per frame and resources, and the resources of a whole plan.
+
+Plain arithmetic over `dnnhw.model` and `dnnhw.resources` (no Amaranth), cached per layer so a
+search evaluates a plan in microseconds.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import model
+from ..resources import (Resources, fifo_resources, fork_resources, lane_converter_resources,
+                         layer_resources)
+
+
+__all__ = ["KINDS", "Candidates", "Space"]
+
+#: The resources a budget limits, in `Resources` field order.
+KINDS = ("lut", "ff", "dsp", "bram")
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One layer's foldings sorted by cycles per frame, fastest last.
+
+    Attributes
+    ----------
+    foldings : list of model.Folding
+    cycles : ndarray of int, shape (n,)
+    resources : ndarray of int, shape (n, 4)
+        LUT, FF, DSP, BRAM of each folding.
+    """
+    foldings: list
+    cycles: np.ndarray
+    resources: np.ndarray
+
+
+class Space:
+    """`graph`'s design space on `family`.
+
+    Parameters
+    ----------
+    graph : ir.Graph
+        A quantized graph.
+    family : str
+        "xc7", "ecp5" or "ice40".
+    """
+
+    def __init__(self, graph, family):
+        self.graph, self.family = graph, family
+        self.layers = graph.layers
+        self.candidates, self._index = {}, {}
+        for layer in self.layers:
+            foldings = model.foldings(graph, layer)
+            cycles = np.array([model.cycles_per_frame(graph, layer, f) for f in foldings])
+            resources = np.array([_vector(layer_resources(graph, layer, f, family)) for f in foldings])
+            order = np.lexsort((resources.sum(axis=1), -cycles))
+            self.candidates[layer.name] = Candidates([foldings[k] for k in order], cycles[order],
+                                                     resources[order])
+            self._index[layer.name] = {foldings[k]: j for j, k in enumerate(order)}
+        self._edge_cache = {}
+
+    def index(self, name, folding):
+        """Position of `folding` in layer `name`'s candidates."""
+        return self._index[name][folding]
+
+    def cycles(self, plan):
+        """(cycles per frame, bottleneck layer name) of `plan` (the first slowest in graph order)."""
+        best, worst = -1, None
+        for layer in self.layers:
+            c = self.candidates[layer.name].cycles[self._index[layer.name][plan[layer.name]]]
+            if c > best:
+                best, worst = int(c), layer.name
+        return best, worst
+
+    def edge_vector(self, plan):
+        """LUT, FF, DSP, BRAM of the lane converters, forks and branch FIFOs `plan` needs."""
+        total = np.zeros(4, dtype=np.int64)
+        by_tensor = {}
+        for edge in model.edges(self.graph, plan):
+            by_tensor.setdefault(edge.tensor, []).append(edge)
+        for tensor, links in by_tensor.items():
+            bits, channels = self.graph.formats[tensor].bits, self.graph.shapes[tensor].c
+            key = (bits, channels, tuple((e.lanes_from, e.lanes_to, e.fifo_depth) for e in links))
+            if key not in self._edge_cache:
+                self._edge_cache[key] = _vector(self._tensor_links(bits, channels, links))
+            total += self._edge_cache[key]
+        return total
+
+    def _tensor_links(self, bits, channels, links):
+        total = Resources()
+        if len(links) > 1:
+            total = total + fork_resources(bits, links[0].lanes_from, len(links), self.family)
+        for edge in links:
+            if edge.lanes_from != edge.lanes_to:
+                total = total + lane_converter_resources(channels, bits, edge.lanes_from,
+                                                         edge.lanes_to, self.family)
+            if edge.fifo_depth:
+                total = total + fifo_resources(bits, edge.lanes_to, edge.fifo_depth, self.family)
+        return total
+
+    def resources(self, plan):
+        """LUT, FF, DSP, BRAM of the whole accelerator under `plan`, as an int array."""
+        total = self.edge_vector(plan)
+        for layer in self.layers:
+            cand = self.candidates[layer.name]
+            total = total + cand.resources[self._index[layer.name][plan[layer.name]]]
+        return total
+
+
+def _vector(resources):
+    return np.array([getattr(resources, kind) for kind in KINDS], dtype=np.int64)

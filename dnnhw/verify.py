@@ -1,0 +1,162 @@
+"""`dnnhw verify DIR`: the build's Verilog in cocotb + Verilator against the golden model.
+
+Two runs of `DIR/rtl/dnnhw_accel.v`:
+
+1. every frame back to back, the input offered every cycle and the output always ready: each
+   output frame compared bit for bit with `golden.run_fixed` of the graph the build saved,
+   the steady-state cycles per frame (between the last frames' ends) and the batch-1 latency
+   (first input beat to the first frame's last output beat) measured;
+2. the first few frames again under random stalls on both streams (`stall`), compared likewise.
+
+The result goes to `DIR/verify.json` (DESIGN.md's keys, plus `accuracy` when labels are given)
+and into the report (`report.json`'s `verify`, and `report.html`).
+"""
+
+import json
+import pathlib
+import time
+
+import numpy as np
+from amaranth.hdl import signed
+
+from . import golden, quant
+from .build import TOP, load_design, progress, write_report
+from .errors import UserError
+from .sim import bench, from_beats, to_beats, verilate_text
+
+
+__all__ = ["verify", "DEFAULT_FRAMES"]
+
+#: Frames verified when neither --frames nor --data says otherwise.
+DEFAULT_FRAMES = 8
+
+#: Frames of the stalled run.
+_STALLED_FRAMES = 3
+
+
+def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0):
+    """Verify the build in `folder`; returns the verify.json dict (also written there).
+
+    Parameters
+    ----------
+    frames : int, optional
+        How many input frames (default: all of `data`, else `DEFAULT_FRAMES` of the build's
+        calibration frames).
+    data : str, optional
+        A .npy of input frames (N, ...ONNX input shape without batch...).
+    labels : str, optional
+        A .npy of N integer class labels for `data`: adds the hardware's top-1 accuracy.
+    stall : float
+        Probability of a stalled cycle on each stream in the second run.
+    """
+    folder = pathlib.Path(folder)
+    started = time.perf_counter()
+    result, design, graph = load_design(folder)
+    inputs = (quant.load_frames(graph, data) if data
+              else np.load(folder / "design" / "frames.npy"))
+    count = frames or (len(inputs) if data else min(DEFAULT_FRAMES, len(inputs)))
+    if count < 1:
+        raise UserError(f"--frames must be at least 1, got {count}")
+    truth = _labels(labels, len(inputs))[:count] if labels else None
+    inputs = inputs[:count]
+
+    xs = [golden.quantize(golden.input_to_chw(graph, f), graph.formats[graph.input]) for f in inputs]
+    want = np.stack([golden.run_fixed(graph, x)[graph.output] for x in xs])
+    ports = {port: (p["lanes"], signed(p["bits"])) for port, p in design["ports"].items()}
+    lanes_in, lanes_out = design["ports"]["i"]["lanes"], design["ports"]["o"]["lanes"]
+    out_shape = tuple(design["output_shape"])
+    per_frame = int(np.prod(out_shape)) // lanes_out
+    predicted = design["predicted"]
+
+    progress("compiling the design with Verilator")
+    runner, build_dir = verilate_text((folder / "rtl" / f"{TOP}.v").read_text(), TOP)
+    beats = np.concatenate([to_beats(x, lanes_in) for x in xs])
+    budget = 4 * (predicted["latency_cycles"] + count * predicted["cycles_per_frame"]) + 10_000
+    progress(f"simulating {count} frames")
+    free = bench(runner, build_dir, TOP, ports, {"i": beats}, {"o": per_frame * count},
+                 timeout=budget, seed=seed)
+    got = _frames(free.outputs["o"], count, per_frame, out_shape)
+    stalled_count = min(_STALLED_FRAMES, count)
+    progress(f"simulating {stalled_count} frames under random stalls")
+    stalled = bench(runner, build_dir, TOP, ports, {"i": beats[:len(beats) * stalled_count // count]},
+                    {"o": per_frame * stalled_count}, stall_in=stall, stall_out=stall, seed=seed + 1,
+                    timeout=int(budget / (1 - stall)) + 10_000)
+    got_stalled = _frames(stalled.outputs["o"], stalled_count, per_frame, out_shape)
+
+    wrong = [k for k in range(count) if not np.array_equal(got[k], want[k])]
+    wrong_stalled = [k for k in range(stalled_count) if not np.array_equal(got_stalled[k], want[k])]
+    ends = free.out_cycles["o"][per_frame - 1::per_frame]
+    out = {
+        "bit_exact": not wrong and not wrong_stalled and not free.extra["o"] and not stalled.extra["o"],
+        "frames": count,
+        "mismatches": len(wrong),
+        "stalled_frames": stalled_count,
+        "stalled_mismatches": len(wrong_stalled),
+        "extra_beats": free.extra["o"] + stalled.extra["o"],
+        "measured_cycles_per_frame": _steady_rate(ends),
+        "measured_latency_cycles": ends[0] - free.in_cycles["i"][0],
+        "predicted_cycles_per_frame": predicted["cycles_per_frame"],
+        "predicted_latency_cycles": predicted["latency_cycles"],
+        "simulated_cycles": free.cycles + stalled.cycles,
+        "simulator": _simulator(),
+        "stall": stall,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if wrong or wrong_stalled:
+        k = (wrong or wrong_stalled)[0]
+        have = got[k] if wrong else got_stalled[k]
+        index = tuple(int(i) for i in np.argwhere(have != want[k])[0])
+        out["first_mismatch"] = {"frame": k, "stalled": not wrong, "index": list(index),
+                                 "got": int(have[index]), "want": int(want[k][index])}
+    if truth is not None:
+        out["accuracy"] = _accuracy(graph, inputs, got, want, truth)
+    (folder / "verify.json").write_text(json.dumps(out, indent=2))
+    result["verify"] = out
+    write_report(folder, result)
+    return out
+
+
+def _frames(words, count, per_frame, shape):
+    return np.stack([from_beats(words[k * per_frame:(k + 1) * per_frame], shape)
+                     for k in range(count)])
+
+
+def _steady_rate(ends):
+    """Cycles between frame ends once the pipeline is full: over the later half of the frames
+    (None with fewer than three frames)."""
+    if len(ends) < 3:
+        return None
+    first = len(ends) // 2
+    return round((ends[-1] - ends[first - 1]) / (len(ends) - first), 2)
+
+
+def _labels(path, count):
+    try:
+        labels = np.load(path)
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: cannot read as a .npy array ({error})") from None
+    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+        raise UserError(f"{path}: expected {count} integer labels, one per --data frame; found "
+                        f"{labels.dtype} of shape {labels.shape}")
+    return labels
+
+
+def _accuracy(graph, inputs, got, want, truth):
+    """Top-1 accuracy of the hardware's, the golden model's and the float model's outputs."""
+    def top1(outputs):
+        return float(np.mean(np.asarray(outputs).reshape(len(truth), -1).argmax(axis=1) == truth))
+
+    return {"frames": len(truth), "hardware": top1(got), "golden": top1(want),
+            "float": top1(golden.run(graph, inputs, fixed=False))}
+
+
+def _simulator():
+    from importlib.metadata import PackageNotFoundError, version
+
+    import cocotb
+
+    try:
+        verilator = version("verilator")
+    except PackageNotFoundError:
+        verilator = "(system)"
+    return f"verilator {verilator} + cocotb {cocotb.__version__}"

@@ -1,0 +1,166 @@
+"""`dnnhw build` and `dnnhw verify` as a user runs them: the build folder, the report contract,
+verification in cocotb + Verilator (bit-exact, rate and latency against the model), a broken
+design caught, and bad input ending in one line with nothing left behind."""
+
+import json
+import pickle
+import shutil
+
+import onnx
+import pytest
+
+import onnx_models
+from test_cli import DIGITS, assert_user_error, dnnhw
+
+REPORT_KEYS = {"network", "board", "device", "clock_mhz", "objective", "macs_per_frame", "params",
+               "predicted", "budget", "synth", "pnr", "quant", "layers"}
+LAYER_KEYS = {"name", "op", "in_shape", "out_shape", "macs", "coarse_in", "coarse_out", "fine",
+              "cycles_per_frame", "latency_cycles", "resources"}
+VERIFY_KEYS = {"bit_exact", "frames", "mismatches", "measured_cycles_per_frame",
+               "measured_latency_cycles", "predicted_cycles_per_frame", "predicted_latency_cycles",
+               "simulator", "seconds"}
+
+
+@pytest.fixture(scope="module")
+def digits_build(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("builds") / "digits-arty"
+    result = dnnhw("build", DIGITS / "digits.onnx", "--calibration", DIGITS / "digits_calib.npy",
+                   "--no-synth", "--out", folder)
+    assert result.returncode == 0, result.stderr
+    return folder, result
+
+
+def test_build_writes_the_contract(digits_build):
+    folder, result = digits_build
+    assert f"report: {folder / 'report.html'}" in result.stdout
+    report = json.loads((folder / "report.json").read_text())
+    assert REPORT_KEYS <= set(report)
+    assert (report["board"], report["device"], report["synth"]) == ("arty", "xc7a35ticsg324-1L", None)
+    p = report["predicted"]
+    assert set(p) >= {"cycles_per_frame", "fps", "latency_cycles", "gops", "resources"}
+    assert p["fps"] == pytest.approx(report["clock_mhz"] * 1e6 / p["cycles_per_frame"])
+    assert p["cycles_per_frame"] == max(layer["cycles_per_frame"] for layer in report["layers"])
+    assert all(p["resources"][k] <= 0.8 * report["budget"][k] for k in ("lut", "ff", "dsp", "bram"))
+    assert report["macs_per_frame"] == sum(layer["macs"] for layer in report["layers"]) == 115840
+    assert all(LAYER_KEYS <= set(layer) for layer in report["layers"])
+    assert set(report["quant"]["float_error"]) >= {"max_abs", "rel_rms", "top1_agreement"}
+    assert "module dnnhw_accel" in (folder / "rtl" / "dnnhw_accel.v").read_text()
+    html = (folder / "report.html").read_text()
+    assert "/3/Conv" in html and "data:image/png;base64," in html
+    assert (folder / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]     # no staging left
+
+
+def test_verify_bit_exact_rate_and_latency(digits_build):
+    folder, _ = digits_build
+    result = dnnhw("verify", folder, "--frames", "6")
+    assert result.returncode == 0, result.stderr
+    out = json.loads((folder / "verify.json").read_text())
+    assert VERIFY_KEYS <= set(out)
+    assert out["bit_exact"] and out["frames"] == 6 and out["mismatches"] == 0
+    assert out["stalled_mismatches"] == 0 and out["extra_beats"] == 0
+    assert out["measured_cycles_per_frame"] == pytest.approx(out["predicted_cycles_per_frame"], rel=0.05)
+    assert out["measured_latency_cycles"] == pytest.approx(out["predicted_latency_cycles"], rel=0.10)
+    assert json.loads((folder / "report.json").read_text())["verify"] == out
+    assert "bit-exact" in result.stdout
+
+
+def test_verify_catches_a_flipped_weight(digits_build, tmp_path):
+    """The same design with one weight's sign bit flipped: verify must report the mismatch."""
+    from amaranth.back import verilog
+
+    from dnnhw.accel import Accelerator
+
+    folder = tmp_path / "broken"
+    shutil.copytree(digits_build[0], folder)
+    with open(folder / "design" / "graph.pkl", "rb") as f:
+        graph = pickle.load(f)
+    design = json.loads((folder / "design" / "design.json").read_text())
+    from dnnhw.model import Folding
+    plan = {name: Folding(*f) for name, f in design["plan"].items()}
+    layer = graph.layers[0]
+    layer.wq.weight[0, 0, 1, 1] ^= -128                 # flip the sign bit of one 8-bit weight
+    (folder / "rtl" / "dnnhw_accel.v").write_text(
+        verilog.convert(Accelerator(graph, plan), name="dnnhw_accel", emit_src=False))
+    result = dnnhw("verify", folder, "--frames", "3")
+    assert result.returncode == 1
+    assert "verification FAILED" in result.stderr and "frames differ" in result.stderr
+    out = json.loads((folder / "verify.json").read_text())
+    assert not out["bit_exact"] and out["mismatches"] >= 1
+
+
+def test_verify_accuracy_on_labelled_digits(digits_build):
+    folder, _ = digits_build
+    result = dnnhw("verify", folder, "--data", DIGITS / "digits_x.npy", "--labels",
+                   DIGITS / "digits_y.npy", "--frames", "40")
+    assert result.returncode == 0, result.stderr
+    accuracy = json.loads((folder / "verify.json").read_text())["accuracy"]
+    assert accuracy["frames"] == 40 and accuracy["hardware"] == accuracy["golden"]
+    assert abs(accuracy["hardware"] - accuracy["float"]) <= 0.05
+
+
+def test_verify_rejects_a_folder_that_is_not_a_build(tmp_path):
+    assert_user_error(dnnhw("verify", tmp_path), "not a dnnhw build folder")
+
+
+# -- bad input: one line, exit 2, nothing left behind ----------------------------------------------
+
+
+def _build_fails(tmp_path, network, *options, fragments=()):
+    out = tmp_path / "out" / "net"
+    result = dnnhw("build", network, "--no-synth", "--out", out, *options)
+    assert_user_error(result, *fragments)
+    assert not out.exists()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_build_corrupt_onnx(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    _build_fails(tmp_path, bad, fragments=("bad.onnx",))
+
+
+def test_build_unsupported_op(tmp_path):
+    path = tmp_path / "net.onnx"
+    onnx.save(onnx_models.unsupported_op(), path)
+    _build_fails(tmp_path, path, fragments=("unsupported",))
+
+
+def test_build_unknown_board(tmp_path):
+    _build_fails(tmp_path, DIGITS / "digits.onnx", "--board", "de10nano",
+                 fragments=("unknown board 'de10nano'",))
+
+
+def test_build_that_cannot_fit(tmp_path):
+    """An MLP whose weights need more block RAM than an iCE40UP5K has."""
+    from onnx import TensorProto, helper, numpy_helper
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((512, 1024)).astype(np.float32), "w")
+    b = numpy_helper.from_array(np.zeros(512, np.float32), "b")
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], "big",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 512])],
+                              [w, b])
+    path = tmp_path / "big.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    _build_fails(tmp_path, path, "--board", "icebreaker",
+                 fragments=("does not fit icebreaker", "BRAM"))
+
+
+def test_build_unwritable_folder(tmp_path):
+    """The folder's parent cannot be created (a file is in the way): even root cannot write."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    result = dnnhw("build", DIGITS / "digits.onnx", "--no-synth", "--out", blocker / "sub" / "net")
+    assert_user_error(result, "cannot write the build")
+    assert blocker.read_text() == ""
+
+
+def test_build_into_a_file_path(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    assert_user_error(dnnhw("build", DIGITS / "digits.onnx", "--no-synth", "--out", target),
+                      "not a folder")
+    assert target.read_text() == "keep me"
