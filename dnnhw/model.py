@@ -39,13 +39,21 @@ _LANES = (*_POOL, "global_avgpool", *ACTIVATION_LATENCY, "add", "concat")
 
 @dataclass(frozen=True)
 class Folding:
-    """A layer's parallelism: input lanes, output lanes, kernel positions per cycle.
+    """A layer's parallelism: input lanes, output lanes, kernel positions per cycle, and how many
+    of its coarse_in·coarse_out·fine multipliers are built from logic rather than DSP blocks
+    (that changes resources only, not rate or latency).
 
-    Layers without weights use `coarse_in` = `coarse_out` (their lanes) and `fine` = 1.
+    Layers without weights use `coarse_in` = `coarse_out` (their lanes), `fine` = 1 and no
+    multipliers.
     """
     coarse_in: int = 1
     coarse_out: int = 1
     fine: int = 1
+    logic_multipliers: int = 0
+
+    @property
+    def multipliers(self):
+        return self.coarse_in * self.coarse_out * self.fine
 
 
 def _divisors(n):
@@ -93,6 +101,10 @@ def check(graph, layer, folding):
     op, (ci, co, f) = layer.op, (folding.coarse_in, folding.coarse_out, folding.fine)
     if min(ci, co, f) < 1:
         raise ValueError(f"'{layer.name}': folding factors must be positive, got {folding}")
+    logic = folding.logic_multipliers
+    if logic and (op not in _WEIGHTED or not 0 <= logic <= folding.multipliers):
+        raise ValueError(f"'{layer.name}' ({op}): logic_multipliers={logic} must be within the "
+                         f"layer's {folding.multipliers if op in _WEIGHTED else 0} multipliers")
     if op == "conv":
         totals = _conv_dims(graph, layer)
     elif op == "fc":

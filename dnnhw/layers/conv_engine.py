@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..model import TREE_RADIX
-from .common import pixel_layout, round_shift, saturate, window_layout
+from .common import pixel_layout, round_shift, saturate, shift_add_product, window_layout
 
 
 __all__ = ["ConvEngine", "PixelBuffer", "activation_of", "leaky_floor"]
@@ -200,6 +200,10 @@ class ConvEngine(wiring.Component):
         The fused activation with golden's integer constants (see `activation_of`).
     coarse_in, coarse_out, fine : int
         Folding; they must divide C_in/groups, C_out/groups and kh·kw.
+    logic_multipliers : int
+        How many of the multipliers (the last ones, lane-major) are built from logic
+        (`shift_add_product`: LUTs and carry chains) instead of DSP blocks; the rest are
+        plain products, which Yosys maps to DSPs. Same results, rate and latency.
 
     Members
     -------
@@ -221,7 +225,7 @@ class ConvEngine(wiring.Component):
     """
 
     def __init__(self, in_channels, out_channels, groups, kernel, in_bits, out_bits, wq, shift,
-                 activation=None, *, coarse_in=1, coarse_out=1, fine=1):
+                 activation=None, *, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0):
         kh, kw = kernel
         positions = kh * kw
         if in_channels % groups or out_channels % groups:
@@ -245,6 +249,10 @@ class ConvEngine(wiring.Component):
         self.block_steps = (cin_g // coarse_in) * (positions // fine)
         self.steps = self.blocks * self.block_steps
         self.multipliers = coarse_in * coarse_out * fine
+        if not 0 <= logic_multipliers <= self.multipliers:
+            raise ValueError(f"logic_multipliers={logic_multipliers} must be within "
+                             f"[0, {self.multipliers}] multipliers")
+        self.logic_multipliers = logic_multipliers
         self.cycles_per_pixel = max(self.beats, self.steps)
         self._activation(activation)
         self._roms(np.broadcast_to(np.asarray(shift, dtype=np.int64), (out_channels,)))
@@ -255,14 +263,15 @@ class ConvEngine(wiring.Component):
                           "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))})
 
     @classmethod
-    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1):
+    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0):
         """The engine of conv `layer` of the quantized `graph`, every constant from golden."""
         try:
             return cls(graph.in_shape(layer).c, graph.out_shape(layer).c, layer.attrs["groups"],
                        layer.attrs["kernel"], graph.formats[layer.inputs[0]].bits,
                        graph.formats[layer.output].bits, layer.wq, golden.requant_shift(graph, layer),
                        activation_of(graph, layer),
-                       coarse_in=coarse_in, coarse_out=coarse_out, fine=fine)
+                       coarse_in=coarse_in, coarse_out=coarse_out, fine=fine,
+                       logic_multipliers=logic_multipliers)
         except ValueError as error:
             raise ValueError(f"Conv '{layer.name}': {error}") from None
 
@@ -393,7 +402,14 @@ class ConvEngine(wiring.Component):
         select = window.as_value().word_select(controls[-1].k, word.length * self.in_bits)
         inputs = data.ArrayLayout(signed(self.in_bits), word.length)(select)
         controls.append(stage(controls[-1], "control_product"))
-        return [[stage(inputs[j] * w[j], f"product{lane}_{j}") for j in range(word.length)]
+        first_logic = self.multipliers - self.logic_multipliers
+
+        def product(lane, j, w):
+            if lane * word.length + j >= first_logic:
+                return shift_add_product(inputs[j], w[j])
+            return inputs[j] * w[j]
+
+        return [[stage(product(lane, j, w), f"product{lane}_{j}") for j in range(word.length)]
                 for lane, w in enumerate(weights)]
 
     def _adder_trees(self, stage, products, controls):

@@ -49,6 +49,8 @@ class FullyConnected(wiring.Component):
         As `ConvEngine` takes it (see `activation_of`).
     coarse_in, coarse_out : int
         Input lanes and output lanes.
+    logic_multipliers : int
+        Multipliers built from logic instead of DSPs (`ConvEngine`).
 
     Members
     -------
@@ -71,7 +73,7 @@ class FullyConnected(wiring.Component):
     """
 
     def __init__(self, in_shape, out_features, in_bits, out_bits, wq, shift, activation=None, *,
-                 coarse_in=1, coarse_out=1):
+                 coarse_in=1, coarse_out=1, logic_multipliers=0):
         if in_shape.c % coarse_in:
             raise ValueError(f"coarse_in={coarse_in} must divide {in_shape.c} input channels")
         if out_features % coarse_out:
@@ -82,20 +84,22 @@ class FullyConnected(wiring.Component):
         self.in_shape, self.out_features = in_shape, out_features
         self.engine = ConvEngine(in_shape.size, out_features, 1, (1, 1), in_bits, out_bits,
                                  replace(wq, weight=wq.weight.reshape(out_features, -1, 1, 1)),
-                                 shift, activation, coarse_in=coarse_in, coarse_out=coarse_out)
+                                 shift, activation, coarse_in=coarse_in, coarse_out=coarse_out,
+                                 logic_multipliers=logic_multipliers)
         self.cycles_per_frame = self.engine.cycles_per_frame(1)
         self.latency = self.engine.latency
         super().__init__({"i": In(stream.Signature(pixel_layout(in_bits, coarse_in))),
                           "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))})
 
     @classmethod
-    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1):
+    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, logic_multipliers=0):
         """The fc `layer` of the quantized `graph`, every constant from golden."""
         try:
             return cls(graph.in_shape(layer), graph.out_shape(layer).c,
                        graph.formats[layer.inputs[0]].bits, graph.formats[layer.output].bits,
                        layer.wq, golden.requant_shift(graph, layer), activation_of(graph, layer),
-                       coarse_in=coarse_in, coarse_out=coarse_out)
+                       coarse_in=coarse_in, coarse_out=coarse_out,
+                       logic_multipliers=logic_multipliers)
         except ValueError as error:
             raise ValueError(f"FC '{layer.name}': {error}") from None
 

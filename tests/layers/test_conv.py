@@ -11,24 +11,27 @@ from dnnhw.sim import from_beats, run_stream_bench, to_beats
 from graphs import conv_graph
 
 
-CASES = {   # name: graph arguments, folding (coarse_in, coarse_out, fine)
+CASES = {   # name: graph arguments, folding (coarse_in, coarse_out, fine[, logic multipliers])
     "3x3_pad1_relu": ((Shape(4, 6, 7), 8, (3, 3), (1, 1), (1, 1, 1, 1)), {"act": "relu"}, (2, 4, 3)),
     "kws_4x10_stride_1x2": ((Shape(1, 12, 16), 4, (4, 10), (1, 2), (1, 4, 2, 5)), {"act": "relu"}, (1, 2, 5)),
     "depthwise_stride2": ((Shape(4, 7, 7), 4, (3, 3), (2, 2), (0, 0, 1, 1)), {"groups": 4, "act": "clamp", "lo": 0.0, "hi": 6.0}, (1, 1, 9)),
     "pointwise_no_window": ((Shape(6, 4, 5), 4, (1, 1), (1, 1), (0, 0, 0, 0)), {"bits": 16}, (3, 2, 1)),
+    "logic_multipliers_16bit": ((Shape(2, 5, 5), 4, (3, 3), (1, 1), (1, 1, 1, 1)), {"bits": 16}, (2, 2, 3, 7)),
 }
 SLOW_CASES = {
     "5x5_leaky": ((Shape(3, 9, 8), 4, (5, 5), (1, 1), (2, 2, 2, 2)), {"act": "leaky_relu", "alpha": 0.1}, (3, 1, 5)),
     "grouped_2": ((Shape(4, 6, 6), 6, (3, 3), (1, 1), (1, 1, 1, 1)), {"groups": 2}, (2, 3, 9)),
     "7x7_stride2_full_fold": ((Shape(2, 11, 11), 4, (7, 7), (2, 2), (3, 3, 3, 3)), {"act": "relu"}, (2, 4, 49)),
+    "logic_multipliers_4bit": ((Shape(3, 6, 6), 3, (3, 3), (1, 1), (1, 1, 1, 1)), {"bits": 4}, (3, 3, 1, 9)),
 }
 
 
 def check(name, args, kwargs, folding, stall):
     graph, frames = conv_graph(*args, **kwargs)
     layer = graph.layers[0]
-    ci, co, fine = folding
-    conv = Conv.from_layer(graph, layer, coarse_in=ci, coarse_out=co, fine=fine)
+    ci, co, fine, *logic = folding
+    conv = Conv.from_layer(graph, layer, coarse_in=ci, coarse_out=co, fine=fine,
+                           logic_multipliers=logic[0] if logic else 0)
     fmt = graph.formats["x"]
     xs = [golden.quantize(f, fmt) for f in frames[:3]]
     want = [golden.run_fixed(graph, x)["y"] for x in xs]

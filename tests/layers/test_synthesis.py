@@ -53,3 +53,13 @@ def test_average_pool_scale_in_dsps():
     pool = Pool(Shape(8, 16, 16), (3, 3), (2, 2), (1, 1, 1, 1), 8, 4, kind="avg")
     resources, cells = synthesize(pool, "ecp5", name="avgpool")
     assert resources["dsp"] == 4, cells               # one reciprocal multiplier per lane
+
+
+def test_logic_multipliers_stay_out_of_dsps():
+    from dnnhw.layers.conv import Conv
+
+    graph, _ = conv_graph(Shape(4, 8, 8), 8, (3, 3), (1, 1), (1, 1, 1, 1), act="relu")
+    conv = Conv.from_layer(graph, graph.layers[0], coarse_in=2, coarse_out=2, fine=3,
+                           logic_multipliers=5)
+    resources, cells = synthesize(conv, "xc7", name="conv")
+    assert resources["dsp"] == 12 - 5, cells
