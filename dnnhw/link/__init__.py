@@ -1,0 +1,6 @@
+"""Host links: the gateware that carries frames between a host and the accelerator.
+
+`uart` (UART receiver and transmitter), `protocol` (the framed request/response protocol the
+host driver `dnnhw.host` speaks) and `top` (the accelerator behind a serial line, and a board
+top level around it).
+"""

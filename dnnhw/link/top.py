@@ -1,0 +1,189 @@
+"""The accelerator behind a serial line, and a board top level around it.
+
+`UartAccelerator` wires UART receiver → `RequestReceiver` → lane packing → `Accelerator` →
+lane unpacking → `ResponseSender` → UART transmitter (`dnnhw.link.protocol` states the protocol).
+`BoardTop` puts it on a board's UART pins, clocked by the board's oscillator.
+
+The baud rate rule (`baud_for`): the fastest of `BAUD_RATES` whose divisor
+D = round(clock / baud) is at least 16 and whose rate, clock / D, is within 1.5% of the
+nominal one. The receiver samples each bit once, near its middle; its sampling point is off by
+at most 1/D bit (the start edge is seen to within a cycle) plus 9.5·(rate mismatch) by the stop
+bit. With D ≥ 16 and 1.5% from the divisor plus 0.5% from the USB bridge, that is at most
+0.0625 + 9.5 × 0.02 = 0.25 bit: half of the half bit either way is left for slow edges and
+jitter. At 100 MHz (Arty) that gives 3 Mbaud, at 25 MHz (ULX3S) 1 Mbaud, at 12 MHz
+(iCEBreaker) 460800 baud. The FT2232H bridges of Arty and iCEBreaker and the ULX3S's FT231X
+all run 3 Mbaud; 115200 works everywhere.
+"""
+
+import math
+
+from amaranth.build import ResourceError
+from amaranth.hdl import Module
+from amaranth.lib import io, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..errors import UserError
+from ..layers.lanes import LaneConverter
+from .protocol import RequestReceiver, ResponseSender
+from .uart import UARTReceiver, UARTTransmitter
+
+
+__all__ = ["BAUD_RATES", "MIN_OVERSAMPLING", "MAX_RATE_ERROR", "baud_for", "board_link",
+           "UartAccelerator", "BoardTop"]
+
+#: Standard rates USB-UART bridges (FTDI FT2232H, FT231X; pyserial on Linux) support, fastest first.
+BAUD_RATES = (3_000_000, 2_000_000, 1_500_000, 1_000_000, 921_600, 460_800, 230_400, 115_200)
+
+#: The smallest divisor (clock cycles per bit) `baud_for` picks.
+MIN_OVERSAMPLING = 16
+
+#: The largest relative difference between clock / divisor and the nominal rate.
+MAX_RATE_ERROR = 0.015
+
+
+def _rate_error(clock_hz, baud):
+    divisor = round(clock_hz / baud)
+    return divisor, abs(clock_hz / (divisor * baud) - 1)
+
+
+def baud_for(clock_hz):
+    """The fastest reliable standard baud rate at `clock_hz` (the module docstring's rule).
+
+    Raises
+    ------
+    ValueError
+        If no standard rate fits (a clock below 1.8432 MHz = 16 × 115200 Hz, or one a little
+        above it that no divisor matches closely enough).
+    """
+    for baud in BAUD_RATES:
+        divisor, error = _rate_error(clock_hz, baud)
+        if divisor >= MIN_OVERSAMPLING and error <= MAX_RATE_ERROR:
+            return baud
+    raise ValueError(f"no standard baud rate fits a {clock_hz / 1e6:g} MHz clock with at least "
+                     f"{MIN_OVERSAMPLING} cycles per bit, within {MAX_RATE_ERROR:.1%}")
+
+
+def board_link(board):
+    """(clock_hz, baud) of `BoardTop` on `board`: its oscillator's frequency (there is no PLL)
+    and `baud_for` of it.
+
+    Raises
+    ------
+    UserError
+        If the board's host link is not a UART, or amaranth-boards has no platform for it.
+    """
+    if board.host_link != "uart":
+        raise UserError(f"board '{board.name}' talks to its host over {board.host_link}, not a UART")
+    clock_hz = board.platform_class()().default_clk_frequency
+    return clock_hz, baud_for(clock_hz)
+
+
+class UartAccelerator(wiring.Component):
+    """An `Accelerator` served over a serial line with the protocol of `dnnhw.link.protocol`.
+
+    The request's payload is buffered (a memory of one input frame), checked, then fed to the
+    accelerator one value per cycle, packed `input_lanes` to a beat; output beats are unpacked
+    and sent as the UART takes them. The serial line sets the pace: a frame takes about
+    10 · D · (N + M + 13) cycles (N, M payload bytes, D the divisor) plus the accelerator's
+    latency.
+
+    Parameters
+    ----------
+    accel : accel.Accelerator
+    clock_hz : float
+        The clock frequency.
+    baud : int
+        The bit rate; clock_hz / baud is rounded to the divisor.
+    timeout : float
+        Seconds a request may pause between two bytes before the device abandons it.
+
+    Members
+    -------
+    rx : In(1)
+        Serial data from the host.
+    tx : Out(1)
+        Serial data to the host (high when idle).
+
+    Raises
+    ------
+    ValueError
+        If clock_hz / divisor is more than `MAX_RATE_ERROR` off `baud`, the divisor is below
+        `uart.MIN_DIVISOR`, a tensor has more than 16 bits, or a frame takes more than 65535
+        bytes.
+    """
+
+    def __init__(self, accel, clock_hz, baud, *, timeout=0.1):
+        graph = accel.graph
+        self.divisor, error = _rate_error(clock_hz, baud)
+        if error > MAX_RATE_ERROR:
+            raise ValueError(f"UartAccelerator: {baud} baud at {clock_hz / 1e6:g} MHz needs a divisor "
+                             f"of {clock_hz / baud:.2f}; {self.divisor} is {error:.1%} off (at most "
+                             f"{MAX_RATE_ERROR:.1%})")
+        self.accel, self.clock_hz, self.baud = accel, clock_hz, baud
+        shape_in, shape_out = graph.shapes[graph.input], graph.shapes[graph.output]
+        bits_in, bits_out = graph.formats[graph.input].bits, graph.formats[graph.output].bits
+        self.uart_rx, self.uart_tx = UARTReceiver(self.divisor), UARTTransmitter(self.divisor)
+        self.request = RequestReceiver(shape_in.size, bits_in, max(1, math.ceil(timeout * clock_hz)))
+        self.response = ResponseSender(shape_out.size, bits_out)
+        self.pack = LaneConverter(shape_in.c, bits_in, 1, accel.input_lanes)
+        self.unpack = LaneConverter(shape_out.c, bits_out, accel.output_lanes, 1)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart_rx, m.submodules.uart_tx = self.uart_rx, self.uart_tx
+        m.submodules.request, m.submodules.response = self.request, self.response
+        m.submodules.pack, m.submodules.unpack = self.pack, self.unpack
+        m.submodules.accel = self.accel
+        m.d.comb += [self.uart_rx.rx.eq(self.rx), self.tx.eq(self.uart_tx.tx),
+                     self.request.done.eq(self.response.done)]
+        wiring.connect(m, self.uart_rx.o, self.request.i)
+        wiring.connect(m, self.request.o, self.pack.i)
+        wiring.connect(m, self.pack.o, self.accel.i)
+        wiring.connect(m, self.accel.o, self.unpack.i)
+        wiring.connect(m, self.unpack.o, self.response.i)
+        wiring.connect(m, self.request.status, self.response.status)
+        wiring.connect(m, self.response.o, self.uart_tx.i)
+        return m
+
+
+class BoardTop(wiring.Component):
+    """`UartAccelerator` on a board: the platform's `uart` pins, its default clock.
+
+    The `sync` domain is the platform's own, made from its default clock with its reset
+    (`create_missing_domain`); `clock_hz` is that clock and `baud` the rate `board_link` picks.
+    There is no PLL, so the design runs at the oscillator's frequency, below the board's
+    `clock_mhz` on ULX3S (25 MHz), OrangeCrab (48 MHz) and iCEBreaker (12 MHz).
+    Use it as ``board.platform_class()().build(BoardTop(accel, board))`` (or `prepare`).
+
+    Raises
+    ------
+    UserError
+        If the board's host link is not a UART, or (at elaboration) its platform has no `uart`
+        resource.
+    ValueError
+        At elaboration, if the platform's default clock is not the board's oscillator.
+    """
+
+    def __init__(self, accel, board, *, timeout=0.1):
+        self.board = board
+        self.clock_hz, self.baud = board_link(board)
+        self.link = UartAccelerator(accel, self.clock_hz, self.baud, timeout=timeout)
+        super().__init__({})
+
+    def elaborate(self, platform):
+        if platform.default_clk_frequency != self.clock_hz:
+            raise ValueError(f"BoardTop: built for a {self.clock_hz / 1e6:g} MHz clock, the platform's "
+                             f"is {platform.default_clk_frequency / 1e6:g} MHz")
+        try:
+            uart = platform.request("uart", 0, dir="-")
+        except ResourceError:
+            raise UserError(f"board '{self.board.name}': amaranth-boards' {type(platform).__name__} "
+                            "has no 'uart' resource; add one with platform.add_resources("
+                            "[UARTResource(0, rx=..., tx=..., conn=...)]) for a USB-UART cable")
+        m = Module()
+        m.submodules.link = self.link
+        m.submodules.rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [self.link.rx.eq(rx.i), tx.o.eq(self.link.tx)]
+        return m
