@@ -10,7 +10,11 @@ the build has succeeded. Its layout:
     design/graph.pkl             the quantized graph golden runs (the specification of rtl/)
     design/design.json           ports of rtl/ and the plan, for `dnnhw verify`
     design/frames.npy            the calibration frames, the default verification inputs
-    synth/                       Yosys' log and cell counts (unless --no-synth)
+    synth/                       Yosys' log and cell counts of the accelerator (Xilinx and DSE-only
+                                 boards, unless --no-synth)
+    board/                       the board top (UART link): for ECP5/iCE40 the build with the
+                                 bitstream, nextpnr's report and logs (unless --no-synth); for
+                                 Xilinx the Vivado build plan
 """
 
 import json
@@ -130,18 +134,9 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
     np.save(design / "frames.npy", frames)
     (design / "design.json").write_text(json.dumps(_design_json(q, accel), indent=2))
 
-    synthesized = None
-    if synth:
-        from .toolchain.yosys import synthesize
+    synthesized, pnr = _implement(accel, board, folder, synth, notes)
 
-        progress(f"synthesizing with Yosys for {board.family} (minutes for large designs)")
-        resources, _ = synthesize(accel, board.family, name=TOP, workdir=folder / "synth")
-        synthesized = {"tool": f"yosys ({_synth_command(board.family)})", **resources}
-    else:
-        notes.append("synthesis not run (--no-synth)")
-    notes.append("place and route: not run for this board yet")
-
-    result = _report(network, board, q, found, clock, bits, error, synthesized, notes)
+    result = _report(network, board, q, found, clock, bits, error, synthesized, pnr, notes)
     result["build_seconds"] = round(time.perf_counter() - started, 2)
     report.pareto_plot([{**p, "fps": clock * 1e6 / p["cycles_per_frame"]} for p in found.pareto],
                        {**found.resources, "fps": result["predicted"]["fps"]},
@@ -150,10 +145,34 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
     return result
 
 
-def _synth_command(family):
-    from .toolchain.yosys import FAMILIES
+def _implement(accel, board, folder, synth, notes):
+    """Synthesis, and the board flow where the board has a UART top: (synth, pnr) dicts or None.
 
-    return FAMILIES[family]
+    Open-flow boards (ECP5, iCE40) synthesize, place and route the board top to a bitstream in
+    board/; Xilinx boards get the accelerator's Yosys counts and the Vivado plan in board/;
+    boards without an Amaranth platform (DSE-only targets) get the Yosys counts."""
+    from .toolchain.board import board_flow
+    from .toolchain.yosys import FAMILIES, synthesize
+
+    top = board.platform is not None and board.host_link == "uart"
+    if not synth:
+        notes.append("synthesis, place and route not run (--no-synth)")
+        if top and not board.open_flow:
+            notes.extend(board_flow(accel, board, folder / "board", progress)[2])
+        return None, None
+    if top and board.open_flow:
+        synthesized, pnr, more = board_flow(accel, board, folder / "board", progress)
+        notes.extend(more)
+        return synthesized, pnr
+    progress(f"synthesizing with Yosys for {board.family} (minutes for large designs)")
+    resources, _ = synthesize(accel, board.family, name=TOP, workdir=folder / "synth")
+    synthesized = {"tool": f"yosys ({FAMILIES[board.family]}, accelerator only)", **resources}
+    if top:
+        notes.extend(board_flow(accel, board, folder / "board", progress)[2])
+    else:
+        notes.append(f"place and route: {board.name} is a design-space-exploration target "
+                     f"({board.host_link} host link, no Amaranth platform): no board top")
+    return synthesized, None
 
 
 def _design_json(q, accel):
@@ -169,7 +188,7 @@ def _design_json(q, accel):
     }
 
 
-def _report(network, board, q, found, clock, bits, error, synthesized, notes):
+def _report(network, board, q, found, clock, bits, error, synthesized, pnr, notes):
     from .resources import layer_resources
 
     perf = found.perf
@@ -199,7 +218,7 @@ def _report(network, board, q, found, clock, bits, error, synthesized, notes):
         "dse": {"cap": found.cap, "limit": found.limit, "binding": found.binding,
                 "seed": found.seed, "evaluated": found.evaluated,
                 "seconds": round(found.seconds, 3)},
-        "synth": synthesized, "pnr": None,
+        "synth": synthesized, "pnr": pnr,
         "quant": {"bits_w": bits, "bits_a": bits, "float_error": error},
         "layers": layers,
         "notes": notes,

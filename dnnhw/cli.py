@@ -1,4 +1,4 @@
-"""Command line: build, verify, explore, inspect, boards (DESIGN.md, "Command line and reports").
+"""Command line: build, verify, explore, run, inspect, boards (DESIGN.md, "Command line and reports").
 
 Exit status 0 on success, 2 on the user's error (one line on stderr, no traceback), 1 on an
 internal error.
@@ -77,6 +77,14 @@ def _parser():
                          help="the cheapest design reaching this frame rate instead")
     explore.add_argument("--plot", metavar="FILE.png", help="write the Pareto front as a PNG")
     explore.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    run = commands.add_parser(
+        "run", help="run input frames on a board programmed with a build, over its UART")
+    run.add_argument("folder", metavar="DIR")
+    run.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
+    run.add_argument("--input", required=True, metavar="FILE.npy", help="input frames (N, ...)")
+    run.add_argument("--baud", type=int, help="baud rate (default: what the board top uses)")
+    run.add_argument("--out", metavar="FILE.npy", help="save the outputs (default: print them)")
 
     boards = commands.add_parser("boards", help="list the boards dnnhw targets")
     boards.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -226,6 +234,20 @@ def _exploration_text(s):
             f"{q['fps']:,.0f} fps @ {q['dsp']} DSP" for q in front)])
 
 
+def run_command(args):
+    from .host import run
+
+    outputs = run(args.folder, args.port, args.input, baud=args.baud)
+    if args.out:
+        np.save(args.out, outputs)
+        print(f"{len(outputs)} frames; outputs written to {args.out}")
+    else:
+        for k, out in enumerate(outputs):
+            flat = out.reshape(-1)
+            print(f"frame {k}: top-1 {int(flat.argmax())}  "
+                  + " ".join(f"{v:.4g}" for v in flat[:16]) + (" …" if flat.size > 16 else ""))
+
+
 def list_boards(args):
     if args.json:
         print(json.dumps([board.summary() for board in BOARDS.values()], indent=2))
@@ -330,7 +352,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         status = {"build": build_command, "verify": verify_command, "explore": explore_command,
-                  "inspect": inspect, "boards": list_boards}[args.command](args)
+                  "run": run_command, "inspect": inspect, "boards": list_boards}[args.command](args)
     except UserError as error:
         print(f"dnnhw: error: {error}", file=sys.stderr)
         return 2

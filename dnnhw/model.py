@@ -349,6 +349,8 @@ def edges(graph, plan):
             lanes_to = in_lanes(reader, fold[reader.name])
             if join:
                 depth = graph.shapes[tensor].size // lanes_to + 4
+            elif tensor == graph.input:     # the host waits without losing anything
+                depth = 0
             else:
                 depth = _tail_depth(graph, reader, fold[reader.name], lanes_to, rate)
             out.append(Edge(tensor, reader.name, port, lanes[tensor], lanes_to, depth))

@@ -4,7 +4,9 @@
    cheapest folding that runs in ≤ T cycles (cost = resources weighted by the budget, the
    weights raised for a resource the plan overuses). Layers only share the budget, so the
    smallest T whose plan fits — found by bisection over the layers' distinct cycle counts — is
-   the fastest design this pass can build; relieving the bottleneck is lowering T.
+   the fastest design this pass can build; relieving the bottleneck is lowering T. Logic starts
+   dearer than DSPs and block RAM (`_PRICE`), so multipliers move to LUTs only when DSPs run out.
+   A plan the prices cannot fit is repaired by steepest descent on its excess over the budget.
 2. **Simulated annealing** from that plan, seeded (so deterministic): random changes of one
    layer's folding (the bottleneck's half of the time), kept when they fit the budget and
    improve the objective, or by chance that falls with the temperature.
@@ -34,8 +36,12 @@ OBJECTIVES = ("throughput", "latency")
 #: Fraction of each of the board's resources a design may use.
 DEFAULT_CAP = 0.8
 
-_WEIGHT_ROUNDS = 8
+_WEIGHT_ROUNDS = 12
 _PARETO_POINTS = 40
+
+#: Starting price of each resource per unit of its budget, in `KINDS` order: logic is dearer, so
+#: that multipliers go to DSP blocks first and to LUTs only when the DSPs run out.
+_PRICE = np.array([4.0, 4.0, 1.0, 1.0])
 
 
 @dataclass
@@ -85,10 +91,15 @@ class _Search:
 
     def threshold_plan(self, target):
         """The cheapest plan whose every layer runs in ≤ `target` cycles, as (plan, used), or
-        (None, name of a layer that cannot) — re-weighting overused resources a few times."""
-        weights = 1.0 / np.maximum(self.limit, 1)
-        plan = used = None
-        for _ in range(_WEIGHT_ROUNDS):
+        (None, name of a layer that cannot).
+
+        Each layer takes its cheapest candidate at the current prices; while the plan does not
+        fit, each resource's price is multiplied by its use over its budget to a power that
+        halves every round (a resource in short supply gets dearer, one left over cheaper), so
+        that the layers trade DSPs, logic and memory among them until the plan fits."""
+        weights = _PRICE / np.maximum(self.limit, 1)
+        plan = used = closest = None
+        for round_ in range(_WEIGHT_ROUNDS):
             plan = {}
             for layer in self.space.layers:
                 cand = self.space.candidates[layer.name]
@@ -99,9 +110,38 @@ class _Search:
                 plan[layer.name] = cand.foldings[first + int(np.argmin(costs))]
             used = self.resources(plan)
             if self.fits(used):
+                return plan, used
+            if closest is None or self.excess(used) < self.excess(closest[1]):
+                closest = (plan, used)
+            ratio = np.maximum(used, 1) / np.maximum(self.limit, 1)
+            weights = weights * ratio ** (2.0 / (1 + round_))
+        return self.repair(*closest, target)
+
+    def excess(self, used):
+        """How far `used` is over the budget: Σ max(0, used - limit) / limit."""
+        return float(np.sum(np.maximum(used - self.limit, 0) / np.maximum(self.limit, 1)))
+
+    def repair(self, plan, used, target):
+        """Steepest descent on `excess` from a plan over budget: each step changes the one layer
+        whose change (to a candidate still within `target` cycles) reduces it most, resources
+        used breaking ties; (plan, used) when nothing improves any more."""
+        plan = dict(plan)
+        while not self.fits(used):
+            best = (self.excess(used), float(np.sum(used / np.maximum(self.limit, 1))), None, None)
+            for layer in self.space.layers:
+                cand = self.space.candidates[layer.name]
+                first = int(np.searchsorted(-cand.cycles, -target, side="left"))
+                here = cand.resources[self.space.index(layer.name, plan[layer.name])]
+                trial = used - here + cand.resources[first:]
+                excess = np.sum(np.maximum(trial - self.limit, 0) / np.maximum(self.limit, 1), axis=1)
+                size = np.sum(trial / np.maximum(self.limit, 1), axis=1)
+                k = int(np.lexsort((size, excess))[0])
+                if (excess[k], size[k]) < best[:2]:
+                    best = (float(excess[k]), float(size[k]), layer.name, cand.foldings[first + k])
+            if best[2] is None:
                 break
-            over = used / np.maximum(self.limit, 1)
-            weights = weights * np.where(over > 1, over * 2, 1.0)
+            plan[best[2]] = best[3]
+            used = self.resources(plan)
         return plan, used
 
     def fastest(self, targets):
@@ -129,7 +169,7 @@ class _Search:
 
 
 def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, target_fps=None,
-            clock_mhz=None, steps=2000):
+            clock_mhz=None, steps=2000, logic_multipliers=True):
     """Choose a folding per layer of the quantized `graph` for `board`.
 
     Parameters
@@ -144,6 +184,8 @@ def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, targe
         The clock for `target_fps` (default the board's).
     steps : int
         Annealing moves (the latency objective evaluates the network timing at each).
+    logic_multipliers : bool
+        Let layers build some multipliers from logic (LUTs) when DSPs run out.
 
     Raises
     ------
@@ -156,7 +198,7 @@ def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, targe
     if not 0 < cap <= 1:
         raise UserError(f"the utilisation cap must be in (0, 1], got {cap}")
     start = time.perf_counter()
-    space = Space(graph, board.family)
+    space = Space(graph, board.family, logic=logic_multipliers)
     limit = np.array([math.floor(cap * board.resources[k]) for k in KINDS], dtype=np.int64)
     search = _Search(space, limit)
     targets = sorted({int(c) for cand in space.candidates.values() for c in cand.cycles})

@@ -5,6 +5,7 @@ Plain arithmetic over `dnnhw.model` and `dnnhw.resources` (no Amaranth), cached 
 search evaluates a plan in microseconds.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,8 @@ KINDS = ("lut", "ff", "dsp", "bram")
 
 @dataclass(frozen=True)
 class Candidates:
-    """One layer's foldings sorted by cycles per frame, fastest last.
+    """One layer's foldings (with every choice of logic multipliers, `_logic_variants`), sorted
+    by cycles per frame, fastest last.
 
     Attributes
     ----------
@@ -45,14 +47,18 @@ class Space:
         A quantized graph.
     family : str
         "xc7", "ecp5" or "ice40".
+    logic : bool
+        Also consider building some multipliers from logic (LUTs) instead of DSPs.
     """
 
-    def __init__(self, graph, family):
+    def __init__(self, graph, family, logic=True):
         self.graph, self.family = graph, family
         self.layers = graph.layers
         self.candidates, self._index = {}, {}
         for layer in self.layers:
             foldings = model.foldings(graph, layer)
+            if logic:
+                foldings = [v for f in foldings for v in _logic_variants(layer, f)]
             cycles = np.array([model.cycles_per_frame(graph, layer, f) for f in foldings])
             resources = np.array([_vector(layer_resources(graph, layer, f, family)) for f in foldings])
             order = np.lexsort((resources.sum(axis=1), -cycles))
@@ -107,6 +113,16 @@ class Space:
             cand = self.candidates[layer.name]
             total = total + cand.resources[self._index[layer.name][plan[layer.name]]]
         return total
+
+
+def _logic_variants(layer, folding):
+    """`folding` with 0, 1, 2, 4, … and a quarter, half, three quarters and all of its
+    multipliers built from logic (conv and fc layers; others have no multipliers)."""
+    if layer.op not in ("conv", "fc"):
+        return [folding]
+    m = folding.multipliers
+    counts = {0, m, m // 4, m // 2, 3 * m // 4} | {1 << k for k in range(m.bit_length()) if 1 << k < m}
+    return [dataclasses.replace(folding, logic_multipliers=k) for k in sorted(counts)]
 
 
 def _vector(resources):

