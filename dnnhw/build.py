@@ -118,7 +118,8 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
                                golden.run(q, sample))
 
     progress(f"exploring foldings for {board.name}")
-    found = dse.explore(q, board, objective=objective, cap=cap, seed=seed, clock_mhz=clock)
+    found = dse.explore(q, board, objective=objective, cap=cap, seed=seed, clock_mhz=clock,
+                        reserve=link_reserve(q, board))
 
     from amaranth.back import verilog
     from .accel import Accelerator
@@ -143,6 +144,21 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
                        folder / "pareto.png", title=f"{q.name} on {board.name}")
     write_report(folder, result)
     return result
+
+
+#: Block RAM bits per unit of `bram` per family (DESIGN.md's units).
+_BRAM_BITS = {"xc7": 18432, "ecp5": 18432, "ice40": 4096}
+
+
+def link_reserve(q, board):
+    """Resources the UART board top (`dnnhw.link.top`) takes beside the accelerator: a rough,
+    measured-once allowance for the UART and protocol logic (about 700 LUTs and 500 flip-flops
+    on iCE40 for the tests' designs), and block RAM for its one-frame request buffer. None for
+    boards without a UART top."""
+    if board.platform is None or board.host_link != "uart":
+        return None
+    frame_bits = q.shapes[q.input].size * q.formats[q.input].bits
+    return {"lut": 800, "ff": 600, "dsp": 0, "bram": -(-frame_bits // _BRAM_BITS[board.family])}
 
 
 def _implement(accel, board, folder, synth, notes):

@@ -165,6 +165,7 @@ def _verified(out):
 
 
 def explore_command(args):
+    from .build import link_reserve
     from .dse import explore
 
     board = get_board(args.board)
@@ -173,7 +174,8 @@ def explore_command(args):
               else quant.synthetic_frames(graph))
     q = quant.quantize(graph, frames, bits=args.bits)
     found = explore(q, board, objective=args.objective, cap=args.cap, seed=args.seed,
-                    target_fps=args.target_fps, clock_mhz=args.clock)
+                    target_fps=args.target_fps, clock_mhz=args.clock,
+                    reserve=link_reserve(q, board))
     clock = (args.clock or board.clock_mhz) * 1e6
     summary = _exploration_summary(q, board, found, clock)
     if args.plot:

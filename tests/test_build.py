@@ -45,6 +45,9 @@ def test_build_writes_the_contract(digits_build):
     assert all(LAYER_KEYS <= set(layer) for layer in report["layers"])
     assert set(report["quant"]["float_error"]) >= {"max_abs", "rel_rms", "top1_agreement"}
     assert "module dnnhw_accel" in (folder / "rtl" / "dnnhw_accel.v").read_text()
+    # Arty: no open place-and-route; the Vivado plan of the UART board top is there to run
+    assert {"top.v", "top.xdc", "build_top.sh"} <= {p.name for p in (folder / "board").iterdir()}
+    assert any("Vivado build plan" in note for note in report["notes"])
     html = (folder / "report.html").read_text()
     assert "/3/Conv" in html and "data:image/png;base64," in html
     assert (folder / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

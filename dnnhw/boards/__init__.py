@@ -24,7 +24,7 @@ class Board:
     ff: int
     dsp: int
     bram: int
-    clock_mhz: float        # the accelerator's default clock
+    clock_mhz: float        # the accelerator's clock: the board's oscillator (no PLL yet)
     host_link: str          # "uart" or "axi-stream"
     platform: str | None    # "module:Class" in amaranth_boards, None for DSE-only targets
 
@@ -55,17 +55,17 @@ BOARDS = {b.name: b for b in [
     Board("arty-a7-100", "Digilent Arty A7-100T", "xc7", "xc7a100ticsg324-1L",
           63400, 126800, 240, 270, 100.0, "uart", _AB + "arty_a7:ArtyA7_100Platform"),
     Board("ulx3s-12f", "Radiona ULX3S, LFE5U-12F", "ecp5", "LFE5U-12F-6BG381C",
-          12288, 12288, 28, 32, 100.0, "uart", _AB + "ulx3s:ULX3S_12F_Platform"),
+          12288, 12288, 28, 32, 25.0, "uart", _AB + "ulx3s:ULX3S_12F_Platform"),
     Board("ulx3s-25f", "Radiona ULX3S, LFE5U-25F", "ecp5", "LFE5U-25F-6BG381C",
-          24288, 24288, 28, 56, 100.0, "uart", _AB + "ulx3s:ULX3S_25F_Platform"),
+          24288, 24288, 28, 56, 25.0, "uart", _AB + "ulx3s:ULX3S_25F_Platform"),
     Board("ulx3s-45f", "Radiona ULX3S, LFE5U-45F", "ecp5", "LFE5U-45F-6BG381C",
-          43848, 43848, 72, 108, 100.0, "uart", _AB + "ulx3s:ULX3S_45F_Platform"),
+          43848, 43848, 72, 108, 25.0, "uart", _AB + "ulx3s:ULX3S_45F_Platform"),
     Board("ulx3s-85f", "Radiona ULX3S, LFE5U-85F", "ecp5", "LFE5U-85F-6BG381C",
-          83640, 83640, 156, 208, 100.0, "uart", _AB + "ulx3s:ULX3S_85F_Platform"),
+          83640, 83640, 156, 208, 25.0, "uart", _AB + "ulx3s:ULX3S_85F_Platform"),
     Board("orangecrab-25f", "Orange Crab r0.2, LFE5U-25F", "ecp5", "LFE5U-25F-8MG285C",
-          24288, 24288, 28, 56, 100.0, "uart", _AB + "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform"),
+          24288, 24288, 28, 56, 48.0, "uart", _AB + "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform"),
     Board("icebreaker", "1BitSquared iCEBreaker, iCE40UP5K", "ice40", "iCE40UP5K-SG48",
-          5280, 5280, 8, 30, 24.0, "uart", _AB + "icebreaker:ICEBreakerPlatform"),
+          5280, 5280, 8, 30, 12.0, "uart", _AB + "icebreaker:ICEBreakerPlatform"),
     Board("pynq-z1", "Digilent PYNQ-Z1, Zynq-7020", "xc7", "xc7z020clg400-1",
           53200, 106400, 220, 280, 100.0, "axi-stream", None),
     Board("zc706", "Xilinx ZC706, Zynq-7045", "xc7", "xc7z045ffg900-2",

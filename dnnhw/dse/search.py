@@ -169,7 +169,7 @@ class _Search:
 
 
 def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, target_fps=None,
-            clock_mhz=None, steps=2000, logic_multipliers=True):
+            clock_mhz=None, steps=2000, logic_multipliers=True, reserve=None):
     """Choose a folding per layer of the quantized `graph` for `board`.
 
     Parameters
@@ -186,6 +186,8 @@ def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, targe
         Annealing moves (the latency objective evaluates the network timing at each).
     logic_multipliers : bool
         Let layers build some multipliers from logic (LUTs) when DSPs run out.
+    reserve : dict, optional
+        Resources taken off the budget for what surrounds the accelerator (the board top).
 
     Raises
     ------
@@ -199,7 +201,9 @@ def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, targe
         raise UserError(f"the utilisation cap must be in (0, 1], got {cap}")
     start = time.perf_counter()
     space = Space(graph, board.family, logic=logic_multipliers)
-    limit = np.array([math.floor(cap * board.resources[k]) for k in KINDS], dtype=np.int64)
+    reserve = reserve or {}
+    limit = np.array([math.floor(cap * board.resources[k]) - reserve.get(k, 0) for k in KINDS],
+                     dtype=np.int64)
     search = _Search(space, limit)
     targets = sorted({int(c) for cand in space.candidates.values() for c in cand.cycles})
     slowest, used = search.threshold_plan(targets[-1])

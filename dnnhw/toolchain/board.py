@@ -86,8 +86,8 @@ def board_flow(accel, board, folder, progress=lambda message: None):
     progress(f"synthesizing, placing and routing for {board.part} (minutes for large designs)")
     try:
         _run(["sh", "build_top.sh"], folder, _tool_env(), "the board build")
-    except RuntimeError:
-        _check_fits(folder, board)          # a clearer message when the design is too large
+    except RuntimeError as error:
+        _check_fits(folder, board, str(error))      # a clear message when it is too large
         raise
     synth = _synthesized(folder, board)
     report = json.loads((folder / "top_report.json").read_text())
@@ -109,17 +109,22 @@ def _synthesized(folder, board):
             **count_resources(stat["design"]["num_cells_by_type"], board.family)}
 
 
-def _check_fits(folder, board):
-    """Raise a UserError naming each resource the synthesized top has more of than the device."""
+_NO_ROOM = ("Unable to find legal placement", "Failed to expand region")
+
+
+def _check_fits(folder, board, log):
+    """Raise a UserError when the synthesized top has more of a resource than the device, or
+    nextpnr found no room to place it."""
     if not (folder / "top_stat.json").exists():
         return
     used = _synthesized(folder, board)
     over = [f"{used[k]:,} {k.upper()} of {board.resources[k]:,}" for k in board.resources
             if used[k] > board.resources[k]]
-    if over:
-        raise UserError(f"the synthesized design does not fit {board.part}: it needs "
-                        f"{'; '.join(over)} (the resource model underestimated it; lower --cap "
-                        "to leave more room)")
+    if over or any(text in log for text in _NO_ROOM):
+        need = "; ".join(over) or (f"{used['lut']:,} LUTs and {used['ff']:,} flip-flops, more "
+                                   "than nextpnr could place")
+        raise UserError(f"the synthesized design does not fit {board.part}: it needs {need} "
+                        "(the resource model underestimated it; a lower --cap leaves more room)")
 
 
 def _run(command, folder, env, what):

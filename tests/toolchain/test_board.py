@@ -1,0 +1,25 @@
+"""The board flow as `dnnhw build` runs it: open boards to a placed design and a bitstream."""
+
+import json
+
+import onnx
+import pytest
+
+import onnx_models
+from test_cli import dnnhw
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board, bitstream", [("icebreaker", "top.bin"), ("ulx3s-12f", "top.bit")])
+def test_small_mlp_places_and_gets_a_bitstream(tmp_path, board, bitstream):
+    """An MLP (64 → 32 → 10) in its UART board top: Yosys, nextpnr and the packer run through."""
+    path = tmp_path / "mlp.onnx"
+    onnx.save(onnx_models.mlp(), path)
+    out = tmp_path / "build"
+    result = dnnhw("build", path, "--board", board, "--out", out)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    pnr, synth = report["pnr"], report["synth"]
+    assert pnr["fmax_mhz"] > 0 and pnr["timing_met"], pnr
+    assert pnr["bitstream"] == f"board/{bitstream}" and (out / pnr["bitstream"]).stat().st_size > 0
+    assert synth["dsp"] >= 1 and all(synth[k] <= report["budget"][k] for k in report["budget"])
