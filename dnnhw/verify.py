@@ -8,8 +8,9 @@ Two runs of `DIR/rtl/dnnhw_accel.v`:
    (first input beat to the first frame's last output beat) measured;
 2. the first few frames again under random stalls on both streams (`stall`), compared likewise.
 
-The result goes to `DIR/verify.json` (DESIGN.md's keys, plus `accuracy` when labels are given)
-and into the report (`report.json`'s `verify`, and `report.html`).
+The result goes to `DIR/verify.json` (DESIGN.md's keys; also the stalled run's counts, the
+Verilator compile time (0 when cached), the simulation speed, and `accuracy` when labels are
+given) and into the report (`report.json`'s `verify`, and `report.html`).
 """
 
 import json
@@ -69,7 +70,9 @@ def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0):
     predicted = design["predicted"]
 
     progress("compiling the design with Verilator")
+    compiled = time.perf_counter()
     runner, build_dir = verilate_text((folder / "rtl" / f"{TOP}.v").read_text(), TOP)
+    simulated = time.perf_counter()
     beats = np.concatenate([to_beats(x, lanes_in) for x in xs])
     budget = 4 * (predicted["latency_cycles"] + count * predicted["cycles_per_frame"]) + 10_000
     progress(f"simulating {count} frames")
@@ -82,6 +85,7 @@ def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0):
                     {"o": per_frame * stalled_count}, stall_in=stall, stall_out=stall, seed=seed + 1,
                     timeout=int(budget / (1 - stall)) + 10_000)
     got_stalled = _frames(stalled.outputs["o"], stalled_count, per_frame, out_shape)
+    sim_seconds = time.perf_counter() - simulated
 
     wrong = [k for k in range(count) if not np.array_equal(got[k], want[k])]
     wrong_stalled = [k for k in range(stalled_count) if not np.array_equal(got_stalled[k], want[k])]
@@ -101,6 +105,8 @@ def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0):
         "simulator": _simulator(),
         "stall": stall,
         "seconds": round(time.perf_counter() - started, 2),
+        "compile_seconds": round(simulated - compiled, 2),
+        "cycles_per_second": round((free.cycles + stalled.cycles) / sim_seconds),
     }
     if wrong or wrong_stalled:
         k = (wrong or wrong_stalled)[0]
