@@ -68,6 +68,8 @@ def _parser():
                         help="class labels of --data: reports the hardware's accuracy")
     verify.add_argument("--stall", type=float, default=0.3,
                         help="stall probability on both streams in the stalled run (default 0.3)")
+    verify.add_argument("--waves", action="store_true",
+                        help="write VCD waveforms of the runs to DIR/waves/")
 
     explore = commands.add_parser(
         "explore", help="search foldings for a board: chosen plan, fps, latency, Pareto front")
@@ -136,8 +138,10 @@ def verify_command(args):
 
     if args.labels and not args.data:
         raise UserError("--labels needs --data")
+    if not 0 <= args.stall < 1:
+        raise UserError(f"--stall must be in [0, 1), got {args.stall:g}")
     out = verify(args.folder, frames=args.frames, data=args.data, labels=args.labels,
-                 stall=args.stall)
+                 stall=args.stall, waves=args.waves)
     rate = out["measured_cycles_per_frame"]
     print(f"{out['frames']} frames: {'bit-exact' if out['bit_exact'] else 'MISMATCH'} against "
           f"the golden model ({out['stalled_frames']} also under random stalls); cycles/frame "

@@ -35,7 +35,7 @@ DEFAULT_FRAMES = 8
 _STALLED_FRAMES = 3
 
 
-def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0):
+def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0, waves=False):
     """Verify the build in `folder`; returns the verify.json dict (also written there).
 
     Parameters
@@ -49,6 +49,8 @@ def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0):
         A .npy of N integer class labels for `data`: adds the hardware's top-1 accuracy.
     stall : float
         Probability of a stalled cycle on each stream in the second run.
+    waves : bool
+        Also write VCD waveforms of both runs to DIR/waves/ (a slower, separate Verilator build).
     """
     folder = pathlib.Path(folder)
     started = time.perf_counter()
@@ -71,19 +73,20 @@ def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0):
 
     progress("compiling the design with Verilator")
     compiled = time.perf_counter()
-    runner, build_dir = verilate_text((folder / "rtl" / f"{TOP}.v").read_text(), TOP)
+    runner, build_dir = verilate_text((folder / "rtl" / f"{TOP}.v").read_text(), TOP, waves=waves)
     simulated = time.perf_counter()
     beats = np.concatenate([to_beats(x, lanes_in) for x in xs])
     budget = 4 * (predicted["latency_cycles"] + count * predicted["cycles_per_frame"]) + 10_000
     progress(f"simulating {count} frames")
     free = bench(runner, build_dir, TOP, ports, {"i": beats}, {"o": per_frame * count},
-                 timeout=budget, seed=seed)
+                 timeout=budget, seed=seed, waves=waves and folder / "waves" / "unstalled.vcd")
     got = _frames(free.outputs["o"], count, per_frame, out_shape)
     stalled_count = min(_STALLED_FRAMES, count)
     progress(f"simulating {stalled_count} frames under random stalls")
     stalled = bench(runner, build_dir, TOP, ports, {"i": beats[:len(beats) * stalled_count // count]},
                     {"o": per_frame * stalled_count}, stall_in=stall, stall_out=stall, seed=seed + 1,
-                    timeout=int(budget / (1 - stall)) + 10_000)
+                    timeout=int(budget / (1 - stall)) + 10_000,
+                    waves=waves and folder / "waves" / "stalled.vcd")
     got_stalled = _frames(stalled.outputs["o"], stalled_count, per_frame, out_shape)
     sim_seconds = time.perf_counter() - simulated
 

