@@ -139,8 +139,9 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
 
     result = _report(network, board, q, found, clock, bits, error, synthesized, pnr, notes)
     result["build_seconds"] = round(time.perf_counter() - started, 2)
-    report.pareto_plot([{**p, "fps": clock * 1e6 / p["cycles_per_frame"]} for p in found.pareto],
-                       {**found.resources, "fps": result["predicted"]["fps"]},
+    result["dse"]["pareto"] = [{**p, "fps": clock * 1e6 / p["cycles_per_frame"]}
+                               for p in found.pareto]
+    report.pareto_plot(result["dse"]["pareto"], {**found.resources, "fps": result["predicted"]["fps"]},
                        folder / "pareto.png", title=f"{q.name} on {board.name}")
     write_report(folder, result)
     return result

@@ -500,6 +500,19 @@ def _shape(shape):
     return "—" if shape is None else "×".join(map(str, shape))
 
 
+def _design_space_html(r):
+    """The throughput/resource trade-off the DSE swept (`dse.pareto`), when the report has it."""
+    points = (r.get("dse") or {}).get("pareto")
+    if not points:
+        return ""
+    p = r["predicted"]
+    png = io.BytesIO()
+    pareto_plot(points, {**p["resources"], "fps": p["fps"]}, png)
+    return _section("Design space", _img(png.getvalue(), "frames per second against DSPs"),
+                    _p(f"Designs of the threshold sweep: {len(points)}; binding: "
+                       f"{_binding(r) or '—'}."))
+
+
 def _layers_html(r):
     header = ["#", "layer", "op", "in", "out", "MACs", "coarse_in", "coarse_out", "fine",
               "cycles/frame", "latency", "LUT", "FF", "DSP", "BRAM"]
@@ -604,7 +617,8 @@ def write_html(report, path):
     reported as not run, with the notes that mention that step as the reason.
     """
     body = "\n".join([_title_html(report), _summary_html(report), _resources_html(report),
-                      _bottleneck_html(report), _layers_html(report), _quant_html(report),
+                      _bottleneck_html(report), _design_space_html(report),
+                      _layers_html(report), _quant_html(report),
                       _verify_html(report), _synth_html(report), _pnr_html(report),
                       _notes_html(report)])
     title = _e(f"dnnhw: {report['network']} → {report['board']}")
