@@ -15,6 +15,7 @@ Definitions used below (per layer; ``ceil`` rounds up):
   is ci = co.
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -319,7 +320,8 @@ class Edge:
         On every branch of a forked tensor and every input of a join: one frame of the tensor,
         +4. One frame bounds how far one branch can run ahead of another, since every block
         finishes a frame's output before it needs the next frame's input, so the branches
-        cannot deadlock. Into a windowed layer: its tail (`_tail_depth`).
+        cannot deadlock. Into a windowed layer: the rows it cannot take yet (`_tail_depth`).
+        Out of a layer as slow as the network (`_NO_SLACK`): at least one row of the tensor.
     """
     tensor: str
     reader: str
@@ -353,31 +355,88 @@ def edges(graph, plan):
                 depth = 0
             else:
                 depth = _tail_depth(graph, reader, fold[reader.name], lanes_to, rate)
+                producer = graph.producer(tensor)
+                if cycles_per_frame(graph, producer, fold[producer.name]) >= (1 - _NO_SLACK) * rate:
+                    row = graph.shapes[tensor].w * graph.shapes[tensor].c // lanes_to
+                    depth = max(depth, row + 4)
             out.append(Edge(tensor, reader.name, port, lanes[tensor], lanes_to, depth))
     return out
 
 
-def _tail_depth(graph, layer, folding, lanes, rate):
-    """Beats to queue before a windowed layer so its producer never waits on it.
+#: A layer within this fraction of the network's rate has no time to spare: its output gets a
+#: row of queue (`edges`), so that a moment's stall downstream costs it no cycles.
+_NO_SLACK = 0.02
 
-    After a frame's last input row a windowed layer still computes its bottom output rows (those
-    whose window reaches the last row or the bottom padding) before its window takes the next
-    frame; meanwhile the producer, running at the network's `rate` (cycles per frame), keeps
-    making the next frame's beats. Those beats — tail rows × the layer's cycles per output row,
-    at the producer's beats per cycle — are queued, so that two layers at the same rate do not
-    stall each other. 0 for layers without a window.
+
+def _tail_depth(graph, layer, folding, lanes, rate):
+    """Beats to queue before a windowed layer so that its producer never waits on it.
+
+    Its producer, at the network's `rate` (cycles per frame), delivers rows evenly; rows
+    delivered before the layer can take them must wait in a queue, or the producer stalls — and
+    a producer as slow as the network cannot make that time up.
+
+    - A layer bound by its window (pooling; a conv whose engine keeps up) takes input as fast
+      as it walks the padded frame, except while it walks the bottom and top padding rows: what
+      arrives meanwhile waits. (Its own spare time per frame does not help: the blocks between
+      it and the network's slowest layer hold almost nothing, so that layer would stall.)
+    - A layer bound by its engine takes rows at the engine's pace (`_waiting_rows`).
+
+    0 for layers without a window.
     """
-    if layer.op not in ("conv", *_POOL) or (layer.op == "conv" and
-                                            _conv_parts(graph, layer, folding)[1] is None):
+    if layer.op not in ("conv", *_POOL):
         return 0
     a = layer.attrs
-    kh, sh, top = a["kernel"][0], a["stride"][0], a["pads"][0]
     shape, out = graph.in_shape(layer), graph.out_shape(layer)
-    last_row = [i for i in range(out.h) if i * sh + kh - 1 - top >= shape.h - 1]
-    tail_cycles = (len(last_row) - 1) * cycles_per_frame(graph, layer, folding) / out.h
-    beats = shape.size // lanes
-    depth = math.ceil(tail_cycles * beats / rate)
-    return depth + 4 if depth else 0
+    kh, sh = a["kernel"][0], a["stride"][0]
+    top, left, bottom, right = a["pads"]
+    cycles = cycles_per_frame(graph, layer, folding)
+    if layer.op == "conv":
+        engine, window_cycles, _, _, pixels = _conv_parts(graph, layer, folding)
+        if window_cycles is None:
+            return 0
+        engine_bound = pixels * engine.cycles_per_pixel > window_cycles
+    else:
+        engine_bound = False
+    if engine_bound:
+        rows = _waiting_rows(shape.h, out.h, kh, sh, top, cycles, rate)
+    else:
+        padding_walk = (top + bottom) * (shape.w + left + right) * (shape.c // lanes)
+        rows = math.ceil(padding_walk * shape.h / rate)
+    return math.ceil(rows * shape.w * shape.c / lanes) + 4 if rows else 0
+
+
+@functools.lru_cache(maxsize=65536)
+def _waiting_rows(h, h_out, kh, sh, top, cycles, rate, frames=3):
+    """Most input rows delivered but not yet taken at any time (see `_tail_depth`).
+
+    Row r of frame k arrives at P = k·rate + (r+1)·rate/h. Output row i needs rows up to
+    need(i) = min(h-1, i·sh + kh-1-top) and takes Q = cycles/h_out cycles, ending at
+    E_i = max(P(need(i)), E_{i-1}) + Q (row after row, across frames). The window runs only a
+    few windows ahead of the engine: it takes row need(i) while output row i is computed (from
+    E_i - Q), and a row no window ends in once the windows before it are out (from E_j, j the
+    last output row before it, in this frame or the previous one); or on arrival if later.
+    Frame 0 is left out (a start-up transient).
+    """
+    per_row = cycles / h_out
+    r, i = np.arange(h), np.arange(h_out)
+    arrive = (r + 1) * rate / h
+    need = np.minimum(h - 1, i * sh + kh - 1 - top)
+    ready = np.concatenate([arrive[need] + k * rate for k in range(frames)]) + per_row
+    ends = _after(ready, per_row)
+    emits = i * sh + kh - 1 - top                       # input row each output row ends in
+    before = np.searchsorted(emits, r, side="left") - 1 # last output row ending above row r
+    ends_in = np.searchsorted(emits, r, side="left")    # output row ending in row r, if any
+    ends_here = (ends_in < h_out) & (emits[np.minimum(ends_in, h_out - 1)] == r)
+    times, got = [], []
+    for k in range(1, frames):
+        row_end = ends[k * h_out + before]              # before = -1: the previous frame's last
+        taken = np.where(ends_here, ends[k * h_out + np.minimum(ends_in, h_out - 1)] - per_row,
+                         row_end)
+        times.append(arrive + k * rate)
+        got.append(np.where(taken > times[-1] + 0.5, taken, times[-1]))
+    times, got = np.concatenate(times), np.sort(np.concatenate(got))
+    waiting = np.searchsorted(times, times, side="right") - np.searchsorted(got, times, side="right")
+    return int(np.max(waiting))
 
 
 def converter_latency(lanes_in, lanes_out):

@@ -276,8 +276,9 @@ def _pareto(search, targets):
         plan, used = search.threshold_plan(target)
         if plan is None or not search.fits(used):
             continue
-        cycles = search.space.cycles(plan)[0]
-        points.append({"cycles_per_frame": cycles, **dict(zip(KINDS, map(int, used)))})
+        point = {"cycles_per_frame": search.space.cycles(plan)[0], **dict(zip(KINDS, map(int, used)))}
+        if point not in points:
+            points.append(point)
     for p in points:
         p["pareto"] = not any(q is not p and q["cycles_per_frame"] <= p["cycles_per_frame"]
                               and all(q[k] <= p[k] for k in KINDS)
