@@ -24,11 +24,13 @@ demo: $(VENV)/.installed
 	$(BIN)/python -m dnnhw verify build/digits --data $(DIGITS)/digits_x.npy \
 		--labels $(DIGITS)/digits_y.npy
 
+# Two workers (this machine has 2 cores); a file's tests stay on one worker, so module
+# fixtures (one Verilator build each) run once.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-all: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -m ''
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m ''
 
 clean:
 	rm -rf $(VENV) build sim_build .pytest_cache .hypothesis

@@ -4,6 +4,7 @@ import pathlib
 
 import numpy as np
 import onnx
+import pytest
 
 import onnx_models
 from dnnhw import golden, quant
@@ -31,6 +32,7 @@ def run(graph, plan, frames, name, stall):
     return accel, result, per_frame
 
 
+@pytest.mark.slow          # `dnnhw build` + `verify` of digits in tests/test_build.py run by default
 def test_digits_network():
     graph = load(DIGITS / "digits.onnx")
     q = quant.quantize(graph, np.load(DIGITS / "digits_calib.npy"), bits=8)
@@ -50,6 +52,7 @@ def test_residual_network(tmp_path):
     run(q, {}, frames, "residual", stall=0.2)
 
 
+@pytest.mark.slow
 def test_digits_rate_and_latency_against_model():
     """Unstalled, back-to-back frames: measured cycles per frame within 5% of the model, batch-1
     latency (first input beat to the first frame's last output beat) within 10%."""

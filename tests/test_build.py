@@ -95,10 +95,10 @@ def test_verify_catches_a_flipped_weight(digits_build, tmp_path):
 def test_verify_accuracy_on_labelled_digits(digits_build):
     folder, _ = digits_build
     result = dnnhw("verify", folder, "--data", DIGITS / "digits_x.npy", "--labels",
-                   DIGITS / "digits_y.npy", "--frames", "40")
+                   DIGITS / "digits_y.npy", "--frames", "20")
     assert result.returncode == 0, result.stderr
     accuracy = json.loads((folder / "verify.json").read_text())["accuracy"]
-    assert accuracy["frames"] == 40 and accuracy["hardware"] == accuracy["golden"]
+    assert accuracy["frames"] == 20 and accuracy["hardware"] == accuracy["golden"]
     assert abs(accuracy["hardware"] - accuracy["float"]) <= 0.05
 
 

