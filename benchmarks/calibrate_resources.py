@@ -16,6 +16,10 @@ error. Writes:
 - ``benchmarks/results/resources.json``: every block's measured and predicted resources, the
   errors per family, resource and split, and the synthesis times.
 
+`--quick` synthesizes a small grid (no held-out blocks) and fits it, to check the flow in a few
+minutes; it writes ``benchmarks/results/resources-quick.json`` only (the model keeps the data
+file of the full grid).
+
 `--reuse` takes measurements from the existing results file instead of synthesizing again (to
 refit after a change of features); `--probes` also synthesizes multipliers and memories of
 chosen sizes and checks the rules below against them.
@@ -29,6 +33,7 @@ import argparse
 import json
 import multiprocessing
 import pathlib
+import random
 import subprocess
 import sys
 import time
@@ -36,6 +41,9 @@ import zlib
 from collections import defaultdict
 
 import numpy as np
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
 from scipy.optimize import nnls
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -61,8 +69,10 @@ LUTRAM_LUTS = {
 #: How Yosys maps multipliers (`mul2dsp` as synth_* sets it up), confirmed by the probes: the
 #: product is first narrowed to the bits that are read, and `y_min` applies to that width.
 MULTIPLIER = {
-    "xc7": {"a_max": 25, "b_max": 18, "a_partial": 18, "b_partial": 17, "min_width": 2, "y_min": 9},
-    "ecp5": {"a_max": 18, "b_max": 18, "a_partial": 18, "b_partial": 18, "min_width": 2, "y_min": 0},
+    "xc7": {"a_max": 25, "b_max": 18, "a_partial": 18, "b_partial": 17, "min_width": 2,
+            "y_min": 9},
+    "ecp5": {"a_max": 18, "b_max": 18, "a_partial": 18, "b_partial": 18, "min_width": 2,
+             "y_min": 0},
     "ice40": {"a_max": 16, "b_max": 16, "a_partial": 16, "b_partial": 16, "min_width": 2,
               "y_min": 11},
 }
@@ -71,7 +81,8 @@ MULTIPLIER = {
 #: and distributed RAMs (address bits, data widths, cost per unit, width scaling) and the
 #: emulation points it adds for our RAMs (one write, one synchronous read port) and ROMs.
 MEMORY = {
-    "xc7": {"logic_cost_ram": 1.0, "logic_cost_rom": 1 / 64, "block": [{"name": "RAMB18E1", "abits": 14, "widths": [1, 2, 4, 9, 18, 36],
+    "xc7": {"logic_cost_ram": 1.0, "logic_cost_rom": 1 / 64,
+            "block": [{"name": "RAMB18E1", "abits": 14, "widths": [1, 2, 4, 9, 18, 36],
                        "cost": 129, "bram": 1, "emu_ram": 1, "emu_rom": 1},
                       {"name": "RAMB36E1", "abits": 15, "widths": [1, 2, 4, 9, 18, 36, 72],
                        "cost": 257, "bram": 2, "emu_ram": 1, "emu_rom": 1}],
@@ -79,11 +90,13 @@ MEMORY = {
                              "widthscale": 7, "luts": 4, "emu_ram": 1},
                             {"name": "RAM64M", "abits": 6, "widths": [3], "cost": 8,
                              "widthscale": 7, "luts": 4, "emu_ram": 1}]},
-    "ecp5": {"logic_cost_ram": 1.0, "logic_cost_rom": 1 / 16, "block": [{"name": "DP16KD", "abits": 14, "widths": [1, 2, 4, 9, 18, 36],
+    "ecp5": {"logic_cost_ram": 1.0, "logic_cost_rom": 1 / 16,
+             "block": [{"name": "DP16KD", "abits": 14, "widths": [1, 2, 4, 9, 18, 36],
                         "cost": 128, "bram": 1, "emu_ram": 7, "emu_rom": 1}],
              "distributed": [{"name": "TRELLIS_DPR16X4", "abits": 4, "widths": [4], "cost": 4,
                               "luts": 6, "emu_ram": 1}]},
-    "ice40": {"logic_cost_ram": 1.0, "logic_cost_rom": 1 / 16,  "block": [{"name": "SB_RAM40_4K", "abits": 11, "widths": [2, 4, 8, 16],
+    "ice40": {"logic_cost_ram": 1.0, "logic_cost_rom": 1 / 16,
+              "block": [{"name": "SB_RAM40_4K", "abits": 11, "widths": [2, 4, 8, 16],
                          "cost": 64, "bram": 1, "emu_ram": 7, "emu_rom": 1}],
               "distributed": []},
 }
@@ -420,8 +433,9 @@ def cases(quick):
 
 
 def _block_type(block):
-    return {"maxpool": "pool", "avgpool": "pool", "relu": "activation", "clamp": "activation",
-            "leaky_relu": "activation", "sigmoid": "activation", "tanh": "activation"}.get(block, block)
+    activations = ("relu", "clamp", "leaky_relu", "sigmoid", "tanh")
+    return "pool" if block in ("maxpool", "avgpool") else (
+        "activation" if block in activations else block)
 
 
 # -- synthesis ------------------------------------------------------------------------------------
@@ -516,48 +530,51 @@ def probe_jobs():
     return [("mul", a, b) for a, b in pairs] + [("mem", *m) for m in memories]
 
 
+class Multiply(wiring.Component):
+    """A registered a × b signed product of registered operands (a multiplier probe)."""
+
+    def __init__(self, a, b):
+        self.a_bits, self.b_bits = a, b
+        super().__init__({"a": In(signed(a)), "b": In(signed(b)), "y": Out(signed(a + b))})
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b = Signal(signed(self.a_bits)), Signal(signed(self.b_bits))
+        y = Signal(signed(self.a_bits + self.b_bits))
+        m.d.sync += [a.eq(self.a), b.eq(self.b), y.eq(a * b)]
+        m.d.comb += self.y.eq(y)
+        return m
+
+
+class Rom(wiring.Component):
+    """A depth × width ROM of seeded random words read like the weight ROMs (a memory probe)."""
+
+    def __init__(self, depth, width):
+        rng = random.Random(depth * 1000 + width)
+        self.depth, self.width = depth, width
+        self.init = [rng.getrandbits(width) for _ in range(depth)]
+        super().__init__({"addr": In(range(depth)), "en": In(1), "data": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=self.width, depth=self.depth,
+                                               init=self.init)
+        port = mem.read_port(transparent_for=())
+        m.d.comb += [port.addr.eq(self.addr), port.en.eq(self.en), self.data.eq(port.data)]
+        return m
+
+
 def probe(job):
-    """Synthesize one probe: (job, family, measured resources)."""
-    from amaranth.hdl import Module, Signal, signed
-    from amaranth.lib import memory, wiring
-    from amaranth.lib.wiring import In, Out
+    """Synthesize one probe: (measured resources, cell counts)."""
     from dnnhw.layers.sliding_window import DelayLine
     from dnnhw.toolchain.yosys import synthesize
-
-    class Multiply(wiring.Component):
-        def __init__(self, a, b):
-            self.a_bits, self.b_bits = a, b
-            super().__init__({"a": In(signed(a)), "b": In(signed(b)), "y": Out(signed(a + b))})
-
-        def elaborate(self, platform):
-            m = Module()
-            a, b, y = Signal(signed(self.a_bits)), Signal(signed(self.b_bits)), Signal(signed(len(self.y)))
-            m.d.sync += [a.eq(self.a), b.eq(self.b), y.eq(a * b)]
-            m.d.comb += self.y.eq(y)
-            return m
-
-    class Rom(wiring.Component):
-        def __init__(self, depth, width):
-            rng = np.random.default_rng(depth * 1000 + width)
-            self.depth, self.width = depth, width
-            self.init = [int(v) for v in rng.integers(0, 1 << width, depth, dtype=np.uint64)]
-            super().__init__({"addr": In(range(depth)), "en": In(1), "data": Out(width)})
-
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.mem = mem = memory.Memory(shape=self.width, depth=self.depth, init=self.init)
-            port = mem.read_port(transparent_for=())
-            m.d.comb += [port.addr.eq(self.addr), port.en.eq(self.en), self.data.eq(port.data)]
-            return m
-
     (kind, *args), family = job
     if kind == "mul":
         component = Multiply(*args)
     else:
         mem, depth, width = args
         component = DelayLine(width, depth) if mem == "ram" else Rom(depth, width)
-    found, cells = synthesize(component, family, name="probe")
-    return found, cells
+    return synthesize(component, family, name="probe")
 
 
 def check_probe(job, family, found):
@@ -610,11 +627,15 @@ def main(argv=None):
     families = args.family or list(resources.FAMILIES)
     start = time.monotonic()
 
-    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"families": {}}
+    results = RESULTS.with_name("resources-quick.json") if args.quick else RESULTS
+    old = json.loads(results.read_text()) if results.exists() else {"families": {}}
     data = json.loads(DATA.read_text())
-    data.update({"yosys": yosys_version(), "lut_inputs": LUT_INPUTS, "multiplier": MULTIPLIER,
+    keep = not args.quick                   # a quick grid neither fits nor writes the data file
+    data.update({"note": "written by benchmarks/calibrate_resources.py: Yosys' rules for DSPs "
+                         "and memories, and the fitted LUT/FF coefficients (dnnhw.resources)",
+                 "yosys": yosys_version(), "lut_inputs": LUT_INPUTS, "multiplier": MULTIPLIER,
                  "memory": MEMORY})
-    _write_data(data)
+    _write_data(data, keep)
     report = {"yosys": data["yosys"], "grid": "quick" if args.quick else "full",
               "tolerance": TOLERANCE, "slack": SLACK, "families": dict(old.get("families", {}))}
     grid_cases = cases(args.quick)
@@ -639,7 +660,7 @@ def main(argv=None):
                          "exact": {"dsp": features.dsp, "bram": features.bram}})
         coefficients = fit([r for r in rows if r["split"] == "fit"], family)
         data["coefficients"][family] = coefficients
-        _write_data(data)
+        _write_data(data, keep)
         for row in rows:
             predicted = resources.price(model_features(_case(grid_cases, row["id"]), family),
                                         family).as_dict()
@@ -662,9 +683,10 @@ def main(argv=None):
         report["families"][family] = entry
         _print_summary(family, entry)
         report["seconds"] = round(time.monotonic() - start, 1)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(report, indent=1) + "\n")     # after every family
-    print(f"wrote {DATA.relative_to(ROOT)} and {RESULTS.relative_to(ROOT)} "
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(report, indent=1) + "\n")     # after every family
+    written = [DATA] * keep + [results]
+    print(f"wrote {' and '.join(str(p.relative_to(ROOT)) for p in written)} "
           f"in {report['seconds']:.0f} s")
 
 
@@ -672,9 +694,10 @@ def _case(grid_cases, case_id):
     return next(c for c in grid_cases if c["id"] == case_id)
 
 
-def _write_data(data):
-    """Write the data file and make `dnnhw.resources` use it from now on."""
-    DATA.write_text(json.dumps(data, indent=1) + "\n")
+def _write_data(data, keep):
+    """Make `dnnhw.resources` use `data` from now on, and write it to the data file if `keep`."""
+    if keep:
+        DATA.write_text(json.dumps(data, indent=1) + "\n")
     resources._DATA = data
     resources._COEFFICIENTS = resources._coefficients()
     resources._MULTIPLIER, resources._MEMORY = data["multiplier"], data["memory"]

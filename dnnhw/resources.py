@@ -500,7 +500,7 @@ def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family):
     from shift-add logic), adder trees, accumulators, channel ROM, requantization and the fused
     activation."""
     from . import model                     # imported here: dnnhw.model may import this module
-    _, a, out_bits, wb, acc_bits, smax, max_left, clip, alpha = spec[:9]
+    _, a, out_bits, wb, acc_bits, smax, max_left, clip, alpha, bias_bits = spec[:10]
     t.add("part:engine", 1)
     beats, blocks = c_in // ci, c_out // co
     kernel_steps, group_beats = positions // f, c_in // groups // ci
@@ -538,10 +538,11 @@ def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family):
         inputs = -(-terms // model.TREE_RADIX ** level)
         t.add("add_tree", co * (inputs - nodes) * width)
         t.add("reg", co * nodes * width)
-    # accumulators (loaded with bias + sum at a block's first step) and the channel ROM
+    # accumulators (loaded with bias + sum at a block's first step) and the channel ROM, whose
+    # bias columns above the biases' own width copy their sign (Yosys keeps one of each)
     left_bits = _bits(max_left + 1)
-    _memory(t, blocks, co * (acc_bits + left_bits), family, rom=True, sequential=True)
-    t.add("reg", co * (2 * acc_bits + 2 * left_bits))
+    _memory(t, blocks, co * (bias_bits + left_bits), family, rom=True, sequential=True)
+    t.add("reg", co * (acc_bits + bias_bits + 2 * left_bits))
     t.add("add", co * acc_bits)                 # sum + (bias or acc): the choice joins the adder
     # requantization (a per-lane left shift, then the layer's round shift), the clip and the
     # output register
@@ -563,7 +564,7 @@ def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family):
 
 def _conv_features(spec, ci, co, f, logic, family):
     t = Features()
-    (c_in, h, w, c_out, groups, kernel, stride, pads, queue) = spec[9:]
+    (c_in, h, w, c_out, groups, kernel, stride, pads, queue) = spec[10:]
     positions = kernel[0] * kernel[1]
     if queue is not None:
         _window(t, c_in, h, w, kernel, pads, spec[1], ci, family)
@@ -576,7 +577,7 @@ def _conv_features(spec, ci, co, f, logic, family):
 
 def _fc_features(spec, ci, co, f, logic, family):
     t = Features()
-    n_in, n_out = spec[9:]
+    n_in, n_out = spec[10:]
     _engine(t, spec, n_in, n_out, 1, 1, ci, co, 1, logic, family)
     return t
 
@@ -773,7 +774,7 @@ def _make_spec(graph, layer):
 
 def _weighted_spec(graph, layer, fmt_in, fmt_out):
     """("conv" | "fc", in_bits, out_bits, weight bits, acc_bits, smax, largest left shift,
-    clip bounds, LeakyReLU alpha_q or None, *shape)."""
+    clip bounds, LeakyReLU alpha_q or None, bits of the biases, *shape)."""
     shift = golden.requant_shift(graph, layer)
     shift = [int(s) for s in (shift if hasattr(shift, "__len__") else [shift])]
     smax = max(shift)
@@ -786,8 +787,9 @@ def _weighted_spec(graph, layer, fmt_in, fmt_out):
     elif act == "leaky_relu":
         alpha = golden.leaky_alpha(layer.attrs["alpha"])
         lo = _leaky_floor(alpha, fmt_out.bits)
+    bias = [int(b) for b in layer.wq.bias]
     head = (layer.op, fmt_in.bits, fmt_out.bits, layer.wq.bits, layer.wq.acc_bits, smax,
-            smax - min(shift), (lo, hi), alpha)
+            smax - min(shift), (lo, hi), alpha, min(_signed_bits(*bias, 0), layer.wq.acc_bits))
     if layer.op == "fc":
         return head + (graph.in_shape(layer).size, graph.out_shape(layer).c)
     a = layer.attrs
