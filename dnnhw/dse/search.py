@@ -41,7 +41,7 @@ _PARETO_POINTS = 40
 
 #: Starting price of each resource per unit of its budget, in `KINDS` order: logic is dearer, so
 #: that multipliers go to DSP blocks first and to LUTs only when the DSPs run out.
-_PRICE = np.array([4.0, 4.0, 1.0, 1.0])
+_PRICE = np.array([8.0, 8.0, 1.0, 1.0])
 
 
 @dataclass
@@ -233,8 +233,9 @@ def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, targe
 
 def _energy(search, plan, used, objective, graph):
     """The annealing's objective (lower is better): log of the cycles (throughput) or of the
-    batch-1 latency, plus a small term for the resources used so that ties go to the cheaper."""
-    usage = float(np.sum(used / np.maximum(search.limit, 1)))
+    batch-1 latency, plus a small term for the resources used (at `_PRICE`) so that ties go to
+    the cheaper design, and to DSPs rather than logic."""
+    usage = float(np.sum(_PRICE * used / np.maximum(search.limit, 1)))
     if objective == "latency":
         return math.log(model.network(graph, plan).latency) + 1e-3 * usage
     return math.log(search.space.cycles(plan)[0]) + 1e-3 * usage
