@@ -350,8 +350,8 @@ def _map_memory(depth, width, rom, family):
     return mapping
 
 
-def _memory(t, depth, width, family, rom=False, sequential=False):
-    """A depth × width memory with a synchronous read port (its data register included).
+def _memory(t, depth, width, family, rom=False, sequential=False, count=1):
+    """`count` depth × width memories with a synchronous read port (its data register included).
 
     A ROM built from logic costs LUTs by how it is addressed (measured): read at addresses a
     counter steps through (`sequential`: weights, channel constants), ABC builds it at about a
@@ -360,24 +360,24 @@ def _memory(t, depth, width, family, rom=False, sequential=False):
     if width <= 0:
         return
     if depth <= 1:
-        t.add("reg", width)
+        t.add("reg", width * count)
         return
     m = _map_memory(depth, width, rom, family)
     if m.kind == "block":
-        t.bram += m.bram
-        t.add("bram_emu", m.emulated * width)
+        t.bram += m.bram * count
+        t.add("bram_emu", m.emulated * width * count)
     else:
-        t.add("reg", width)                                  # the read data register
+        t.add("reg", width * count)                          # the read data register
         if m.kind == "distributed":
-            t.lutram += m.lutram
+            t.lutram += m.lutram * count
         elif not rom:
-            t.add("ram_ff", depth * width)
-            t.add("ram_mux", width * _mux_luts(depth, family))
+            t.add("ram_ff", depth * width * count)
+            t.add("ram_mux", width * count * _mux_luts(depth, family))
         elif sequential:
-            t.add("rom_seq", width * depth / 16)
+            t.add("rom_seq", width * depth / 16 * count)
         else:
-            t.add("rom_lut", width * -(-depth >> _LUT_INPUTS[family]))
-    _mux(t, width, m.chunks, family)
+            t.add("rom_lut", width * count * -(-depth >> _LUT_INPUTS[family]))
+    _mux(t, width * count, m.chunks, family)
 
 
 # -- small structures -----------------------------------------------------------------------------
@@ -519,8 +519,7 @@ def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family):
     t.add("reg", (3 + tree) * control + 2)
     t.add("handshake", 2)
     # weights, window and multipliers
-    for _ in range(co):
-        _memory(t, steps, word, family, rom=True, sequential=True)
+    _memory(t, steps, word, family, rom=True, sequential=True, count=co)
     t.add("reg", positions * ci * a)
     _mux(t, f * ci * a, kernel_steps, family)
     in_dsp = _multipliers(t, co * terms - logic, a, wb, family)
@@ -663,8 +662,7 @@ def _activation_features(spec, ci, co, f, logic, family):
         t.add("add", ci * (p_bits - address_bits - segment_shift + 2))    # + 2**(a + s - 1)
         t.add("cmp_const", ci * (p_bits - address_bits - segment_shift + 1))
         _mux(t, ci * (address_bits + position), 3, family)
-        for _ in range(ci):
-            _memory(t, 1 << address_bits, table_width, family, rom=True)
+        _memory(t, 1 << address_bits, table_width, family, rom=True, count=ci)
         t.add("reg", ci * (2 * position + table_width + bits_out))
         # delta × position, of which bits_out + s bits are read (a DSP by the declared widths;
         # from logic, only the delta's varying bits cost), the round shift, the value's add
