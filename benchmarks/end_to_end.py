@@ -63,7 +63,7 @@ def run(name, board, frames, synth, folder):
     latency = v["measured_latency_cycles"]
     return {
         "board": board, "frames": v["frames"], "synth": synth,
-        "date": datetime.date.today().isoformat(),
+        "date": datetime.date.today().isoformat(), "commit": _commit(),
         "layers": len(report["layers"]), "macs_per_frame": report["macs_per_frame"],
         "params": report["params"],
         "build_seconds": report["build_seconds"],
@@ -150,7 +150,7 @@ def main(argv=None):
             except Exception as error:      # record it and go on with the other networks
                 traceback.print_exc()
                 ran[name] = {"board": args.board, "frames": args.frames, "synth": args.synth,
-                             "date": datetime.date.today().isoformat(),
+                             "date": datetime.date.today().isoformat(), "commit": _commit(),
                              "error": f"{type(error).__name__}: {error}"}
             print(f"{name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
             results[name] = ran[name]
@@ -159,7 +159,8 @@ def main(argv=None):
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({
         "description": "tests/zoo.py networks built with `dnnhw build` and simulated with "
-                       "`dnnhw verify` (cocotb + Verilator); errors are measured / predicted - 1",
+                       "`dnnhw verify` (cocotb + Verilator); errors are measured / predicted - 1; "
+                       "each entry names the commit it ran at (a dirty tree shows as '+')",
         "commit": _commit(),
         "networks": {n: results[n] for n in order if n in results},
     }, indent=2) + "\n")
@@ -173,9 +174,14 @@ def main(argv=None):
 
 
 def _commit():
+    """The checkout's short commit, with '+' when dnnhw/ or tests/ differ from it; None outside git."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, text=True, capture_output=True,
+                              check=True).stdout.strip()
+
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, check=True).stdout.strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "dnnhw", "tests")
+        return git("rev-parse", "--short", "HEAD") + ("+" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return None
 

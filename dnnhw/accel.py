@@ -120,17 +120,26 @@ class Accelerator(wiring.Component):
         return m
 
     def _adapt(self, m, names, source, edge):
-        """`source` converted to the reader's lanes and queued, as `edge` says."""
+        """`source` queued and converted to the reader's lanes, as `edge` says: the FIFO on the
+        wider side of the converter."""
         bits = self.graph.formats[edge.tensor].bits
+
+        def queue(source):
+            if not edge.fifo_depth:
+                return source
+            fifo = StreamFIFO(bits, edge.fifo_lanes, edge.fifo_depth)
+            m.submodules[f"fifo{next(names)}"] = fifo
+            wiring.connect(m, source, fifo.i)
+            return fifo.o
+
+        if edge.lanes_from > edge.lanes_to:
+            source = queue(source)
         if edge.lanes_from != edge.lanes_to:
             converter = LaneConverter(self.graph.shapes[edge.tensor].c, bits, edge.lanes_from,
                                       edge.lanes_to)
             m.submodules[f"lanes{next(names)}"] = converter
             wiring.connect(m, source, converter.i)
             source = converter.o
-        if edge.fifo_depth:
-            queue = StreamFIFO(bits, edge.lanes_to, edge.fifo_depth)
-            m.submodules[f"fifo{next(names)}"] = queue
-            wiring.connect(m, source, queue.i)
-            source = queue.o
+        if edge.lanes_from <= edge.lanes_to:
+            source = queue(source)
         return source

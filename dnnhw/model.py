@@ -316,12 +316,15 @@ class Edge:
     lanes_from, lanes_to : int
         The producer's lanes and the reader's; a `LaneConverter` sits between when they differ.
     fifo_depth : int
-        Beats (of `lanes_to` channels) of the `StreamFIFO` after the converter (0 for none).
-        On every branch of a forked tensor and every input of a join: one frame of the tensor,
-        +4. One frame bounds how far one branch can run ahead of another, since every block
-        finishes a frame's output before it needs the next frame's input, so the branches
-        cannot deadlock. Into a windowed layer: the rows it cannot take yet (`_tail_depth`).
-        Out of a layer as slow as the network (`_NO_SLACK`): at least one row of the tensor.
+        Beats of the `StreamFIFO` on the edge (0 for none), of `fifo_lanes` channels: the FIFO
+        sits on the wide side of the converter, so that a narrowing converter (one beat out per
+        cycle) never throttles a producer that delivers in bursts. On every branch of a forked
+        tensor and every input of a join: one frame of the tensor, +4. One frame bounds how far
+        one branch can run ahead of another, since every block finishes a frame's output before
+        it needs the next frame's input, so the branches cannot deadlock. Into a windowed layer:
+        the rows it cannot take yet (`_tail_depth`). Out of a layer as slow as the network
+        (`_NO_SLACK`): at least one row of the tensor. On a narrowing edge: at least
+        `_NARROWING_DEPTH`.
     """
     tensor: str
     reader: str
@@ -329,6 +332,11 @@ class Edge:
     lanes_from: int
     lanes_to: int
     fifo_depth: int
+
+    @property
+    def fifo_lanes(self):
+        """Channels per beat of the edge's FIFO: the wider side's."""
+        return max(self.lanes_from, self.lanes_to)
 
 
 def edges(graph, plan):
@@ -359,9 +367,16 @@ def edges(graph, plan):
                 if cycles_per_frame(graph, producer, fold[producer.name]) >= (1 - _NO_SLACK) * rate:
                     row = graph.shapes[tensor].w * graph.shapes[tensor].c // lanes_to
                     depth = max(depth, row + 4)
+            wide = max(lanes[tensor], lanes_to)
+            depth = -(-depth * lanes_to // wide)            # in beats of the wider side
+            if lanes[tensor] > lanes_to:
+                depth = max(depth, _NARROWING_DEPTH)
             out.append(Edge(tensor, reader.name, port, lanes[tensor], lanes_to, depth))
     return out
 
+
+#: Wide beats queued before every narrowing lane converter: a pooled row arrives in a burst.
+_NARROWING_DEPTH = 16
 
 #: A layer within this fraction of the network's rate has no time to spare: its output gets a
 #: row of queue (`edges`), so that a moment's stall downstream costs it no cycles.

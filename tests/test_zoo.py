@@ -1,7 +1,8 @@
 """End-to-end acceptance on the network zoo (tests/zoo.py): each network built for arty with
 `dnnhw build`, then simulated with `dnnhw verify`: bit-exact against the golden model, cycles per
-frame within 5 % and batch-1 latency within 10 % of the model's prediction. One quick network
-run in the default suite, the rest with `-m slow`; loading and quantizing every network is fast.
+frame within 5 % and batch-1 latency within 10 % of the model's prediction. The builds run with
+`-m slow` (tests/test_build.py builds and verifies digits by default); loading and quantizing
+every network is fast.
 """
 
 import json
@@ -15,7 +16,7 @@ from dnnhw import frontend, golden, quant
 from test_cli import dnnhw
 
 #: Networks quick enough for the default suite (tens of seconds each, Verilator compile included).
-QUICK = ("mlp",)
+QUICK = ()         # tests/test_build.py builds and verifies digits by default
 
 
 def _save(name, folder):

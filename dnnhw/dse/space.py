@@ -103,7 +103,8 @@ class Space:
                 total = total + lane_converter_resources(channels, bits, edge.lanes_from,
                                                          edge.lanes_to, self.family)
             if edge.fifo_depth:
-                total = total + fifo_resources(bits, edge.lanes_to, edge.fifo_depth, self.family)
+                total = total + fifo_resources(bits, edge.fifo_lanes, edge.fifo_depth,
+                                               self.family)
         return total
 
     def resources(self, plan):
