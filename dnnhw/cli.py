@@ -174,7 +174,7 @@ def explore_command(args):
 
     board = get_board(args.board)
     graph = frontend.load(args.network)
-    frames = (_frames(graph, args.calibration) if args.calibration
+    frames = (quant.load_frames(graph, args.calibration) if args.calibration
               else quant.synthetic_frames(graph))
     q = quant.quantize(graph, frames, bits=args.bits)
     found = explore(q, board, objective=args.objective, cap=args.cap, seed=args.seed,
@@ -269,33 +269,18 @@ def list_boards(args):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
-def _frames(graph, path):
-    return quant.load_frames(graph, path)
-
-
-def _labels(path, count):
-    try:
-        labels = np.load(path)
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path}: cannot read as a .npy array ({error})") from None
-    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
-        raise UserError(f"{path}: expected {count} integer labels, one per --data frame; "
-                        f"found {labels.dtype} of shape {labels.shape}")
-    return labels
-
-
 def inspect(args):
     graph = frontend.load(args.network)
     warnings = []
     if args.calibration:
-        calibration, source = _frames(graph, args.calibration), args.calibration
+        calibration, source = quant.load_frames(graph, args.calibration), args.calibration
     else:
         calibration, source = quant.synthetic_frames(graph), "synthetic"
         warnings.append("no --calibration data: formats come from synthetic N(0,1) inputs, "
                         "which may not match the network's real inputs")
     if args.labels and not args.data:
         raise UserError("--labels needs --data")
-    frames = _frames(graph, args.data) if args.data else calibration
+    frames = quant.load_frames(graph, args.data) if args.data else calibration
     layer_bits = dict(args.layer_bits)
     q = quant.quantize(graph, calibration, bits=args.bits, layer_bits=layer_bits)
     reference = frontend.onnxruntime_outputs(args.network, graph, frames)
@@ -310,7 +295,7 @@ def inspect(args):
         "warnings": warnings,
     }
     if args.labels:
-        labels = _labels(args.labels, len(frames))
+        labels = quant.load_labels(args.labels, len(frames))
         accuracy = {"frames": len(frames), "float": float(np.mean(reference.reshape(len(frames), -1)
                                                                  .argmax(axis=1) == labels)),
                     "fixed": {}}

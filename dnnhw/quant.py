@@ -19,7 +19,8 @@ from .errors import UserError
 from .ir import Format, WeightQuant
 
 
-__all__ = ["MIN_BITS", "MAX_BITS", "quantize", "frac_for", "load_frames", "synthetic_frames"]
+__all__ = ["MIN_BITS", "MAX_BITS", "quantize", "frac_for", "load_frames", "load_labels",
+           "synthetic_frames"]
 
 
 MIN_BITS, MAX_BITS = 4, 16
@@ -123,3 +124,15 @@ def load_frames(graph, path):
         raise UserError(f"{path}: holds {frames.dtype} of shape {frames.shape}; expected frames "
                         f"of shape (N, {', '.join(map(str, frame_shape))})")
     return frames.astype(np.float64)
+
+
+def load_labels(path, count):
+    """`count` integer class labels from a `.npy` file, one per frame of --data."""
+    try:
+        labels = np.load(path)
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: cannot read as a .npy array ({error})") from None
+    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+        raise UserError(f"{path}: expected {count} integer labels, one per --data frame; found "
+                        f"{labels.dtype} of shape {labels.shape}")
+    return labels

@@ -60,7 +60,7 @@ def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0, waves
     count = frames or (len(inputs) if data else min(DEFAULT_FRAMES, len(inputs)))
     if count < 1:
         raise UserError(f"--frames must be at least 1, got {count}")
-    truth = _labels(labels, len(inputs))[:count] if labels else None
+    truth = quant.load_labels(labels, len(inputs))[:count] if labels else None
     inputs = inputs[:count]
 
     xs = [golden.quantize(golden.input_to_chw(graph, f), graph.formats[graph.input]) for f in inputs]
@@ -137,17 +137,6 @@ def _steady_rate(ends):
         return None
     first = len(ends) // 2
     return round((ends[-1] - ends[first - 1]) / (len(ends) - first), 2)
-
-
-def _labels(path, count):
-    try:
-        labels = np.load(path)
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path}: cannot read as a .npy array ({error})") from None
-    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
-        raise UserError(f"{path}: expected {count} integer labels, one per --data frame; found "
-                        f"{labels.dtype} of shape {labels.shape}")
-    return labels
 
 
 def _accuracy(graph, inputs, got, want, truth):
