@@ -28,6 +28,16 @@ def _layer_bits(text):
     return name, int(bits)
 
 
+def _positive(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    return value
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="dnnhw", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -108,7 +118,7 @@ def _board_options(command):
                          help=f"weight and activation bits, {quant.MIN_BITS}..{quant.MAX_BITS} (default 8)")
     command.add_argument("--calibration", metavar="FILE.npy",
                          help="calibration inputs (N, ...input shape...); default: synthetic N(0,1)")
-    command.add_argument("--clock", type=float, metavar="MHZ", help="clock (default the board's)")
+    command.add_argument("--clock", type=_positive, metavar="MHZ", help="clock (default the board's)")
     command.add_argument("--cap", type=float, default=0.8,
                          help="fraction of each resource the design may use (default 0.8)")
     command.add_argument("--seed", type=int, default=0, help="seed of the stochastic search")

@@ -57,7 +57,9 @@ def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0, waves
     result, design, graph = load_design(folder)
     inputs = (quant.load_frames(graph, data) if data
               else np.load(folder / "design" / "frames.npy"))
-    count = frames or (len(inputs) if data else min(DEFAULT_FRAMES, len(inputs)))
+    if frames is None:
+        frames = len(inputs) if data else min(DEFAULT_FRAMES, len(inputs))
+    count = frames
     if count < 1:
         raise UserError(f"--frames must be at least 1, got {count}")
     truth = quant.load_labels(labels, len(inputs))[:count] if labels else None

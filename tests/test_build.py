@@ -167,3 +167,9 @@ def test_build_into_a_file_path(tmp_path):
     assert_user_error(dnnhw("build", DIGITS / "digits.onnx", "--no-synth", "--out", target),
                       "not a folder")
     assert target.read_text() == "keep me"
+
+
+def test_nonpositive_numbers_are_refused(digits_build, tmp_path):
+    assert dnnhw("build", DIGITS / "digits.onnx", "--clock", "0", "--out", tmp_path / "b").returncode == 2
+    assert not (tmp_path / "b").exists()
+    assert_user_error(dnnhw("verify", digits_build[0], "--frames", "0"), "--frames must be at least 1")
