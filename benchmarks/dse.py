@@ -64,7 +64,7 @@ def vgg(name, in_shape, convs, fcs, seed=0):
 
 def quantized(graph, bits, frames=2):
     rng = np.random.default_rng(1)
-    return quant.quantize(graph, rng.standard_normal((frames, *graph.onnx_input_shape[1:])), bits=bits)
+    return quant.quantize(graph, rng.standard_normal((frames, *graph.input_frame_shape)), bits=bits)
 
 
 def summary(graph, board, found, clock_mhz):

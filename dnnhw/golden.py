@@ -27,6 +27,14 @@ Fixed-point rules (a format (bits, frac) means value = integer × 2**-frac):
   output format and saturated. Concat round-shifts each input to the output format and saturates.
 - Sigmoid and tanh: linear interpolation in a table of 2**TABLE_BITS + 1 samples over [-R, R]
   (`nonlinear_table`); inputs beyond clamp to the ends. Output format (bits, bits - 1).
+- LSTM (`lstm_step`), with b the layer's bits: hidden state h and the gates in G = (b, b - 1),
+  cell state c in (b + LSTM_CELL_INT, b - 1). Per step the four gate sums (ONNX order i, o, f,
+  c) accumulate exactly: ``acc = bias + (W·x << dx) + (R·h << dh)``, the two products aligned to
+  the finer of the two input scales (`lstm_shifts`); ``z = round_shift(acc, z_shift)`` puts them
+  at LSTM_Z_FRAC = b + 3 fractional bits; i, o, f = sigmoid(z), g = tanh(z) by `nonlinear` into
+  G; ``c = saturate(round_shift(f·c + i·g, b - 1))``; ``h = round_shift(o·tanh(c), b - 1)``
+  (tanh of c from its format into G; |h| < 1 needs no saturation). Initial states are the
+  layer's h0, c0 quantized to those formats (zeros by default).
 """
 
 import numpy as np
@@ -38,6 +46,7 @@ __all__ = [
     "round_half_up", "quantize", "dequantize", "saturate", "round_shift",
     "requant_shift", "clamp_bounds", "leaky_alpha", "avg_multiplier", "avg_divisors",
     "nonlinear_table", "segment_shift", "nonlinear", "window_view",
+    "LSTM_CELL_INT", "lstm_formats", "lstm_shifts", "lstm_initial", "lstm_step",
     "run_layer", "run_layer_float", "run_fixed", "run_float", "run", "input_to_chw", "output_to_onnx", "float_error",
 ]
 
@@ -45,6 +54,7 @@ __all__ = [
 LEAKY_FRAC = 16
 TABLE_BITS = 8
 NONLINEAR_RANGE = {"sigmoid": 8, "tanh": 4}
+LSTM_CELL_INT = 4
 _FUNCTIONS = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh}
 
 
@@ -163,6 +173,78 @@ def nonlinear(kind, x, fmt_in, fmt_out):
     return saturate(table[i] + round_shift((table[i + 1] - table[i]) * r, s), fmt_out.bits)
 
 
+# -- LSTM ----------------------------------------------------------------------------------------
+
+def lstm_formats(bits):
+    """(gate and hidden format, cell format, pre-activation format) of a `bits`-bit LSTM."""
+    from .ir import Format
+    return Format(bits, bits - 1), Format(bits + LSTM_CELL_INT, bits - 1), Format(2 * bits + 4, bits + 3)
+
+
+def lstm_shifts(fmt_x, fmt_h, frac_w):
+    """(dx, dh, z_shift): left shifts aligning the input and recurrent products at the finer of
+    the two scales, and the right shift from that accumulator scale (top + frac_w, where the
+    bias is stored) to the pre-activation's."""
+    top = max(fmt_x.frac, fmt_h.frac)
+    z_frac = lstm_formats(fmt_h.bits)[2].frac
+    return top - fmt_x.frac, top - fmt_h.frac, top + int(frac_w) - z_frac
+
+
+def lstm_initial(layer, bits):
+    """Initial (h, c) of an lstm `layer` as integers of its formats, each (hidden,)."""
+    fmt_g, fmt_c, _ = lstm_formats(bits)
+    hidden = layer.attrs["hidden"]
+    return tuple(np.zeros(hidden, np.int64) if layer.attrs.get(key) is None
+                 else quantize(layer.attrs[key], fmt) for key, fmt in (("h0", fmt_g), ("c0", fmt_c)))
+
+
+def lstm_step(x, h, c, wq, shifts, bits):
+    """One LSTM time step on integers: input x (I,), state h, c (hidden,) → new (h, c)."""
+    fmt_g, fmt_c, fmt_z = lstm_formats(bits)
+    dx, dh, z_shift = shifts
+    n_in, hidden = len(x), len(h)
+    acc = (wq.bias + (_matmul(wq.weight[:, :n_in], x, 1 << (wq.acc_bits - 1)) << dx)
+           + (_matmul(wq.weight[:, n_in:], h, 1 << (wq.acc_bits - 1)) << dh))
+    z = round_shift(acc, z_shift).reshape(4, hidden)
+    i, o, f = (nonlinear("sigmoid", z[k], fmt_z, fmt_g) for k in range(3))
+    g = nonlinear("tanh", z[3], fmt_z, fmt_g)
+    c = saturate(round_shift(f * c + i * g, fmt_g.frac), fmt_c.bits)
+    h = round_shift(o * nonlinear("tanh", c, fmt_c, fmt_g), fmt_g.frac)
+    return h, c
+
+
+def _lstm_fixed(layer, x, fmt_x, bits):
+    h, c = lstm_initial(layer, bits)
+    shifts = lstm_shifts(fmt_x, lstm_formats(bits)[0], layer.wq.frac[0])
+    out = []
+    for x_t in x[:, 0, :].T:
+        h, c = lstm_step(x_t, h, c, layer.wq, shifts, bits)
+        out.append(h)
+    return _sequence(out, layer.attrs["last"])
+
+
+def _lstm_float(layer, x):
+    hidden = layer.attrs["hidden"]
+    h, c = (np.zeros(hidden) if layer.attrs.get(key) is None else np.asarray(layer.attrs[key], np.float64)
+            for key in ("h0", "c0"))
+    n_in = x.shape[0]
+    w, r = layer.weight[:, :n_in], layer.weight[:, n_in:]
+    out = []
+    for x_t in x[:, 0, :].T:
+        z = (w @ x_t + r @ h + layer.bias).reshape(4, hidden)
+        i, o, f = _FUNCTIONS["sigmoid"](z[:3])
+        c = f * c + i * np.tanh(z[3])
+        h = o * np.tanh(c)
+        out.append(h)
+    return _sequence(out, layer.attrs["last"])
+
+
+def _sequence(steps, last):
+    """Per-step vectors (hidden,) → the (hidden, 1, T) sequence, or (hidden, 1, 1) if `last`."""
+    steps = steps[-1:] if last else steps
+    return np.stack(steps, axis=1)[:, None, :]
+
+
 # -- layer arithmetic shared by both paths ------------------------------------------------------
 
 def window_view(x, kernel, stride, pads, pad_value):
@@ -250,6 +332,8 @@ def run_layer(graph, layer, xs):
         return saturate(_activate_int(x, fmt_out, {"act": layer.op, **attrs}), fmt_out.bits)
     if layer.op in NONLINEAR_RANGE:
         return nonlinear(layer.op, x, fmt_in, fmt_out)
+    if layer.op == "lstm":
+        return _lstm_fixed(layer, x, fmt_in, fmt_out.bits)
     raise NotImplementedError(layer.op)
 
 
@@ -274,6 +358,8 @@ def run_layer_float(graph, layer, xs):
         return _activate_float(x, {"act": layer.op, **attrs})
     if layer.op in NONLINEAR_RANGE:
         return _FUNCTIONS[layer.op](x)
+    if layer.op == "lstm":
+        return _lstm_float(layer, x)
     raise NotImplementedError(layer.op)
 
 
@@ -298,12 +384,19 @@ def run_float(graph, x):
 
 def input_to_chw(graph, x):
     """One input frame as the ONNX model takes it (batch dimension optional) → (C, H, W)."""
-    return np.asarray(x).reshape(tuple(graph.shapes[graph.input]))
+    c, h, w = graph.shapes[graph.input]
+    if graph.input_hwc:
+        return np.asarray(x).reshape(h, w, c).transpose(2, 0, 1)
+    return np.asarray(x).reshape(c, h, w)
 
 
 def output_to_onnx(graph, y):
-    """The output tensor (C, H, W) → the ONNX model's output layout, batch dimension included."""
-    return np.asarray(y).reshape(graph.onnx_output_shape)
+    """The output tensor (C, H, W) → one frame of the ONNX model's output, without its batch
+    axis (`Graph.output_frame_shape`)."""
+    y = np.asarray(y)
+    if graph.output_hwc:
+        y = y.transpose(1, 2, 0)
+    return y.reshape(graph.output_frame_shape)
 
 
 def run(graph, frames, fixed=True):
@@ -317,7 +410,7 @@ def run(graph, frames, fixed=True):
             y = dequantize(run_fixed(graph, quantize(x, fmt_in))[graph.output], fmt_out)
         else:
             y = run_float(graph, x)[graph.output]
-        outputs.append(output_to_onnx(graph, y)[0])
+        outputs.append(output_to_onnx(graph, y))
     return np.stack(outputs)
 
 

@@ -237,5 +237,5 @@ def run(folder, port, inputs_npy, baud=None, *, timeout=2.0):
                 raise LinkError(f"the device answered {values.size} values, the network has "
                                 f"{shape_out.size} outputs: is the board programmed with this build?")
             y = golden.dequantize(from_beats(values, tuple(shape_out)), fmt_out)
-            outputs.append(golden.output_to_onnx(graph, y)[0])
+            outputs.append(golden.output_to_onnx(graph, y))
     return np.stack(outputs)

@@ -1,8 +1,9 @@
 """The graph IR: a network as layers over named tensors, free of ONNX and Amaranth types.
 
 Every tensor is a feature map of shape (C, H, W). A vector of N features is (N, 1, 1); a 1-D
-signal of length L with C channels is (C, 1, L). A tensor streams in hardware pixel by pixel,
-row-major, channels innermost (DESIGN.md, "Streams").
+signal of length L with C channels is (C, 1, L); a sequence of T time steps of F features (an
+LSTM's input or output) is (F, 1, T). A tensor streams in hardware pixel by pixel, row-major,
+channels innermost (DESIGN.md, "Streams"): a sequence streams one time step after another.
 
 A `Graph` holds float weights after the frontend; `quant.quantize` returns a copy in which every
 tensor has a fixed-point `Format` and every layer with weights has a `WeightQuant`.
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 
-__all__ = ["Shape", "Format", "WeightQuant", "Layer", "Graph", "OPS", "ACTIVATIONS"]
+__all__ = ["Shape", "Format", "WeightQuant", "Layer", "Graph", "OPS", "ACTIVATIONS", "frame_shape"]
 
 
 #: Canonical layer ops and their attributes (see `Layer.attrs`).
@@ -31,6 +32,8 @@ OPS = {
     "leaky_relu":     "alpha",
     "sigmoid":        "",
     "tanh":           "",
+    "lstm":           "hidden, last (output only the last step), h0, c0 (None: zeros); input a "
+                      "sequence (I, 1, T), output (hidden, 1, T) or (hidden, 1, 1)",
 }
 
 #: Activations a conv or fc layer can apply after requantization (`attrs["act"]`).
@@ -100,8 +103,9 @@ class Layer:
     inputs: list[str]
     output: str
     attrs: dict[str, Any] = field(default_factory=dict)
-    weight: np.ndarray | None = None    # float; conv: (C_out, C_in/groups, kh, kw), fc: (N_out, N_in)
-    bias: np.ndarray | None = None      # float (C_out,)
+    weight: np.ndarray | None = None    # float; conv: (C_out, C_in/groups, kh, kw), fc: (N_out, N_in),
+                                        # lstm: [W R] (4·hidden, I + hidden), gates i, o, f, c
+    bias: np.ndarray | None = None      # float (C_out,); lstm: Wb + Rb (4·hidden,)
     wq: WeightQuant | None = None       # set by quant.quantize
 
     @property
@@ -118,6 +122,10 @@ class Graph:
     batch included: the (C, H, W) output array reshaped to it compares with an ONNX runtime.
     `formats` is empty until quantization. `format_hints` carries formats a QDQ model fixed for
     some tensors. `notes` tells the user what the frontend changed on the way.
+
+    `input_hwc` / `output_hwc`: the ONNX tensor's memory order is the stream's (HWC) order rather
+    than CHW, as for a sequence: ONNX (T, 1, F) or (1, T, F) is the IR's (F, 1, T). A frame is
+    the ONNX tensor without its batch axis, its first unit axis (`frame_shape`).
     """
     name: str
     input: str
@@ -130,6 +138,16 @@ class Graph:
     formats: dict[str, Format] = field(default_factory=dict)
     format_hints: dict[str, Format] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    input_hwc: bool = False
+    output_hwc: bool = False
+
+    @property
+    def input_frame_shape(self):
+        return frame_shape(self.onnx_input_shape)
+
+    @property
+    def output_frame_shape(self):
+        return frame_shape(self.onnx_output_shape)
 
     @property
     def quantized(self):
@@ -162,6 +180,13 @@ class Graph:
                        layers=[replace(layer, attrs=dict(layer.attrs)) for layer in self.layers])
 
 
+def frame_shape(onnx_shape):
+    """An ONNX tensor shape without its batch axis: the first axis of size 1."""
+    dims = tuple(onnx_shape)
+    batch = dims.index(1) if 1 in dims else 0
+    return dims[:batch] + dims[batch + 1:]
+
+
 def macs(graph, layer):
     """Multiply-accumulates of one frame through `layer`."""
     out = graph.out_shape(layer)
@@ -170,6 +195,8 @@ def macs(graph, layer):
         return out.size * cin_g * kh * kw
     if layer.op == "fc":
         return int(layer.weight.size)
+    if layer.op == "lstm":
+        return int(layer.weight.size) * graph.in_shape(layer).w
     return 0
 
 

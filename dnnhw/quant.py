@@ -3,9 +3,11 @@
 - Activation formats per tensor from the largest magnitude seen on calibration inputs (a
   user's `.npy`, or synthetic data with a warning). Layers that cannot grow their input's range
   (pooling, ReLU, clamp, LeakyReLU) keep their input's format; sigmoid and tanh output
-  (bits, bits - 1); concat takes the coarsest of its inputs' formats.
+  (bits, bits - 1); concat takes the coarsest of its inputs' formats. An LSTM's output, its
+  hidden state, is (bits, bits - 1) (`golden.lstm_formats`).
 - Weight formats per output channel from each channel's largest magnitude (`per_channel`), or
-  one per layer. Biases at the accumulator's scale.
+  one per layer. Biases at the accumulator's scale. An LSTM's [W R] takes one format for the
+  layer, its bias the scale of the aligned accumulator (`golden.lstm_shifts`).
 - Formats a QDQ model states (power-of-two scales) are used as given.
 
 `bits` sets weights and activations together; `layer_bits` overrides it per layer (its weights
@@ -62,7 +64,7 @@ def quantize(graph, frames, bits=8, layer_bits=None, per_channel=True):
         fmt_in = q.formats[layer.inputs[0]]
         if layer.op in _KEEPS_FORMAT:
             fmt = fmt_in
-        elif layer.op in ("sigmoid", "tanh"):
+        elif layer.op in ("sigmoid", "tanh", "lstm"):
             fmt = Format(b, b - 1)
         elif layer.op == "concat":
             fmts = [q.formats[t] for t in layer.inputs]
@@ -70,7 +72,9 @@ def quantize(graph, frames, bits=8, layer_bits=None, per_channel=True):
         else:
             fmt = q.format_hints.get(layer.output) or Format(b, frac_for(peaks[layer.output], b))
         q.formats[layer.output] = fmt
-        if layer.weight is not None:
+        if layer.op == "lstm":
+            layer.wq = _quantize_lstm(layer, fmt_in, fmt)
+        elif layer.weight is not None:
             layer.wq = _quantize_weights(layer, fmt_in, b, per_channel)
     return q
 
@@ -105,10 +109,25 @@ def _quantize_weights(layer, fmt_in, bits, per_channel):
                        acc_bits=bound.bit_length() + 1)
 
 
+def _quantize_lstm(layer, fmt_x, fmt_h):
+    """[W R] at one frac for the layer, the bias at the accumulator's scale."""
+    bits, hidden = fmt_h.bits, layer.attrs["hidden"]
+    n_in = layer.weight.shape[1] - hidden
+    frac = frac_for(float(np.abs(layer.weight).max(initial=0)), bits)
+    weight_q = golden.saturate(golden.round_half_up(layer.weight * 2.0 ** frac), bits)
+    dx, dh, _ = golden.lstm_shifts(fmt_x, fmt_h, frac)
+    bias_q = golden.round_half_up(layer.bias * 2.0 ** (max(fmt_x.frac, fmt_h.frac) + frac))
+    w_max = 1 << (bits - 1)
+    bound = ((n_in * (1 << (fmt_x.bits - 1)) * w_max << dx) + (hidden * (1 << (bits - 1)) * w_max << dh)
+             + int(np.abs(bias_q).max(initial=0)))
+    return WeightQuant(bits=bits, frac=np.full(len(weight_q), frac, dtype=np.int64), weight=weight_q,
+                       bias=bias_q, acc_bits=bound.bit_length() + 1)
+
+
 def synthetic_frames(graph, count=32, seed=0):
     """Standard-normal calibration frames, for when the user gives none."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((count, *graph.onnx_input_shape[1:]))
+    return rng.standard_normal((count, *graph.input_frame_shape))
 
 
 def load_frames(graph, path):
@@ -117,7 +136,7 @@ def load_frames(graph, path):
         frames = np.load(path)
     except (OSError, ValueError) as error:
         raise UserError(f"{path}: cannot read as a .npy array ({error})") from None
-    frame_shape = tuple(graph.onnx_input_shape[1:])
+    frame_shape = graph.input_frame_shape
     if frames.shape == tuple(graph.onnx_input_shape) or frames.shape == frame_shape:
         frames = frames.reshape(1, *frame_shape)
     if frames.shape[1:] != frame_shape or not np.issubdtype(frames.dtype, np.number):

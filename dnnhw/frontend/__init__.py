@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..errors import UserError
-from ..ir import Graph
+from ..ir import Graph, frame_shape
 from .canonical import canonicalize
 from .load import load_model
 from .mapping import map_nodes
@@ -27,7 +27,8 @@ def load(path):
                  shapes={t: s for t, s in mapped.shapes.items() if t in used}, layers=layers,
                  onnx_input_shape=model.shapes[model.input],
                  onnx_output_shape=model.shapes[model.output],
-                 reference_output=mapped.reference_output, format_hints=hints, notes=mapped.notes)
+                 reference_output=mapped.reference_output, format_hints=hints, notes=mapped.notes,
+                 input_hwc=model.input in mapped.hwc, output_hwc=model.output in mapped.hwc)
 
 
 def onnxruntime_outputs(path, graph, frames):
@@ -54,4 +55,4 @@ def onnxruntime_outputs(path, graph, frames):
     name = session.get_inputs()[0].name
     feed = [np.asarray(f, np.float32).reshape(graph.onnx_input_shape) for f in frames]
     outputs = [session.run([graph.reference_output], {name: x})[0] for x in feed]
-    return np.concatenate(outputs).astype(np.float64)
+    return np.stack([y.reshape(frame_shape(y.shape)) for y in outputs]).astype(np.float64)

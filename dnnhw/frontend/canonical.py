@@ -4,6 +4,8 @@
 - A per-channel affine (BatchNormalization, or Add/Sub/Mul/Div by a constant) folds into the
   conv or fc layer before it; one that cannot becomes a depthwise 1×1 convolution.
 - ReLU, clamp (ReLU6, Clip) and LeakyReLU after a conv or fc layer become its fused activation.
+- The last step of an LSTM's sequence, when nothing else reads the sequence, makes the LSTM
+  output only its last step.
 
 Folding happens only where the intermediate tensor has no other reader and is not the output.
 """
@@ -18,6 +20,8 @@ __all__ = ["canonicalize"]
 
 def canonicalize(layers, shapes, output):
     layers = list(layers)
+    _prune(layers, output)
+    _fold_last_steps(layers, output)
     _fold_pads(layers, output)
     _fold_affines(layers, output)
     _fuse_activations(layers, output)
@@ -35,6 +39,17 @@ def _producer(layers, tensor, output):
     if tensor == output or sum(tensor in layer.inputs for layer in layers) != 1:
         return None
     return next((layer for layer in layers if layer.output == tensor), None)
+
+
+def _fold_last_steps(layers, output):
+    for select in [layer for layer in layers if layer.op == "last_step"]:
+        producer = _producer(layers, select.inputs[0], output)
+        if producer is None or producer.op != "lstm":
+            raise UserError(f"'{select.name}' selects the last time step of '{select.inputs[0]}': "
+                            "supported only when nothing else reads an LSTM's output sequence")
+        producer.attrs["last"] = True
+        producer.output = select.output
+        layers.remove(select)
 
 
 def _fold_pads(layers, output):

@@ -94,11 +94,14 @@ def _fix_input_shape(value_info, path):
     if not dims:
         raise UserError(f"{path}: input '{value_info.name}' has no shape")
     batch = dims[0]
-    if batch.HasField("dim_value") and batch.dim_value not in (0, 1):
+    # (T, 1, I) may be an LSTM's time-first input; the mapper checks that it is
+    time_first = len(dims) == 3 and dims[1].HasField("dim_value") and dims[1].dim_value == 1
+    if batch.HasField("dim_value") and batch.dim_value not in (0, 1) and not time_first:
         raise UserError(f"{path}: input '{value_info.name}' has batch size {batch.dim_value}: "
                         "dnnhw builds batch-1 streaming accelerators, export with batch 1")
-    batch.Clear()
-    batch.dim_value = 1
+    if not (time_first and batch.HasField("dim_value")):
+        batch.Clear()
+        batch.dim_value = 1
     if len(dims) > 1 and any(not d.HasField("dim_value") for d in dims[1:]):
         shown = ", ".join(str(d.dim_value) if d.HasField("dim_value") else repr(d.dim_param or "?")
                           for d in dims)

@@ -3,9 +3,17 @@
 Each data-path node becomes one layer (or none, for layout-only ops). Layout ops (Flatten,
 Reshape, Squeeze, Unsqueeze, Identity, Dropout) keep the data's order, so they alias their input:
 the IR keeps the tensor's (C, H, W) shape, and a fully connected layer reading a flattened map
-takes its weights permuted to stream (HWC) order. Two temporary ops come out of this step and are
-removed by `canonical`: "affine" (a per-channel y = a·x + b from BatchNormalization or an
-elementwise op with a constant) and "pad" (a zero Pad in front of a convolution).
+takes its weights permuted to stream (HWC) order. Three temporary ops come out of this step and
+are removed by `canonical`: "affine" (a per-channel y = a·x + b from BatchNormalization or an
+elementwise op with a constant), "pad" (a zero Pad in front of a convolution) and "last_step"
+(the last time step of an LSTM's sequence, from its Y_h output or a Gather/Slice of Y).
+
+Sequences. An ONNX tensor holds its IR tensor's elements in CHW order, or in HWC order: a
+sequence (T, 1, F) or (1, T, F) is the IR's (F, 1, T), and its memory order, time-major, is the
+stream's. The mapper tracks which ONNX tensors are in HWC order (`hwc`). A Transpose is a layout
+op when the data's order stays CHW or HWC (it may switch between them, as a Conv1d's (1, C, L)
+output transposed to an LSTM's (1, L, C) input does); one that reorders data otherwise is
+refused.
 """
 
 import numpy as np
@@ -20,6 +28,7 @@ __all__ = ["map_nodes", "ir_shape"]
 
 
 _LAYOUT_OPS = ("Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout")
+_VIEW_OPS = (*_LAYOUT_OPS, "Transpose")
 
 
 def ir_shape(onnx_shape):
@@ -49,16 +58,29 @@ class _Mapper:
         self.path = path
         self.layers = []
         self.alias = {model.input: model.input}     # ONNX tensor → IR tensor
-        shape = ir_shape(model.shapes[model.input])
+        self.hwc = set()                           # ONNX tensors in HWC order
+        self.stacks = {}                           # ONNX tensor → the ONNX tensors it stacks
+        self.refused = {}                          # ONNX tensor → why it cannot be used
+        dims = model.shapes[model.input]
+        sequence = _sequence_input(model)
+        if sequence is not None:
+            shape, hwc = sequence
+            if hwc:
+                self.hwc.add(model.input)
+        elif dims[0] != 1:
+            raise UserError(f"{path}: input '{model.input}' has batch size {dims[0]}: dnnhw "
+                            "builds batch-1 streaming accelerators, export with batch 1")
+        else:
+            shape = ir_shape(dims)
         if shape is None:
-            raise UserError(f"{path}: input '{model.input}' has shape {model.shapes[model.input]}: "
-                            "dnnhw takes (1, C, H, W), (1, C, L) or (1, N) inputs")
+            raise UserError(f"{path}: input '{model.input}' has shape {dims}: dnnhw takes "
+                            "(1, C, H, W), (1, C, L) or (1, N) inputs, or an LSTM's sequence")
         self.shapes = {model.input: shape}
         self.reference_output = model.reference   # the ONNX tensor the IR output equals
         self.notes = []
         self.tail = {model.output}                 # tensors only layout ops take to the output
         for node in reversed(model.nodes):
-            if node.op_type in _LAYOUT_OPS and node.output[0] in self.tail:
+            if node.op_type in _VIEW_OPS and node.output[0] in self.tail:
                 self.tail.add(node.input[0])
 
     # -- helpers ---------------------------------------------------------------------------
@@ -71,7 +93,34 @@ class _Mapper:
         name = node.input[index]
         if name in self.model.constants:
             raise self.error(node, f"input '{name}' is a constant; dnnhw expects data here")
+        if name in self.refused:
+            raise self.error(node, self.refused[name])
+        if name in self.stacks:
+            raise self.error(node, f"input '{name}' stacks {len(self.stacks[name])} tensors on a "
+                             "new axis; dnnhw supports only selecting one of them with Gather")
         return self.alias[name]
+
+    def labels(self, name):
+        """Which IR dimension ("c", "h", "w") each axis of ONNX tensor `name` holds, "" for the
+        unit axes; None when the tensor splits or merges IR dimensions (a flattened map)."""
+        shape = self.shapes[self.alias[name]]
+        order = "hwc" if name in self.hwc else "chw"
+        ir_dims = [d for d in order if getattr(shape, d) > 1]
+        axes = [a for a, n in enumerate(self.model.shapes[name]) if n != 1]
+        if [self.model.shapes[name][a] for a in axes] != [getattr(shape, d) for d in ir_dims]:
+            return None
+        labels = [""] * len(self.model.shapes[name])
+        for a, d in zip(axes, ir_dims):
+            labels[a] = d
+        return labels
+
+    def view(self, node, hwc=None):
+        """Alias the output of a layout op to its input; `hwc` sets its order (default: kept)."""
+        self.alias[node.output[0]] = self.data(node)
+        if hwc is None:
+            hwc = node.input[0] in self.hwc
+        if hwc:
+            self.hwc.add(node.output[0])
 
     def const(self, node, index, what):
         name = node.input[index] if index < len(node.input) else ""
@@ -85,6 +134,10 @@ class _Mapper:
         """IR shape of a data input that must be a feature map in its ONNX layout too."""
         name = node.input[index]
         shape = self.shapes[self.alias[name]]
+        if name in self.hwc:
+            raise self.error(node, f"input '{name}' of shape {self.model.shapes[name]} is a "
+                             f"sequence or a channels-last map; {node.op_type} takes (1, C, H, W) "
+                             "or (1, C, L) data")
         if ir_shape(self.model.shapes[name]) != shape:
             raise self.error(node, f"input '{name}' of shape {self.model.shapes[name]} is a "
                              f"reshaped {shape} feature map; dnnhw supports reshapes that only "
@@ -98,11 +151,15 @@ class _Mapper:
                              "batch-1 feature map")
         return shape
 
-    def emit(self, node, op, inputs, shape, **fields):
-        name = node.output[0]
-        self.layers.append(Layer(name=node.name or name, op=op, inputs=inputs, output=name, **fields))
-        self.alias[name] = name
-        self.shapes[name] = shape
+    def emit(self, node, op, inputs, shape, hwc=False, output=None, name=None, **fields):
+        """Append a layer computing ONNX tensor `output` (default: the node's first output)."""
+        output = output or node.output[0]
+        self.layers.append(Layer(name=name or node.name or output, op=op, inputs=inputs,
+                                 output=output, **fields))
+        self.alias[output] = output
+        self.shapes[output] = shape
+        if hwc:
+            self.hwc.add(output)
 
     def spatial(self, node, rank, kernel):
         """kernel, stride, pads (top, left, bottom, right) of a conv or pool, 1-D lifted to 2-D."""
@@ -151,7 +208,7 @@ class _Mapper:
     def per_channel(self, node, value, name):
         """A constant operand of an elementwise op as one value per channel of input `name`."""
         onnx_shape = self.model.shapes[name]
-        shape = self.shapes[self.alias[name]]
+        c, h, w = self.shapes[self.alias[name]]
         try:
             full = np.broadcast_to(value, onnx_shape)
         except ValueError:
@@ -159,7 +216,10 @@ class _Mapper:
         if full is None or np.broadcast_shapes(value.shape, onnx_shape) != tuple(onnx_shape):
             raise self.error(node, f"constant of shape {value.shape} does not broadcast onto the "
                              f"data's shape {onnx_shape}")
-        chw = full.reshape(tuple(shape))
+        if name in self.hwc:
+            chw = full.reshape(h, w, c).transpose(2, 0, 1)
+        else:
+            chw = full.reshape(c, h, w)
         if np.any(chw != chw[:, :1, :1]):
             raise self.error(node, "a constant operand that varies over space is unsupported "
                              "(only per-channel constants)")
@@ -190,7 +250,8 @@ class _Mapper:
         n_out, n_in = weight.shape
         if n_in != shape.size:
             raise self.error(node, f"weight takes {n_in} inputs, the data has {shape.size}")
-        weight = weight.reshape(n_out, *shape).transpose(0, 2, 3, 1).reshape(n_out, n_in)
+        if node.input[0] not in self.hwc:       # ONNX flattens CHW, the stream is HWC
+            weight = weight.reshape(n_out, *shape).transpose(0, 2, 3, 1).reshape(n_out, n_in)
         self.emit(node, "fc", [x], Shape(n_out, 1, 1),
                   attrs={"act": None, **self.weight_format(node, weight_index, n_out)},
                   weight=weight, bias=np.broadcast_to(bias, (n_out,)).astype(np.float64))
@@ -206,6 +267,10 @@ class _Mapper:
 
     def matmul(self, node):
         shape = self.model.shapes[node.input[0]]
+        labels = self.labels(node.input[0]) if node.input[0] in self.hwc else None
+        if labels and labels[-1] == "c" and len(shape) >= 2:
+            self.time_distributed(node)
+            return
         if int(np.prod(shape[:-1])) != 1:
             raise self.error(node, f"MatMul on data of shape {shape} is unsupported: dnnhw maps "
                              "MatMul of a (1, N) vector by a constant matrix to a fully connected layer")
@@ -213,6 +278,20 @@ class _Mapper:
         if b.ndim != 2:
             raise self.error(node, f"weight of shape {b.shape} is not a matrix")
         self.fc(node, b.T, 0.0, 1)
+
+    def time_distributed(self, node):
+        """MatMul of a sequence (…, T, F) by a constant (F, N): the same fully connected layer at
+        every step, a 1×1 convolution of the (F, 1, T) sequence into (N, 1, T)."""
+        b = self.const(node, 1, "weight")
+        x = self.data(node)
+        shape = self.shapes[x]
+        if b.ndim != 2 or b.shape[0] != shape.c:
+            raise self.error(node, f"weight of shape {b.shape} does not take {shape.c} features")
+        n_out = b.shape[1]
+        self.emit(node, "conv", [x], Shape(n_out, shape.h, shape.w), hwc=True,
+                  attrs={"kernel": (1, 1), "stride": (1, 1), "pads": (0, 0, 0, 0), "groups": 1,
+                         "act": None, **self.weight_format(node, 1, n_out)},
+                  weight=b.T.reshape(n_out, shape.c, 1, 1).copy(), bias=np.zeros(n_out))
 
     def batchnormalization(self, node):
         if len([o for o in node.output if o]) > 1 or _attr(node, "training_mode", 0):
@@ -225,7 +304,7 @@ class _Mapper:
     def affine(self, node, name, scale, shift):
         x = self.alias[name]
         shape = self.shapes[x]
-        self.emit(node, "affine", [x], shape,
+        self.emit(node, "affine", [x], shape, hwc=name in self.hwc,
                   attrs={"scale": np.broadcast_to(scale, (shape.c,)).astype(np.float64),
                          "shift": np.broadcast_to(shift, (shape.c,)).astype(np.float64)})
 
@@ -240,7 +319,9 @@ class _Mapper:
                                                     != self.model.shapes[node.input[1]]):
                 raise self.error(node, f"Add of shapes {self.model.shapes[node.input[0]]} and "
                                  f"{self.model.shapes[node.input[1]]}: broadcasting is unsupported")
-            self.emit(node, "add", [a, b], self.shapes[a])
+            if (node.input[0] in self.hwc) != (node.input[1] in self.hwc):
+                raise self.error(node, "adds a sequence (or channels-last map) to a feature map")
+            self.emit(node, "add", [a, b], self.shapes[a], hwc=node.input[0] in self.hwc)
             return
         if all(consts):
             raise self.error(node, "constant operation left after folding")
@@ -260,7 +341,7 @@ class _Mapper:
 
     def activation(self, node, op, **attrs):
         x = self.data(node)
-        self.emit(node, op, [x], self.shapes[x], attrs=attrs)
+        self.emit(node, op, [x], self.shapes[x], hwc=node.input[0] in self.hwc, attrs=attrs)
 
     def clip(self, node):
         if self.model.opset >= 11:
@@ -309,7 +390,12 @@ class _Mapper:
 
     def concat(self, node):
         rank = len(self.model.shapes[node.output[0]])
-        if _attr(node, "axis") % rank != 1:
+        axis = _attr(node, "axis") % rank
+        if all(self.model.shapes[name][axis] == 1 and (self.labels(name) or [""] * rank)[axis] == ""
+               and name not in self.model.constants for name in node.input):
+            self.stacks[node.output[0]] = list(node.input)  # e.g. the Y_h of stacked LSTMs
+            return
+        if axis != 1:
             raise self.error(node, f"concatenation over axis {_attr(node, 'axis')} is unsupported "
                              "(only over channels, axis 1)")
         names = [self.data(node, i) for i in range(len(node.input))]
@@ -351,7 +437,128 @@ class _Mapper:
         """Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout: the data passes unchanged."""
         if node.op_type == "Dropout" and len([o for o in node.output if o]) > 1:
             raise self.error(node, "the mask output is unsupported")
-        self.alias[node.output[0]] = self.data(node)
+        self.view(node)
+
+    def transpose(self, node):
+        """A Transpose that keeps the data's order (CHW or HWC) or switches between them."""
+        name = node.input[0]
+        labels = self.labels(name)
+        perm = _attr(node, "perm") or list(reversed(range(len(self.model.shapes[name]))))
+        shape = self.shapes[self.data(node)]
+        moved = None if labels is None else [d for d in (labels[p] for p in perm) if d]
+        orders = {order: [d for d in order if getattr(shape, d) > 1] for order in ("chw", "hwc")}
+        keep = "hwc" if name in self.hwc else "chw"
+        if moved == orders[keep]:
+            self.view(node)
+        elif moved == orders["hwc"] or moved == orders["chw"]:
+            self.view(node, hwc=moved == orders["hwc"])
+        else:
+            raise self.error(node, f"perm {list(perm)} of shape {self.model.shapes[name]} reorders "
+                             "the data: unsupported (a Transpose may only move unit axes, or "
+                             "turn channels-first data into a sequence)")
+
+    def gather(self, node):
+        """Gather of one of stacked tensors, of a unit axis, or of a sequence's last step."""
+        name, shape = node.input[0], self.model.shapes[node.input[0]]
+        axis = _attr(node, "axis", 0) % len(shape)
+        index = self.const(node, 1, "indices")
+        if index is None or index.size != 1:
+            raise self.error(node, "only Gather of one constant index is supported")
+        index = int(index.reshape(-1)[0]) % shape[axis]
+        if name in self.stacks:
+            picked = self.stacks[name][index]
+            self.alias[node.output[0]] = self.alias[picked]
+            if picked in self.hwc:
+                self.hwc.add(node.output[0])
+        elif shape[axis] == 1:
+            self.view(node)
+        else:
+            self.select_last(node, axis, index)
+
+    def slice(self, node):
+        """A Slice keeping everything (a layout op) or only a sequence's last time step."""
+        if self.model.opset < 10:
+            raise self.error(node, "Slice before opset 10 is unsupported")
+        shape = self.model.shapes[node.input[0]]
+        starts, ends = self.const(node, 1, "starts"), self.const(node, 2, "ends")
+        axes = self.const(node, 3, "axes")
+        steps = self.const(node, 4, "steps")
+        axes = range(len(starts)) if axes is None else [int(a) % len(shape) for a in axes]
+        steps = np.ones(len(starts)) if steps is None else steps
+        cut = []
+        for axis, start, end, step in zip(axes, starts, ends, steps):
+            kept = range(*slice(int(start), int(min(end, 2 ** 62)), int(step)).indices(shape[axis]))
+            if list(kept) != list(range(shape[axis])):
+                cut.append((axis, list(kept)))
+        if not cut:
+            self.view(node)
+        elif len(cut) == 1 and len(cut[0][1]) == 1:
+            self.select_last(node, cut[0][0], cut[0][1][0])
+        else:
+            raise self.error(node, "only a Slice that keeps one time step of a sequence (the "
+                             "last) is supported")
+
+    def select_last(self, node, axis, index):
+        """Gather/Slice of step `index` on `axis` of ONNX tensor node.input[0]: the last step of
+        a sequence."""
+        name = node.input[0]
+        labels = self.labels(name)
+        x = self.data(node)
+        shape = self.shapes[x]
+        if name not in self.hwc or labels is None or labels[axis] != "w" or shape.h != 1:
+            raise self.error(node, f"selects along axis {axis} of {self.model.shapes[name]}: "
+                             "unsupported (only the last time step of a sequence)")
+        if index != shape.w - 1:
+            raise self.error(node, f"selects time step {index} of {shape.w}: only the last "
+                             "step of a sequence is supported")
+        self.emit(node, "last_step", [x], Shape(shape.c, 1, 1))
+
+    def lstm(self, node):
+        """A forward LSTM over a sequence; Y is the (hidden, 1, T) sequence, Y_h its last step."""
+        hidden = _attr(node, "hidden_size")
+        direction = _attr(node, "direction", b"forward")
+        direction = direction.decode() if isinstance(direction, bytes) else direction
+        if direction != "forward":
+            raise self.error(node, f"direction '{direction}' is unsupported (forward LSTMs only)")
+        acts = [a.decode() if isinstance(a, bytes) else a for a in _attr(node, "activations", [])]
+        if acts and [a.lower() for a in acts] != ["sigmoid", "tanh", "tanh"]:
+            raise self.error(node, f"activations {acts} are unsupported (Sigmoid, Tanh, Tanh only)")
+        for name, default in (("clip", None), ("input_forget", 0)):
+            if _attr(node, name, default) != default:
+                raise self.error(node, f"attribute {name}={_attr(node, name)} is unsupported")
+        if len(node.input) > 7 and node.input[7]:
+            raise self.error(node, "peephole weights (input P) are unsupported")
+        layout = _attr(node, "layout", 0)
+        x_shape = self.model.shapes[node.input[0]]
+        steps, n_in = (x_shape[1], x_shape[2]) if layout else (x_shape[0], x_shape[2])
+        x = self.data(node)
+        if self.labels(node.input[0]) is None or self.shapes[x] != Shape(n_in, 1, steps) or (
+                steps > 1 and n_in > 1 and node.input[0] not in self.hwc):
+            raise self.error(node, f"input '{node.input[0]}' of shape {x_shape} is not a sequence "
+                             f"of {steps} steps of {n_in} features in time-major order")
+        if len(node.input) > 4 and node.input[4]:
+            lens = self.const(node, 4, "sequence_lens")
+            if np.any(lens != steps):
+                raise self.error(node, f"sequence_lens {lens.tolist()} differ from the {steps} "
+                                 "steps of the input: unsupported")
+        w, r = self.const(node, 1, "W")[0], self.const(node, 2, "R")[0]
+        b = self.const(node, 3, "B")
+        bias = np.zeros(4 * hidden) if b is None else b[0, :4 * hidden] + b[0, 4 * hidden:]
+        states = {}
+        for index, key in ((5, "h0"), (6, "c0")):
+            value = self.const(node, index, f"initial state {key}")
+            states[key] = None if value is None or not value.any() else value.reshape(hidden)
+        outputs = list(node.output) + [""] * (3 - len(node.output))
+        sequence = outputs[0] or f"{node.name}.Y"
+        self.emit(node, "lstm", [x], Shape(hidden, 1, steps), hwc=True, output=sequence,
+                  attrs={"hidden": hidden, "last": False, **states},
+                  weight=np.concatenate([w, r], axis=1), bias=bias)
+        if outputs[1]:
+            self.emit(node, "last_step", [sequence], Shape(hidden, 1, 1), output=outputs[1],
+                      name=f"{node.name}.Y_h")
+        if outputs[2]:
+            self.refused[outputs[2]] = (f"the cell state output Y_c of LSTM '{node.name}' is "
+                                        "unsupported (only Y and Y_h)")
 
     def map(self, node):
         op = node.op_type
@@ -370,7 +577,8 @@ class _Mapper:
             "GlobalMaxPool": lambda n: self.global_pool(n, "global_maxpool"),
             "ReduceMean": lambda n: self.reduce(n, "global_avgpool"),
             "ReduceMax": lambda n: self.reduce(n, "global_maxpool"),
-            "Concat": self.concat, "Pad": self.pad,
+            "Concat": self.concat, "Pad": self.pad, "Transpose": self.transpose,
+            "Gather": self.gather, "Slice": self.slice, "LSTM": self.lstm,
             "Softmax": self.softmax, "LogSoftmax": self.softmax,
             **{layout_op: self.layout for layout_op in _LAYOUT_OPS},
         }
@@ -378,6 +586,32 @@ class _Mapper:
             inputs = ", ".join(name or "''" for name in node.input)
             raise UserError(f"unsupported op '{op}' at node '{node.name}' (inputs: {inputs})")
         handlers[op](node)
+
+
+def _sequence_input(model):
+    """(IR shape, hwc) of the model input when it reaches an LSTM's input X through layout ops
+    (a sequence (I, 1, T), HWC unless an odd number of Transposes swap time and features on the
+    way), else None."""
+    consumers = {}
+    for node in model.nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    name, swapped = model.input, False
+    while len(consumers.get(name, [])) == 1:
+        node = consumers[name][0]
+        if node.op_type == "LSTM" and node.input[0] == name:
+            shape = model.shapes[name]
+            steps, n_in = (shape[1], shape[2]) if _attr(node, "layout", 0) else (shape[0], shape[2])
+            return Shape(n_in, 1, steps), not swapped
+        if node.op_type not in _VIEW_OPS:
+            return None
+        if node.op_type == "Transpose":
+            big = [a for a, n in enumerate(model.shapes[name]) if n != 1]
+            perm = list(_attr(node, "perm") or reversed(range(len(model.shapes[name]))))
+            if len(big) == 2 and perm.index(big[0]) > perm.index(big[1]):
+                swapped = not swapped
+        name = node.output[0]
+    return None
 
 
 def map_nodes(model, path):
