@@ -24,7 +24,7 @@ import numpy as np
 
 __all__ = ["Folding", "LayerPerf", "NetworkPerf", "Edge", "foldings", "check", "in_lanes",
            "out_lanes", "cycles_per_frame", "latency", "edges", "network", "converter_latency",
-           "fifo_latency", "ACTIVATION_LATENCY", "TREE_RADIX"]
+           "fifo_latency", "lstm_cycles", "ACTIVATION_LATENCY", "TREE_RADIX", "LSTM_PIPELINE"]
 
 
 #: Terms an adder tree of the conv engine adds between two registers (two adder levels).
@@ -32,6 +32,10 @@ TREE_RADIX = 4
 
 #: Latency of the elementwise `Activation` block per kind.
 ACTIVATION_LATENCY = {"relu": 1, "clamp": 1, "leaky_relu": 2, "sigmoid": 4, "tanh": 4}
+
+#: `LSTMCell`: cycles from a group's last beat to its first unit's output beat (5 engine stages,
+#: the serializer, 10 state-update stages, the output register).
+LSTM_PIPELINE = 17
 
 _WEIGHTED = ("conv", "fc")
 _POOL = ("maxpool", "avgpool")
@@ -94,6 +98,10 @@ def foldings(graph, layer):
         channels = _lane_channels(graph, layer)
         return [Folding(n, n) for n in _divisors(min(channels))
                 if all(c % n == 0 for c in channels)]
+    if op == "lstm":
+        n_in, hidden = graph.in_shape(layer).c, layer.attrs["hidden"]
+        return [Folding(ci, co) for ci in _divisors(math.gcd(n_in, hidden))
+                for co in _divisors(hidden) if co <= (n_in + hidden) // ci]
     raise ValueError(f"model: unknown op {op!r} of layer '{layer.name}'")
 
 
@@ -110,6 +118,13 @@ def check(graph, layer, folding):
         totals = _conv_dims(graph, layer)
     elif op == "fc":
         totals = (graph.in_shape(layer).c, graph.out_shape(layer).c, 1)
+    elif op == "lstm":
+        n_in, hidden = graph.in_shape(layer).c, layer.attrs["hidden"]
+        if n_in % ci or hidden % ci or hidden % co or co > (n_in + hidden) // ci or f != 1:
+            raise ValueError(f"'{layer.name}' (lstm): needs coarse_in dividing {n_in} inputs and "
+                             f"{hidden} hidden units, coarse_out dividing {hidden} and at most "
+                             f"(I + H) / coarse_in, fine = 1; got {folding}")
+        return
     elif op in _LANES:
         if ci != co or f != 1 or any(c % ci for c in _lane_channels(graph, layer)):
             raise ValueError(f"'{layer.name}' ({op}): needs coarse_in = coarse_out dividing "
@@ -128,8 +143,38 @@ def in_lanes(layer, folding):
 
 
 def out_lanes(layer, folding):
-    """Channels per output beat: `coarse_out` (the lanes for layers without weights)."""
-    return folding.coarse_out
+    """Channels per output beat: `coarse_out` (the lanes for layers without weights); an
+    LSTM's hidden states leave one per beat."""
+    return 1 if layer.op == "lstm" else folding.coarse_out
+
+
+# -- the LSTM cell --------------------------------------------------------------------------------
+
+
+def lstm_cycles(n_in, hidden, steps, coarse_in, coarse_out, last):
+    """(cycles per step, cycles per frame, latency) of `LSTMCell`, both streams unstalled.
+
+    A step runs G = H/co groups of K = (I + H)/ci beats. A step's recurrent beats wait for the
+    previous step's last h, written LSTM_PIPELINE - 1 + co cycles after that step's last beat
+    (``co - 1`` more units leave the serializer after the first); its I/ci input beats come
+    first, so every step but a frame's first stalls
+    ``stall = max(0, LSTM_PIPELINE - 2 + co - I/ci)`` cycles. Per frame:
+    ``T·G·K + (T - 1)·stall``. Latency, first input beat to first output beat: the first input
+    vector (I/ci beats), then the first group (all: step 0; last: step T-1), then
+    LSTM_PIPELINE: ``I/ci + K - 1 + LSTM_PIPELINE`` (+ (T-1)·(G·K + stall) if `last`).
+    """
+    x_words = n_in // coarse_in
+    beats = x_words + hidden // coarse_in
+    step = (hidden // coarse_out) * beats
+    stall = max(0, LSTM_PIPELINE - 2 + coarse_out - x_words)
+    latency = x_words + beats - 1 + LSTM_PIPELINE + ((steps - 1) * (step + stall) if last else 0)
+    return step + stall, steps * step + (steps - 1) * stall, latency
+
+
+def _lstm(graph, layer, folding):
+    shape = graph.in_shape(layer)
+    return lstm_cycles(shape.c, layer.attrs["hidden"], shape.w, folding.coarse_in,
+                       folding.coarse_out, layer.attrs["last"])
 
 
 # -- the conv engine ------------------------------------------------------------------------------
@@ -255,6 +300,8 @@ def cycles_per_frame(graph, layer, folding):
     if op == "concat":
         shapes = [graph.shapes[t] for t in layer.inputs]
         return shapes[0].h * shapes[0].w * sum(s.c // lanes for s in shapes)
+    if op == "lstm":
+        return _lstm(graph, layer, folding)[1]
     return graph.in_shape(layer).size // lanes      # global_avgpool, activations, add
 
 
@@ -296,6 +343,8 @@ def latency(graph, layer, folding):
         return (h * w - 1) * (c // lanes) + 3
     if op in ACTIVATION_LATENCY:
         return ACTIVATION_LATENCY[op]
+    if op == "lstm":
+        return _lstm(graph, layer, folding)[2]
     return 1                                        # add, concat
 
 
@@ -595,7 +644,24 @@ def _layer_timing(graph, layer, folding, ins):
         need_first, need_last = _window_timing(graph, layer, folding.coarse_in, first, last)
         stage = 1 if op == "maxpool" else 3
         return need_first + stage, need_last + stage
+    if op == "lstm":
+        return _lstm_timing(graph, layer, folding, last)
     raise ValueError(f"model: unknown op {op!r} of layer '{layer.name}'")
+
+
+def _lstm_timing(graph, layer, folding, last):
+    """A step starts once its input vector is in and the previous step (and its stall) is done;
+    its units leave LSTM_PIPELINE cycles after each group's last beat, one per cycle."""
+    shape, hidden = graph.in_shape(layer), layer.attrs["hidden"]
+    ci, co = folding.coarse_in, folding.coarse_out
+    beats = (shape.c + hidden) // ci
+    per_step, _, _ = _lstm(graph, layer, folding)
+    start = _after(last + 1, per_step)
+    first_out = start + beats - 1 + LSTM_PIPELINE
+    last_out = start + (hidden // co) * beats - 1 + LSTM_PIPELINE + co - 1
+    if layer.attrs["last"]:
+        return first_out[-1:], last_out[-1:]
+    return first_out, last_out
 
 
 def _window_timing(graph, layer, lanes, first, last):

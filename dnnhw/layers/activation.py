@@ -1,13 +1,14 @@
 """Elementwise activations on a pixel stream: ReLU, clamp, LeakyReLU, sigmoid and tanh."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..model import ACTIVATION_LATENCY
 from ..ir import Format
 from .common import pixel_layout, round_shift, saturate
+from .nonlinear import Interpolator
 
 
 __all__ = ["Activation"]
@@ -25,12 +26,8 @@ class Activation(wiring.Component):
     - ``leaky_relu``: ``x < 0 → round_shift(x × alpha_q, LEAKY_FRAC)`` with
       ``alpha_q = golden.leaky_alpha(alpha)``, saturated to `bits_out`. One constant multiplier
       per lane, followed by a register.
-    - ``sigmoid``, ``tanh``: `golden.nonlinear`: linear interpolation in
-      `golden.nonlinear_table`. Per lane a ROM of 2**TABLE_BITS entries (sample t[i] and
-      delta t[i+1] − t[i]) read at the segment the input falls in, a register after the read,
-      one multiplier (delta × position in the segment) followed by a register, and the rounding
-      add. Input formats whose LSB is coarser than a segment (negative segment shift) index the
-      table directly: the position is then 0 or 1.
+    - ``sigmoid``, ``tanh``: `golden.nonlinear`, an `Interpolator` per lane (a table ROM and
+      one multiplier).
 
     The pipeline advances as a whole when its output register is empty or being read
     (``i.ready = ~o.valid | o.ready``).
@@ -86,23 +83,11 @@ class Activation(wiring.Component):
         self.shape, self.bits_in, self.bits_out, self.lanes, self.kind = shape, bits_in, bits_out, lanes, kind
         self.lo, self.hi, self.alpha_q = lo, hi, alpha_q
         if kind in ("sigmoid", "tanh"):
-            self._nonlinear_init(kind, Format(bits_in, frac_in), Format(bits_out, frac_out))
+            self.interpolator = Interpolator(kind, Format(bits_in, frac_in), Format(bits_out, frac_out))
         self.latency = ACTIVATION_LATENCY[kind]
         self.cycles_per_frame = shape.size // lanes
         super().__init__({"i": In(stream.Signature(pixel_layout(bits_in, lanes))),
                           "o": Out(stream.Signature(pixel_layout(bits_out, lanes)))})
-
-    def _nonlinear_init(self, kind, fmt_in, fmt_out):
-        """ROM contents and the input offset and segment shift, as in `golden.nonlinear`."""
-        table = [int(t) for t in golden.nonlinear_table(kind, fmt_out)]
-        shift = golden.segment_shift(kind, fmt_in)
-        self.pre_shift = max(-shift, 0)         # coarse inputs: scaled up to one segment per LSB
-        self.segment_shift = max(shift, 0)
-        self.segments = len(table) - 1
-        self.address_bits = (self.segments - 1).bit_length()
-        self.offset = (self.segments << self.segment_shift) // 2
-        self.entry = data.StructLayout({"value": signed(fmt_out.bits), "delta": signed(fmt_out.bits + 1)})
-        self.rom = [{"value": t, "delta": u - t} for t, u in zip(table, table[1:])]
 
     def elaborate(self, platform):
         m = Module()
@@ -142,21 +127,4 @@ class Activation(wiring.Component):
         return saturate(Mux(x1 < 0, round_shift(product, golden.LEAKY_FRAC), x1), self.bits_out)
 
     def _nonlinear(self, m, step, advance, lane, x):
-        s, last = self.segment_shift, self.segments
-        unclamped = (x << self.pre_shift) + self.offset        # p of golden.nonlinear
-        p = Signal(unclamped.shape(), name=f"p{lane}")
-        m.d.comb += p.eq(unclamped)
-        low, high = p < 0, p >= last << s
-        segment = Mux(low, 0, Mux(high, last - 1, p[s:s + self.address_bits]))
-        position = Mux(low, 0, Mux(high, 1 << s, p[:s]))     # 0 ≤ position ≤ 2**s
-
-        m.submodules[f"table{lane}"] = table = memory.Memory(shape=self.entry, depth=last, init=self.rom)
-        read = table.read_port()
-        m.d.comb += [read.addr.eq(segment), read.en.eq(advance)]
-        position1 = step(position, f"position{lane}_1")      # stage 1: the ROM read
-        entry2 = step(read.data, f"entry{lane}_2")           # stage 2: the read, registered
-        position2 = step(position1, f"position{lane}_2")
-        value3 = step(entry2.value, f"value{lane}_3")        # stage 3: the product, registered
-        product3 = step(entry2.delta * position2, f"product{lane}_3")
-        # the interpolation stays between t[i] and t[i+1], so it fits bits_out as golden's saturate
-        return (value3 + round_shift(product3, s))[:self.bits_out]
+        return self.interpolator.build(m, step, advance, x, f"lane{lane}")
