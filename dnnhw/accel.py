@@ -23,6 +23,7 @@ from .layers.fifo import StreamFIFO
 from .layers.fork import Fork
 from .layers.global_pool import GlobalAveragePool
 from .layers.lanes import LaneConverter
+from .layers.lstm import LSTMCell
 from .layers.pool import Pool
 
 
@@ -55,6 +56,8 @@ def build_block(graph, layer, folding):
     if layer.op == "leaky_relu":
         return Activation(shape, fmt_in.bits, out.bits, ci, "leaky_relu",
                           alpha_q=golden.leaky_alpha(a["alpha"]))
+    if layer.op == "lstm":
+        return LSTMCell.from_layer(graph, layer, ci, co)
     if layer.op in model.ACTIVATION_LATENCY:
         return Activation(shape, fmt_in.bits, out.bits, ci, layer.op, frac_in=fmt_in.frac,
                           frac_out=out.frac)

@@ -656,24 +656,69 @@ def _activation_features(spec, ci, co, f, logic, family):
         _saturate(t, ci, _round_shift(t, ci, product, golden.LEAKY_FRAC), bits_out)
         _mux(t, ci * bits_out, 2, family)
     else:
-        table_width, delta_bits, segment_shift, pre_shift, address_bits = extra
-        p_bits = bits_in + pre_shift + 1
-        position = segment_shift + 1
-        t.add("add", ci * (p_bits - address_bits - segment_shift + 2))    # + 2**(a + s - 1)
-        t.add("cmp_const", ci * (p_bits - address_bits - segment_shift + 1))
-        _mux(t, ci * (address_bits + position), 3, family)
-        _memory(t, 1 << address_bits, table_width, family, rom=True, count=ci)
-        t.add("reg", ci * (2 * position + table_width + bits_out))
-        # delta × position, of which bits_out + s bits are read (a DSP by the declared widths;
-        # from logic, only the delta's varying bits cost), the round shift, the value's add
-        dsp, _ = _dsp_count(bits_out + 1, position + 1, family, bits_out + segment_shift)
-        if dsp:
-            _multipliers(t, ci, bits_out + 1, position + 1, family, bits_out + segment_shift)
-        else:
-            t.add("mul_lut", ci * _array_bits(max(delta_bits, position + 1),
-                                              min(delta_bits, position + 1)))
-            t.add("reg", ci * (bits_out + segment_shift))
-        t.add("add", ci * (2 * bits_out + 3))           # the round shift, + the sample
+        _interpolator(t, ci, bits_in, bits_out, extra, family)
+    return t
+
+
+def _interpolator(t, lanes, bits_in, bits_out, table, family):
+    """`lanes` `Interpolator`s (sigmoid/tanh) of `bits_in`-bit inputs; `table` from `_table`."""
+    table_width, delta_bits, segment_shift, pre_shift, address_bits = table
+    p_bits = bits_in + pre_shift + 1
+    position = segment_shift + 1
+    t.add("add", lanes * (p_bits - address_bits - segment_shift + 2))    # + 2**(a + s - 1)
+    t.add("cmp_const", lanes * (p_bits - address_bits - segment_shift + 1))
+    _mux(t, lanes * (address_bits + position), 3, family)
+    _memory(t, 1 << address_bits, table_width, family, rom=True, count=lanes)
+    t.add("reg", lanes * (2 * position + table_width + bits_out))
+    # delta × position, of which bits_out + s bits are read (a DSP by the declared widths;
+    # from logic, only the delta's varying bits cost), the round shift, the value's add
+    dsp, _ = _dsp_count(bits_out + 1, position + 1, family, bits_out + segment_shift)
+    if dsp:
+        _multipliers(t, lanes, bits_out + 1, position + 1, family, bits_out + segment_shift)
+    else:
+        t.add("mul_lut", lanes * _array_bits(max(delta_bits, position + 1),
+                                             min(delta_bits, position + 1)))
+        t.add("reg", lanes * (bits_out + segment_shift))
+    t.add("add", lanes * (2 * bits_out + 3))           # the round shift, + the sample
+
+
+def _lstm_features(spec, ci, co, f, logic, family):
+    """`LSTMCell`: built from the calibrated primitives (the cell itself is not in the
+    calibration grid)."""
+    t = Features()
+    _, n_in, hidden, in_bits, bits, acc_bits, z_bits, h0, c0, gate_tables, cell_table = spec
+    x_words, h_words, groups = n_in // ci, hidden // ci, hidden // co
+    beats = x_words + h_words
+    cell_bits = bits + golden.LSTM_CELL_INT
+    t.add("part:engine", 1)
+    _memory(t, 2 * x_words, ci * in_bits, family)                           # input buffer
+    _memory(t, groups * beats, ci * bits, family, rom=True, sequential=True, count=4 * co)
+    _memory(t, groups * (2 if h0 else 1), acc_bits, family, rom=True, sequential=True, count=4 * co)
+    vector = max(in_bits, bits)
+    _mux(t, ci * vector, 3, family)                                         # x, h or 0
+    t.add("reg", ci * vector + 4 * co * ci * bits)                          # reads registered
+    _multipliers(t, 4 * co * ci, vector, bits, family)
+    sum_bits = vector + bits + _bits(ci)
+    t.add("add", 4 * co * (ci - 1) * sum_bits)
+    t.add("reg", 4 * co * sum_bits)
+    t.add("add", 4 * co * acc_bits)                                         # accumulators
+    t.add("reg", 4 * co * (acc_bits + z_bits))                              # + serializer
+    _mux(t, 4 * co * (acc_bits + z_bits), 2, family)
+    for n in (groups, beats, groups * beats, hidden, ci, h_words, x_words):
+        _counter(t, n)
+    _interpolator(t, 3, z_bits, bits, gate_tables[0], family)
+    _interpolator(t, 1, z_bits, bits, gate_tables[1], family)
+    _interpolator(t, 1, cell_bits, bits, cell_table, family)
+    _memory(t, hidden, cell_bits, family)                                   # c
+    _memory(t, 2 * h_words, bits, family, count=ci)                         # h, one per lane
+    if c0:
+        _memory(t, hidden, cell_bits, family, rom=True)
+    _multipliers(t, 1, bits, cell_bits, family)                             # f·c
+    _multipliers(t, 2, bits, bits, family)                                  # i·g, o·tanh(c)
+    t.add("add", 2 * (bits + cell_bits) + 2 * bits)
+    _saturate(t, 1, 2 * bits + golden.LSTM_CELL_INT, cell_bits)
+    t.add("reg", 6 * bits + 4 * cell_bits + 40)                             # pipeline, tags
+    t.add("handshake", 3)
     return t
 
 
@@ -706,7 +751,7 @@ def _concat_features(spec, ci, co, f, logic, family):
 
 _LAYER_FEATURES = {"conv": _conv_features, "fc": _fc_features, "pool": _pool_features,
                    "global_avgpool": _global_pool_features, "activation": _activation_features,
-                   "add": _add_features, "concat": _concat_features}
+                   "add": _add_features, "concat": _concat_features, "lstm": _lstm_features}
 
 
 # -- what a layer's block depends on --------------------------------------------------------------
@@ -760,6 +805,15 @@ def _make_spec(graph, layer):
         fmts = [graph.formats[t] for t in layer.inputs]
         return ("concat", tuple((f.bits, f.frac - fmt_out.frac) for f in fmts), fmt_out.bits,
                 max(graph.shapes[t].c for t in layer.inputs))
+    if op == "lstm":
+        fmt_g, fmt_c, fmt_z = golden.lstm_formats(fmt_out.bits)
+        _, _, z_shift = golden.lstm_shifts(fmt_in, fmt_out, layer.wq.frac[0])
+        z_bits = _round_shift_bits(layer.wq.acc_bits, z_shift)
+        gates = tuple(_table(kind, z_bits, fmt_z.frac, fmt_g.bits, fmt_g.frac)
+                      for kind in ("sigmoid", "tanh"))
+        return ("lstm", shape.c, a["hidden"], fmt_in.bits, fmt_out.bits, layer.wq.acc_bits, z_bits,
+                a.get("h0") is not None, a.get("c0") is not None, gates,
+                _table("tanh", fmt_c.bits, fmt_c.frac, fmt_g.bits, fmt_g.frac))
     if op in ACTIVATION_LATENCY:
         extra = None
         if op == "leaky_relu":
