@@ -181,9 +181,12 @@ class Graph:
 
 
 def frame_shape(onnx_shape):
-    """An ONNX tensor shape without its batch axis: the first axis of size 1."""
+    """An ONNX tensor shape without its batch axis, the first axis of size 1 (unchanged when
+    it has none: a squeezed tensor, such as a sequence (T, H))."""
     dims = tuple(onnx_shape)
-    batch = dims.index(1) if 1 in dims else 0
+    if 1 not in dims:
+        return dims
+    batch = dims.index(1)
     return dims[:batch] + dims[batch + 1:]
 
 

@@ -16,6 +16,11 @@ def load(path):
     """Read the ONNX file at `path` into a float `Graph`; raises `UserError` on bad input."""
     model = load_model(path)
     mapped = map_nodes(model, path)
+    if model.output in mapped.refused:
+        raise UserError(f"{path}: output '{model.output}': {mapped.refused[model.output]}")
+    if model.output not in mapped.alias:
+        raise UserError(f"{path}: output '{model.output}' stacks tensors on a new axis: "
+                        "unsupported (the network must have one output tensor)")
     output = mapped.alias[model.output]
     layers = canonicalize(mapped.layers, mapped.shapes, output)
     if not layers:
@@ -33,7 +38,8 @@ def load(path):
 
 def onnxruntime_outputs(path, graph, frames):
     """The ONNX model's float values of `graph.reference_output` (the tensor the graph's output
-    equals) for a batch of `frames`, from onnxruntime, (N, ...)."""
+    equals) for a batch of `frames`, from onnxruntime (or ONNX's reference runtime for models
+    onnxruntime cannot run), (N, ...)."""
     import onnx
     import onnxruntime
 
@@ -47,12 +53,20 @@ def onnxruntime_outputs(path, graph, frames):
         model.graph.output.append(onnx.ValueInfoProto(name=graph.reference_output))
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    feed = [np.asarray(f, np.float32).reshape(graph.onnx_input_shape) for f in frames]
     try:
         session = onnxruntime.InferenceSession(model.SerializeToString(), options,
                                                providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        outputs = [session.run([graph.reference_output], {name: x})[0] for x in feed]
     except Exception as error:
-        raise UserError(f"{path}: onnxruntime cannot run the model: {str(error).splitlines()[0]}") from None
-    name = session.get_inputs()[0].name
-    feed = [np.asarray(f, np.float32).reshape(graph.onnx_input_shape) for f in frames]
-    outputs = [session.run([graph.reference_output], {name: x})[0] for x in feed]
+        # onnxruntime lacks some valid forms (an LSTM with layout = 1): ONNX's reference runtime
+        try:
+            from onnx.reference import ReferenceEvaluator
+            session = ReferenceEvaluator(model)
+            name = model.graph.input[0].name
+            outputs = [session.run([graph.reference_output], {name: x})[0] for x in feed]
+        except Exception:
+            raise UserError(f"{path}: onnxruntime cannot run the model: "
+                            f"{str(error).splitlines()[0]}") from None
     return np.stack([y.reshape(frame_shape(y.shape)) for y in outputs]).astype(np.float64)

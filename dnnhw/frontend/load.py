@@ -35,6 +35,7 @@ class Model:
     shapes: dict                    # tensor name → tuple of ints (batch included, fixed to 1)
     format_hints: dict = field(default_factory=dict)    # activation tensor → Format
     weight_hints: dict = field(default_factory=dict)    # constant name → (bits, frac array)
+    symbolic_first: bool = False    # the input's first axis was symbolic in a (?, 1, I) shape
 
 
 def load_model(path):
@@ -64,7 +65,7 @@ def load_model(path):
     model = Model(name=path.stem, opset=opset, input=inputs[0].name, output=graph.output[0].name,
                   reference=graph.output[0].name, nodes=list(graph.node), constants=constants,
                   shapes={})
-    _fix_input_shape(inputs[0], path)
+    _fix_input_shape(inputs[0], model, path)
     _strip_qdq(model, path)
     for _ in range(8):              # folding can expose more folding once shapes are known
         model.shapes = _infer_shapes(proto, model, path)
@@ -89,7 +90,7 @@ def _opset(proto, path):
     return opset
 
 
-def _fix_input_shape(value_info, path):
+def _fix_input_shape(value_info, model, path):
     dims = value_info.type.tensor_type.shape.dim
     if not dims:
         raise UserError(f"{path}: input '{value_info.name}' has no shape")
@@ -100,6 +101,8 @@ def _fix_input_shape(value_info, path):
         raise UserError(f"{path}: input '{value_info.name}' has batch size {batch.dim_value}: "
                         "dnnhw builds batch-1 streaming accelerators, export with batch 1")
     if not (time_first and batch.HasField("dim_value")):
+        if time_first:
+            model.symbolic_first = True     # a batch, or an LSTM's sequence length: the mapper tells
         batch.Clear()
         batch.dim_value = 1
     if len(dims) > 1 and any(not d.HasField("dim_value") for d in dims[1:]):

@@ -601,7 +601,12 @@ def _sequence_input(model):
         node = consumers[name][0]
         if node.op_type == "LSTM" and node.input[0] == name:
             shape = model.shapes[name]
-            steps, n_in = (shape[1], shape[2]) if _attr(node, "layout", 0) else (shape[0], shape[2])
+            layout = _attr(node, "layout", 0)
+            if model.symbolic_first and not layout and name == model.input:
+                raise UserError(f"input '{model.input}' has a dynamic sequence length (its first "
+                                f"axis, LSTM '{node.name}''s time axis): export with a fixed "
+                                "sequence length")
+            steps, n_in = (shape[1], shape[2]) if layout else (shape[0], shape[2])
             return Shape(n_in, 1, steps), not swapped
         if node.op_type not in _VIEW_OPS:
             return None
