@@ -21,7 +21,10 @@ bundle64   3×64×64      3 × (depthwise 3×3, pointwise 1×1, ReLU, maxpool 2)
                         global average pool, FC 16→10
 mlp        64           Gemm 64→128, ReLU, Gemm 128→64, ReLU, Gemm 64→10                  onnx.helper
 digits     1×8×8        examples/digits/digits.onnx and its calibration frames           bundled
+lstm_kws   40×1×16      2 stacked LSTMs (16→32→32, batch first), last step, FC 32→12      TorchScript
 ========== ============ ================================================================ ===========
+
+lstm_kws reads 40 frames of 16 MFCC coefficients, one time step after another (input (1, 40, 16)).
 
 kws_dscnn takes the MFCC matrix as C=1, H=40 (frames, time), W=32 (coefficients): its first
 kernel is 4 (time) × 10 (coefficients), stride 1 in time and 2 over the coefficients.
@@ -37,7 +40,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-__all__ = ["NETWORKS", "lenet", "vgg_cifar", "kws_dscnn", "residual", "bundle64", "mlp", "digits"]
+__all__ = ["NETWORKS", "lenet", "vgg_cifar", "kws_dscnn", "residual", "bundle64", "mlp", "digits",
+           "lstm_kws"]
 
 #: Calibration frames each network comes with (digits brings its own 128).
 FRAMES = 32
@@ -264,5 +268,24 @@ def digits():
             np.load(DIGITS / "digits_calib.npy").astype(np.float32))
 
 
-NETWORKS = {f.__name__: f for f in (lenet, vgg_cifar, kws_dscnn, residual, bundle64, mlp, digits)}
+class _LSTMKWS(nn.Module):
+    input_shape = (40, 16)
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(16, 32, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(32, 12)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.fc(y[:, -1])
+
+
+def lstm_kws():
+    """Two stacked LSTMs over 40 steps of 16 features, the last step into FC 32→12 (TorchScript)."""
+    return _export(_seeded(_LSTMKWS, 8), dynamo=False), _frames((40, 16), 8)
+
+
+NETWORKS = {f.__name__: f for f in (lenet, vgg_cifar, kws_dscnn, residual, bundle64, mlp, digits,
+                                    lstm_kws)}
 """name -> function returning (onnx.ModelProto, calibration frames)."""
