@@ -177,7 +177,7 @@ class LSTMCell(wiring.Component):
 
         # stage 0 → 1: memory reads
         m.d.comb += [x_read.addr.eq(Mux(bank, x_words, 0) + k), x_read.en.eq(advance)]
-        h_lanes, h_reads, h_writes = [], [], []
+        h_reads, h_writes = [], []
         for lane in range(ci):
             m.submodules[f"h_state{lane}"] = h_memory = memory.Memory(
                 shape=signed(self.bits), depth=2 * h_words, init=[])
@@ -260,8 +260,7 @@ class LSTMCell(wiring.Component):
             return tags
 
         tags_u1 = delay(head, 1, 0)
-        c_prev1 = Mux(tags_u1["first_step"], c0, c_read.data) if c0 is not None else \
-            Mux(tags_u1["first_step"], 0, c_read.data)
+        c_prev1 = Mux(tags_u1["first_step"], 0 if c0 is None else c0, c_read.data)
         c_prev3 = step(step(c_prev1, "c_prev2"), "c_prev3")
         tags_u3 = delay(tags_u1, 2, 1)
         gate4 = [step(v, f"gate4_{q}") for q, v in enumerate(gates)]       # i, o, f, g
