@@ -12,9 +12,10 @@ the build has succeeded. Its layout:
     design/frames.npy            the calibration frames, the default verification inputs
     synth/                       Yosys' log and cell counts of the accelerator (Xilinx and DSE-only
                                  boards, unless --no-synth)
-    board/                       the board top (UART link): for ECP5/iCE40 the build with the
+    board/                       the board top. UART link: for ECP5/iCE40 the build with the
                                  bitstream, nextpnr's report and logs (unless --no-synth); for
-                                 Xilinx the Vivado build plan
+                                 Xilinx the Vivado build plan. AXI4-Stream link (Zynq boards):
+                                 dnnhw_axis_top.v, the accelerator behind AXI4-Stream ports
 """
 
 import json
@@ -33,10 +34,13 @@ from .errors import UserError
 from .ir import macs, params
 
 
-__all__ = ["build", "progress", "TOP", "write_report", "load_design"]
+__all__ = ["build", "progress", "TOP", "AXIS_TOP", "write_report", "load_design"]
 
 #: The accelerator's Verilog module name.
 TOP = "dnnhw_accel"
+
+#: The Verilog module name of the AXI4-Stream top (`dnnhw.link.axis.AxiStreamTop`).
+AXIS_TOP = "dnnhw_axis_top"
 
 #: Frames of the calibration set the fixed-point error is measured on.
 _ERROR_FRAMES = 64
@@ -167,11 +171,14 @@ def _implement(accel, board, folder, synth, notes):
 
     Open-flow boards (ECP5, iCE40) synthesize, place and route the board top to a bitstream in
     board/; Xilinx boards get the accelerator's Yosys counts and the Vivado plan in board/;
-    boards without an Amaranth platform (DSE-only targets) get the Yosys counts."""
+    boards with an AXI4-Stream link (DSE-only Zynq targets) get the Yosys counts and the
+    AXI4-Stream top's Verilog in board/."""
     from .toolchain.board import board_flow
     from .toolchain.yosys import FAMILIES, synthesize
 
     top = board.platform is not None and board.host_link == "uart"
+    if board.host_link == "axi-stream":
+        notes.append(_axis_top(accel, board, folder / "board"))
     if not synth:
         notes.append("synthesis, place and route not run (--no-synth)")
         if top and not board.open_flow:
@@ -186,10 +193,25 @@ def _implement(accel, board, folder, synth, notes):
     synthesized = {"tool": f"yosys ({FAMILIES[board.family]}, accelerator only)", **resources}
     if top:
         notes.extend(board_flow(accel, board, folder / "board", progress)[2])
-    else:
-        notes.append(f"place and route: {board.name} is a design-space-exploration target "
-                     f"({board.host_link} host link, no Amaranth platform): no board top")
     return synthesized, None
+
+
+def _axis_top(accel, board, folder):
+    """Writes board/`AXIS_TOP`.v, the accelerator behind AXI4-Stream ports; returns the note
+    that says so."""
+    from amaranth.back import verilog
+    from .link.axis import AxiStreamTop
+
+    progress("generating the AXI4-Stream top")
+    top = AxiStreamTop(accel)
+    folder.mkdir(exist_ok=True)
+    (folder / f"{AXIS_TOP}.v").write_text(verilog.convert(top, name=AXIS_TOP, emit_src=False))
+    return (f"AXI4-Stream top for {board.name}: board/{AXIS_TOP}.v (self-contained), module "
+            f"{AXIS_TOP}: s_axis_tdata {len(top.s_axis_tdata)} bits ({accel.input_lanes} × "
+            f"{top.bits_in}-bit lanes, {top.in_beats} beats a frame), m_axis_tdata "
+            f"{len(top.m_axis_tdata)} bits ({accel.output_lanes} × {top.bits_out}-bit lanes, "
+            f"{top.out_beats} beats a frame, TLAST on the last), frame_error, clk, rst (active "
+            "high); no place and route (no Amaranth platform)")
 
 
 def _design_json(q, accel):
