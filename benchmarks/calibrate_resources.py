@@ -6,7 +6,7 @@ coefficients, validate on held-out blocks, and write the data and the accuracy r
 
 For every family, every block of the grid (conv with various shapes, kernels, strides, paddings,
 groups, bit widths, foldings and logic multipliers; fc; max and average pooling; global average
-pooling; every activation; add; concat; lane converters; forks; FIFOs) is built by
+pooling; every activation; add; concat; LSTM cells; lane converters; forks; FIFOs) is built by
 `dnnhw.accel.build_block` (or its constructor) and synthesized by `dnnhw.toolchain.yosys`. A
 fixed, seeded quarter of each block type is held out of the fit. The LUT model (after the exact
 distributed-RAM LUTs) and the FF model are fitted by non-negative least squares on relative
@@ -170,6 +170,14 @@ def build_graph(case):
         layer = Layer("act", op, ["x"], "act_y", attrs=attrs.get(op, {}))
         shapes[layer.output] = x
         layers = [layer]
+    elif op == "lstm":
+        hidden = p["hidden"]
+        layer = Layer("lstm", "lstm", ["x"], "lstm_y",
+                      attrs={"hidden": hidden, "last": True, "h0": None, "c0": None},
+                      weight=rng.standard_normal((4 * hidden, x.c + hidden)) * 0.3,
+                      bias=rng.standard_normal(4 * hidden) * 0.1)
+        shapes[layer.output] = Shape(hidden, 1, 1)
+        layers = [layer]
     elif op in ("add", "concat"):
         branch = conv_layer("branch", "x", x, p.get("c_branch", x.c), (1, 1), (1, 1),
                             (0, 0, 0, 0), 1, None, rng)
@@ -193,7 +201,7 @@ def _folding(case):
     if lanes is not None:
         return Folding(lanes, lanes)
     ci, co, f = p.get("fold", (1, 1, 1))
-    return Folding(ci, co, f, p.get("logic", 0))
+    return Folding(ci, co, f, p.get("logic", 0), p.get("block_weights", False))
 
 
 def build_component(case):
@@ -270,6 +278,9 @@ def grid(quick):
         _conv((8, 12, 12), 16, fold=(4, 2, 9)),
         _conv((8, 12, 12), 16, fold=(2, 4, 3), logic=12),
         _conv((8, 12, 12), 16, fold=(4, 2, 9), logic=72),
+        _conv((8, 12, 12), 16, fold=(2, 4, 3), block_weights=True),
+        _conv((8, 10, 10), 16, bits=16, fold=(8, 8, 1), logic=16, block_weights=True),
+        _conv((16, 8, 8), 32, (1, 1), pads=(0, 0, 0, 0), fold=(4, 8, 1), block_weights=True),
         _conv((16, 8, 8), 16, (1, 1), pads=(0, 0, 0, 0), fold=(1, 1, 1)),
         _conv((16, 8, 8), 16, (1, 1), pads=(0, 0, 0, 0), fold=(4, 4, 1)),
         _conv((16, 8, 8), 16, (1, 1), pads=(0, 0, 0, 0), fold=(16, 8, 1)),
@@ -314,6 +325,7 @@ def grid(quick):
         ("fc", dict(shape=(32, 2, 2), n_out=64, bits=4, fold=(2, 4, 1))),
         ("fc", dict(shape=(32, 1, 1), n_out=16, bits=16, fold=(4, 4, 1))),
         ("fc", dict(shape=(32, 1, 1), n_out=16, bits=8, fold=(4, 4, 1), logic=8)),
+        ("fc", dict(shape=(64, 1, 1), n_out=32, bits=16, fold=(4, 4, 1), block_weights=True)),
         ("fc", dict(shape=(64, 2, 2), n_out=16, bits=8, fold=(2, 2, 1), act="leaky_relu",
                     alpha=0.1)),
         ("fc", dict(shape=(128, 1, 1), n_out=128, bits=8, fold=(1, 2, 1))),
@@ -390,6 +402,14 @@ def grid(quick):
         ("fork", dict(bits=8, lanes=4, n=3)),
         ("fork", dict(bits=16, lanes=8, n=4)),
         ("fork", dict(bits=4, lanes=2, n=6)),
+        ("lstm", dict(shape=(12, 1, 10), hidden=20, bits=8, fold=(4, 4, 1))),
+        ("lstm", dict(shape=(12, 1, 10), hidden=20, bits=8, fold=(1, 1, 1))),
+        ("lstm", dict(shape=(40, 1, 10), hidden=64, bits=8, fold=(4, 2, 1))),
+        ("lstm", dict(shape=(64, 1, 10), hidden=128, bits=8, fold=(8, 8, 1))),
+        ("lstm", dict(shape=(16, 1, 10), hidden=32, bits=16, fold=(2, 4, 1))),
+        ("lstm", dict(shape=(8, 1, 10), hidden=16, bits=4, fold=(2, 2, 1))),
+        ("lstm", dict(shape=(32, 1, 10), hidden=32, bits=8, fold=(16, 4, 1))),
+        ("lstm", dict(shape=(24, 1, 10), hidden=48, bits=16, fold=(8, 6, 1))),
         ("fifo", dict(bits=8, lanes=1, depth=2)),
         ("fifo", dict(bits=8, lanes=4, depth=3)),
         ("fifo", dict(bits=8, lanes=2, depth=16)),

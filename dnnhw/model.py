@@ -44,9 +44,10 @@ _LANES = (*_POOL, "global_avgpool", *ACTIVATION_LATENCY, "add", "concat")
 
 @dataclass(frozen=True)
 class Folding:
-    """A layer's parallelism: input lanes, output lanes, kernel positions per cycle, and how many
-    of its coarse_in·coarse_out·fine multipliers are built from logic rather than DSP blocks
-    (that changes resources only, not rate or latency).
+    """A layer's parallelism: input lanes, output lanes, kernel positions per cycle, how many
+    of its coarse_in·coarse_out·fine multipliers are built from logic rather than DSP blocks,
+    and whether its weight ROMs are forced into block RAM (those two change resources only, not
+    rate or latency; conv and fc layers).
 
     Layers without weights use `coarse_in` = `coarse_out` (their lanes), `fine` = 1 and no
     multipliers.
@@ -55,6 +56,7 @@ class Folding:
     coarse_out: int = 1
     fine: int = 1
     logic_multipliers: int = 0
+    block_weights: bool = False
 
     @property
     def multipliers(self):
@@ -111,6 +113,8 @@ def check(graph, layer, folding):
     if min(ci, co, f) < 1:
         raise ValueError(f"'{layer.name}': folding factors must be positive, got {folding}")
     logic = folding.logic_multipliers
+    if folding.block_weights and op not in _WEIGHTED:
+        raise ValueError(f"'{layer.name}' ({op}): block_weights is for conv and fc layers")
     if logic and (op not in _WEIGHTED or not 0 <= logic <= folding.multipliers):
         raise ValueError(f"'{layer.name}' ({op}): logic_multipliers={logic} must be within the "
                          f"layer's {folding.multipliers if op in _WEIGHTED else 0} multipliers")
@@ -192,7 +196,7 @@ def _tree_stages(terms):
 class _Engine:
     """`ConvEngine`'s counts: beats = C_in/ci, block_steps = (C_in/g/ci)·(kh·kw/f),
     steps = (C_out/co)·block_steps, cycles_per_pixel = max(beats, steps),
-    depth = 6 + ceil(log4(ci·f)) (+2 with LeakyReLU),
+    depth = 7 + ceil(log4(ci·f)) (+2 with LeakyReLU),
     latency = beats + block_steps - 1 + depth."""
     beats: int
     block_steps: int
@@ -211,7 +215,7 @@ class _Engine:
 def _engine(c_in, c_out, groups, positions, folding, act):
     ci, co, f = folding.coarse_in, folding.coarse_out, folding.fine
     block_steps = (c_in // groups // ci) * (positions // f)
-    depth = 6 + _tree_stages(ci * f) + (2 if act == "leaky_relu" else 0)
+    depth = 7 + _tree_stages(ci * f) + (2 if act == "leaky_relu" else 0)
     return _Engine(c_in // ci, block_steps, (c_out // co) * block_steps, depth)
 
 
@@ -317,7 +321,7 @@ def latency(graph, layer, folding):
       (0 and no FIFO for a 1×1, stride 1, unpadded conv), FIFO = 2 when `Conv` queues windows
       (see `_queue_depth`) else 0, engine = beats + block_steps - 1 + depth with
       beats = C_in/ci, block_steps = (C_in/g/ci)·(kh·kw/f),
-      depth = 6 + ceil(log4(ci·f)) + (2 with a fused LeakyReLU);
+      depth = 7 + ceil(log4(ci·f)) + (2 with a fused LeakyReLU);
     - fc: the engine's, 2·N_in/ci - 1 + depth (f = 1);
     - maxpool: window + 1; avgpool: window + 3 (window as for conv, with C/lanes);
     - global_avgpool: (H·W - 1)·C/lanes + 3;

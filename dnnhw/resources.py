@@ -68,7 +68,8 @@ FAMILIES = ("xc7", "ecp5", "ice40")
 FEATURES = ("reg", "reg_dsp", "ram_ff", "add", "add_tree", "cmp", "cmp_const", "mux", "mux_ctrl",
             "mul_lut", "mul_logic", "rom_lut", "rom_seq", "ram_mux", "bram_emu", "handshake",
             *(f"part:{p}" for p in ("window", "fifo", "engine", "reduce", "scale", "channel_sum",
-                                     "activation", "add", "concat", "gather", "scatter", "fork")))
+                                     "activation", "add", "concat", "gather", "scatter", "fork",
+                                     "lstm")))
 
 
 _DATA = json.loads(files("dnnhw").joinpath("data/resources.json").read_text())
@@ -118,8 +119,7 @@ def layer_resources(graph, layer, folding, family):
     ValueError
         For an unknown family or op (the folding is not checked: see `model.check`).
     """
-    return _layer_resources(_layer_spec(graph, layer), folding.coarse_in, folding.coarse_out,
-                            folding.fine, folding.logic_multipliers, family)
+    return _layer_resources(_layer_spec(graph, layer), folding, family)
 
 
 def fifo_resources(bits, lanes, depth, family):
@@ -140,9 +140,7 @@ def fork_resources(bits, lanes, n, family):
 def layer_features(graph, layer, folding, family):
     """The `Features` of `layer`'s block (what `layer_resources` prices)."""
     _check_family(family)
-    spec = _layer_spec(graph, layer)
-    return _LAYER_FEATURES[spec[0]](spec, folding.coarse_in, folding.coarse_out, folding.fine,
-                                    folding.logic_multipliers, family)
+    return _features(_layer_spec(graph, layer), folding, family)
 
 
 def fifo_features(bits, lanes, depth, family):
@@ -186,9 +184,15 @@ def fork_features(bits, lanes, n, family):
 
 
 @lru_cache(maxsize=1 << 16)
-def _layer_resources(spec, ci, co, f, logic, family):
+def _layer_resources(spec, folding, family):
     _check_family(family)
-    return price(_LAYER_FEATURES[spec[0]](spec, ci, co, f, logic, family), family)
+    return price(_features(spec, folding, family), family)
+
+
+def _features(spec, folding, family):
+    extra = {"block": True} if folding.block_weights else {}     # conv and fc only
+    return _LAYER_FEATURES[spec[0]](spec, folding.coarse_in, folding.coarse_out, folding.fine,
+                                    folding.logic_multipliers, family, **extra)
 
 
 def _check_family(family):
@@ -272,6 +276,11 @@ def _array_bits(a, b):
     return max(b - 1, 1) * (a + b)
 
 
+def _booth_bits(a, b):
+    """Adder bits of an a × b (a ≥ b) `logic_product`: one row of a + b bits per two bits of b."""
+    return (b + 1) // 2 * (a + b)
+
+
 def _multipliers(t, count, a, b, family, used=None):
     """`count` multipliers of a × b signed bits (`used` product bits read, `_dsp_count`), each
     followed by its product register (counted as "reg_dsp" when the multiplier is in DSPs, which
@@ -329,11 +338,12 @@ def _price(depth, width, kind, rom):
 
 
 @lru_cache(maxsize=None)
-def _map_memory(depth, width, rom, family):
+def _map_memory(depth, width, rom, family, block=False):
     """The `_Mapping` of a depth × width memory with one synchronous read port and, unless a
-    `rom`, one write port: the cheapest of logic, distributed RAM and block RAM."""
+    `rom`, one write port: the cheapest of logic, distributed RAM and block RAM (of block RAM
+    only when `block`: ``rom_style = "block"``)."""
     lib = _MEMORY[family]
-    best = depth * width * lib["logic_cost_rom" if rom else "logic_cost_ram"]
+    best = float("inf") if block else depth * width * lib["logic_cost_rom" if rom else "logic_cost_ram"]
     mapping = _Mapping("logic")
     for kind in lib["block"]:
         cost, units, chunks = _price(depth, width, kind, rom)
@@ -341,7 +351,7 @@ def _map_memory(depth, width, rom, family):
             emulated = (kind["emu_rom" if rom else "emu_ram"] - 1) // 3
             best, mapping = cost, _Mapping("block", bram=units * kind["bram"], chunks=chunks,
                                            emulated=emulated)
-    if not rom:
+    if not rom and not block:
         for kind in lib["distributed"]:
             cost, units, chunks = _price(depth, width, kind, rom)
             if cost < best:
@@ -350,8 +360,9 @@ def _map_memory(depth, width, rom, family):
     return mapping
 
 
-def _memory(t, depth, width, family, rom=False, sequential=False, count=1):
-    """`count` depth × width memories with a synchronous read port (its data register included).
+def _memory(t, depth, width, family, rom=False, sequential=False, count=1, block=False):
+    """`count` depth × width memories with a synchronous read port (its data register included),
+    in block RAM whatever their size when `block`.
 
     A ROM built from logic costs LUTs by how it is addressed (measured): read at addresses a
     counter steps through (`sequential`: weights, channel constants), ABC builds it at about a
@@ -362,7 +373,7 @@ def _memory(t, depth, width, family, rom=False, sequential=False, count=1):
     if depth <= 1:
         t.add("reg", width * count)
         return
-    m = _map_memory(depth, width, rom, family)
+    m = _map_memory(depth, width, rom, family, block)
     if m.kind == "block":
         t.bram += m.bram * count
         t.add("bram_emu", m.emulated * width * count)
@@ -444,12 +455,14 @@ def _saturate(t, lanes, value_bits, out_bits):
 
 
 def _delay_line(t, width, depth, family):
-    """`DelayLine(width, depth)`: a register, or a memory with a wrapping address."""
-    if depth == 1:
-        t.add("reg", width)
+    """`DelayLine(width, depth)`: registers up to a depth of two, else a memory of depth - 1
+    words with a wrapping address, then a register."""
+    if depth <= 2:
+        t.add("reg", width * depth)
         return
-    _memory(t, depth, width, family)
-    _counter(t, depth)
+    _memory(t, depth - 1, width, family)
+    _counter(t, depth - 1)
+    t.add("reg", width)
 
 
 # -- blocks ---------------------------------------------------------------------------------------
@@ -495,10 +508,10 @@ def _fifo(t, width, depth, family):
     t.add("handshake", 2)
 
 
-def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family):
-    """`ConvEngine`: pixel buffer, sequencer, weight ROMs, multipliers (`logic` of them built
-    from shift-add logic), adder trees, accumulators, channel ROM, requantization and the fused
-    activation."""
+def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family, block):
+    """`ConvEngine`: pixel buffer, sequencer, weight ROMs (in block RAM when `block`),
+    multipliers (`logic` of them Booth products in logic), adder trees, accumulators, channel
+    ROM, requantization and the fused activation."""
     from . import model                     # imported here: dnnhw.model may import this module
     _, a, out_bits, wb, acc_bits, smax, max_left, clip, alpha, bias_bits = spec[:10]
     t.add("part:engine", 1)
@@ -516,14 +529,14 @@ def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family):
     t.add("add", _bits(beats))                           # base + beat
     tree = model._tree_stages(terms)
     control = 3 + _bits(kernel_steps) + _bits(blocks)
-    t.add("reg", (3 + tree) * control + 2)
+    t.add("reg", (4 + tree) * control + 2 + _bits(steps))  # + the weight ROMs' read address
     t.add("handshake", 2)
     # weights, window and multipliers
-    _memory(t, steps, word, family, rom=True, sequential=True, count=co)
-    t.add("reg", positions * ci * a)
+    _memory(t, steps, word, family, rom=True, sequential=True, count=co, block=block)
+    t.add("reg", positions * ci * a + f * ci * a)         # the window, the selected operands
     _mux(t, f * ci * a, kernel_steps, family)
     in_dsp = _multipliers(t, co * terms - logic, a, wb, family)
-    t.add("mul_logic", logic * _array_bits(max(a, wb), min(a, wb)))   # shift-add products
+    t.add("mul_logic", logic * _booth_bits(max(a, wb), min(a, wb)))   # Booth products
     t.add("reg", logic * (a + wb))
     next_to_dsp = (co * terms - logic) * wb if in_dsp else 0   # the weight registers
     t.add("reg_dsp", next_to_dsp)
@@ -561,7 +574,7 @@ def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family):
     t.add("reg", co * out_bits + 1)
 
 
-def _conv_features(spec, ci, co, f, logic, family):
+def _conv_features(spec, ci, co, f, logic, family, block=False):
     t = Features()
     (c_in, h, w, c_out, groups, kernel, stride, pads, queue) = spec[10:]
     positions = kernel[0] * kernel[1]
@@ -570,14 +583,14 @@ def _conv_features(spec, ci, co, f, logic, family):
         depth = queue(ci, co, f)
         if depth:
             _fifo(t, positions * ci * spec[1], depth, family)
-    _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family)
+    _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family, block)
     return t
 
 
-def _fc_features(spec, ci, co, f, logic, family):
+def _fc_features(spec, ci, co, f, logic, family, block=False):
     t = Features()
     n_in, n_out = spec[10:]
-    _engine(t, spec, n_in, n_out, 1, 1, ci, co, 1, logic, family)
+    _engine(t, spec, n_in, n_out, 1, 1, ci, co, 1, logic, family, block)
     return t
 
 
@@ -683,14 +696,15 @@ def _interpolator(t, lanes, bits_in, bits_out, table, family):
 
 
 def _lstm_features(spec, ci, co, f, logic, family):
-    """`LSTMCell`: built from the calibrated primitives (the cell itself is not in the
-    calibration grid)."""
+    """`LSTMCell`: input buffer, weight and bias ROMs, the gate engine, accumulators and
+    serializer, the state update (five `Interpolator`s, three multipliers, the c and h
+    memories)."""
     t = Features()
     _, n_in, hidden, in_bits, bits, acc_bits, z_bits, h0, c0, gate_tables, cell_table = spec
     x_words, h_words, groups = n_in // ci, hidden // ci, hidden // co
     beats = x_words + h_words
     cell_bits = bits + golden.LSTM_CELL_INT
-    t.add("part:engine", 1)
+    t.add("part:lstm", 1)
     _memory(t, 2 * x_words, ci * in_bits, family)                           # input buffer
     _memory(t, groups * beats, ci * bits, family, rom=True, sequential=True, count=4 * co)
     _memory(t, groups * (2 if h0 else 1), acc_bits, family, rom=True, sequential=True, count=4 * co)

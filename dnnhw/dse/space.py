@@ -23,8 +23,9 @@ KINDS = ("lut", "ff", "dsp", "bram")
 
 @dataclass(frozen=True)
 class Candidates:
-    """One layer's foldings (with every choice of logic multipliers, `_logic_variants`), sorted
-    by cycles per frame, fastest last.
+    """One layer's foldings (with every choice of logic multipliers, `_logic_variants`, and of
+    weight ROMs in block RAM where that changes anything), sorted by cycles per frame, fastest
+    last.
 
     Attributes
     ----------
@@ -59,8 +60,8 @@ class Space:
             foldings = model.foldings(graph, layer)
             if logic:
                 foldings = [v for f in foldings for v in _logic_variants(layer, f)]
+            foldings, resources = _with_block_weights(graph, layer, foldings, family)
             cycles = np.array([model.cycles_per_frame(graph, layer, f) for f in foldings])
-            resources = np.array([_vector(layer_resources(graph, layer, f, family)) for f in foldings])
             order = np.lexsort((resources.sum(axis=1), -cycles))
             self.candidates[layer.name] = Candidates([foldings[k] for k in order], cycles[order],
                                                      resources[order])
@@ -124,6 +125,23 @@ def _logic_variants(layer, folding):
     m = folding.multipliers
     counts = {0, m, m // 4, m // 2, 3 * m // 4} | {1 << k for k in range(m.bit_length()) if 1 << k < m}
     return [dataclasses.replace(folding, logic_multipliers=k) for k in sorted(counts)]
+
+
+def _with_block_weights(graph, layer, foldings, family):
+    """`foldings`, and for conv and fc layers each also with its weight ROMs in block RAM when
+    that costs differently; with their resources as an (n, 4) array."""
+    out, vectors = [], []
+    for folding in foldings:
+        plain = _vector(layer_resources(graph, layer, folding, family))
+        out.append(folding)
+        vectors.append(plain)
+        if layer.op in ("conv", "fc"):
+            block = dataclasses.replace(folding, block_weights=True)
+            vector = _vector(layer_resources(graph, layer, block, family))
+            if np.any(vector != plain):
+                out.append(block)
+                vectors.append(vector)
+    return out, np.array(vectors)
 
 
 def _vector(resources):

@@ -18,9 +18,10 @@ Architecture (DESIGN.md, "Layers and folding"):
   cycle, coarse_in·coarse_out·fine multiplications.
 - Per output lane a weight ROM holds one word (fine × coarse_in weights) per step; per output
   block a channel ROM holds each lane's bias and shift.
-- Multipliers (each followed by a register), a pipelined adder tree per lane, an accumulator per
-  lane loaded with the bias at the first step of an output block; at its last step the block's
-  sums go to requantization and the fused activation, which produce one output beat.
+- Multipliers (registered operands, each product registered), a pipelined adder
+  tree per lane, an accumulator per lane loaded with the bias at the first step of an output
+  block; at its last step the block's sums go to requantization and the fused activation, which
+  produce one output beat.
 
 Every register after the pixel buffer advances on one enable, ``advance = ~o.valid | o.ready``:
 the pipeline stalls as a whole when its output is blocked, while the pixel buffer keeps taking
@@ -34,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..model import TREE_RADIX
-from .common import pixel_layout, round_shift, saturate, shift_add_product, window_layout
+from .common import balanced_sum, logic_product, pixel_layout, round_shift, saturate, window_layout
 
 
 __all__ = ["ConvEngine", "PixelBuffer", "activation_of", "leaky_floor"]
@@ -70,14 +71,6 @@ def leaky_floor(alpha_q, bits):
 def _signed_bits(*values):
     """Width of a signed integer holding every one of `values`."""
     return max((v if v >= 0 else ~v).bit_length() for v in values) + 1
-
-
-def _balanced_sum(terms):
-    """The sum of `terms` as a balanced tree of two-input adders (ceil(log2(n)) levels)."""
-    while len(terms) > 1:
-        terms = [terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
-                 for j in range(0, len(terms), 2)]
-    return terms[0]
 
 
 def _clip(value, lo, hi):
@@ -171,10 +164,11 @@ class ConvEngine(wiring.Component):
     Latency. The first output beat transfers exactly
     ``latency = beats + block_steps - 1 + depth`` cycles after the first input beat (no stalls),
     where ``block_steps = (C_in/groups/coarse_in) · (kh·kw/fine)`` is the steps of one output
-    beat and ``depth = 6 + tree_stages`` (``8 + tree_stages`` with LeakyReLU) the pipeline depth
+    beat and ``depth = 7 + tree_stages`` (``9 + tree_stages`` with LeakyReLU) the pipeline depth
     from a step's issue to its result in the output register: issue, memory read, read register,
-    product register, `tree_stages` adder-tree registers (``ceil(log4(coarse_in · fine))``), the
-    accumulator, the requantization register and the output register (LeakyReLU adds a clip
+    operand register (after the kernel-step select, so that a multiplier block's paths run
+    register to register), product register, `tree_stages` adder-tree registers (``ceil(log4(coarse_in · fine))``),
+    the accumulator, the requantization register and the output register (LeakyReLU adds a clip
     register and its product register before it).
 
     Requantization with per-channel shifts uses one constant shift `smax` (the largest shift)
@@ -202,8 +196,11 @@ class ConvEngine(wiring.Component):
         Folding; they must divide C_in/groups, C_out/groups and kh·kw.
     logic_multipliers : int
         How many of the multipliers (the last ones, lane-major) are built from logic
-        (`shift_add_product`: LUTs and carry chains) instead of DSP blocks; the rest are
+        (`logic_product`: LUTs and carry chains) instead of DSP blocks; the rest are
         plain products, which Yosys maps to DSPs. Same results, rate and latency.
+    block_weights : bool
+        Put the weight ROMs in block RAM (``rom_style = "block"``) whatever their size, where
+        Yosys would build small ones from LUTs. Same results, rate and latency.
 
     Members
     -------
@@ -225,7 +222,8 @@ class ConvEngine(wiring.Component):
     """
 
     def __init__(self, in_channels, out_channels, groups, kernel, in_bits, out_bits, wq, shift,
-                 activation=None, *, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0):
+                 activation=None, *, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0,
+                 block_weights=False):
         kh, kw = kernel
         positions = kh * kw
         if in_channels % groups or out_channels % groups:
@@ -252,18 +250,19 @@ class ConvEngine(wiring.Component):
         if not 0 <= logic_multipliers <= self.multipliers:
             raise ValueError(f"logic_multipliers={logic_multipliers} must be within "
                              f"[0, {self.multipliers}] multipliers")
-        self.logic_multipliers = logic_multipliers
+        self.logic_multipliers, self.block_weights = logic_multipliers, block_weights
         self.cycles_per_pixel = max(self.beats, self.steps)
         self._activation(activation)
         self._roms(np.broadcast_to(np.asarray(shift, dtype=np.int64), (out_channels,)))
         self.tree_stages = self._tree_depth(coarse_in * fine)
-        self.depth = 6 + self.tree_stages + (2 if self.alpha_q is not None else 0)
+        self.depth = 7 + self.tree_stages + (2 if self.alpha_q is not None else 0)
         self.latency = self.beats + self.block_steps - 1 + self.depth
         super().__init__({"i": In(stream.Signature(window_layout(in_bits, coarse_in, positions))),
                           "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))})
 
     @classmethod
-    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0):
+    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0,
+                   block_weights=False):
         """The engine of conv `layer` of the quantized `graph`, every constant from golden."""
         try:
             return cls(graph.in_shape(layer).c, graph.out_shape(layer).c, layer.attrs["groups"],
@@ -271,7 +270,7 @@ class ConvEngine(wiring.Component):
                        graph.formats[layer.output].bits, layer.wq, golden.requant_shift(graph, layer),
                        activation_of(graph, layer),
                        coarse_in=coarse_in, coarse_out=coarse_out, fine=fine,
-                       logic_multipliers=logic_multipliers)
+                       logic_multipliers=logic_multipliers, block_weights=block_weights)
         except ValueError as error:
             raise ValueError(f"Conv '{layer.name}': {error}") from None
 
@@ -385,28 +384,32 @@ class ConvEngine(wiring.Component):
         return [control], step
 
     def _multiply(self, m, stage, buffer, step, controls):
-        """Weight ROM reads, the read registers, the kernel-step select and the multipliers, each
-        product registered; returns the products per output lane."""
+        """The window's read register and kernel-step select, the weight ROM reads (one stage
+        later), both into the operand registers, and the multipliers, each product registered;
+        returns the products per output lane."""
         word = data.ArrayLayout(signed(self.wq.bits), self.fine * self.coarse_in)
         weights = []
+        step_read = stage(step, "step_read")    # the weights are read a stage after the window
         for lane, rom in enumerate(self.weight_rom):
             m.submodules[f"weights{lane}"] = mem = memory.Memory(
-                shape=word, depth=self.steps, init=[list(map(int, w)) for w in rom])
+                shape=word, depth=self.steps, init=[list(map(int, w)) for w in rom],
+                attrs={"rom_style": "block"} if self.block_weights else None)
             port = mem.read_port(transparent_for=())
-            m.d.comb += [port.addr.eq(step), port.en.eq(buffer.en)]
+            m.d.comb += [port.addr.eq(step_read), port.en.eq(buffer.en)]
             weights.append(port.data)
         controls.append(stage(controls[-1], "control_read"))
         controls.append(stage(controls[-1], "control_select"))
         window = stage(buffer.data, "window")
-        weights = [stage(w, f"weight{lane}") for lane, w in enumerate(weights)]
         select = window.as_value().word_select(controls[-1].k, word.length * self.in_bits)
-        inputs = data.ArrayLayout(signed(self.in_bits), word.length)(select)
+        inputs = stage(data.ArrayLayout(signed(self.in_bits), word.length)(select), "operands")
+        weights = [stage(w, f"operand_weight{lane}") for lane, w in enumerate(weights)]
+        controls.append(stage(controls[-1], "control_operands"))
         controls.append(stage(controls[-1], "control_product"))
         first_logic = self.multipliers - self.logic_multipliers
 
         def product(lane, j, w):
             if lane * word.length + j >= first_logic:
-                return shift_add_product(inputs[j], w[j])
+                return logic_product(inputs[j], w[j])
             return inputs[j] * w[j]
 
         return [[stage(product(lane, j, w), f"product{lane}_{j}") for j in range(word.length)]
@@ -422,7 +425,7 @@ class ConvEngine(wiring.Component):
                 groups = [terms[j:j + TREE_RADIX] for j in range(0, len(terms), TREE_RADIX)]
                 leaves = min(TREE_RADIX ** (level + 1), terms_total)
                 width = min(_signed_bits(leaves * product_max), self.wq.acc_bits)
-                summed.append([stage(_balanced_sum(group)[:width].as_signed(),
+                summed.append([stage(balanced_sum(group)[:width].as_signed(),
                                      f"sum{level}_{lane}_{j}") for j, group in enumerate(groups)])
             products = summed
             controls.append(stage(controls[-1], f"control_tree{level}"))

@@ -37,7 +37,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import golden
 from ..model import LSTM_PIPELINE, lstm_cycles
-from .common import pixel_layout, round_shift, saturate
+from .common import balanced_sum, pixel_layout, round_shift, saturate
 from .nonlinear import Interpolator
 
 
@@ -207,7 +207,7 @@ class LSTMCell(wiring.Component):
         products3 = {key: [step(w[lane] * vector2[lane], f"product3_{key[0]}_{key[1]}_{lane}")
                            for lane in range(ci)] for key, w in weights2.items()}
         valid4, tags4 = step(valid3, "valid4"), {n: step(v, f"{n}4") for n, v in tags3.items()}
-        sums4 = {key: step(_balanced_sum(p), f"sum4_{key[0]}_{key[1]}") for key, p in products3.items()}
+        sums4 = {key: step(balanced_sum(p), f"sum4_{key[0]}_{key[1]}") for key, p in products3.items()}
         bias4 = {(q, u): self._bias_rom(m, q, u, tags3["group"], tags3["first_step"], advance)
                  for q, u in sums4}
 
@@ -325,10 +325,3 @@ class LSTMCell(wiring.Component):
         read = rom.read_port()
         m.d.comb += [read.addr.eq(unit), read.en.eq(advance)]
         return read.data
-
-
-def _balanced_sum(terms):
-    while len(terms) > 1:
-        terms = [terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
-                 for j in range(0, len(terms), 2)]
-    return terms[0]

@@ -32,10 +32,12 @@ class DelayLine(wiring.Component):
     On a cycle with `en` high, `o` is the word that `i` held on the `depth`-th previous cycle with
     `en` high, and `i` is stored. Before `depth` such cycles have passed, `o` is unspecified.
 
-    A depth of one is a register. A larger depth is a memory with one write port and one
-    synchronous read port; the read port's data register always holds the word at the next
-    address (it reads that address on every enabled cycle), so a word leaves the memory through
-    a register and the line costs one read and one write per enabled cycle.
+    A depth of one or two is a chain of registers. A larger depth is a memory of ``depth - 1``
+    words, with one write port and one synchronous read port, followed by a register: the read
+    port's data register always holds the word at the next address (it reads that address on
+    every enabled cycle), and the output register takes it on the next enabled cycle, so a
+    memory's slow read output only ever drives that register, and the line costs one read and
+    one write per enabled cycle.
 
     Parameters
     ----------
@@ -63,19 +65,25 @@ class DelayLine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if self._depth == 1:
+        if self._depth <= 2:
+            word = self.i
+            for _ in range(self._depth - 1):
+                word, last = Signal.like(self.o), word
+                with m.If(self.en):
+                    m.d.sync += word.eq(last)
             with m.If(self.en):
-                m.d.sync += self.o.eq(self.i)
+                m.d.sync += self.o.eq(word)
             return m
-        m.submodules.mem = mem = memory.Memory(shape=self._shape, depth=self._depth, init=[])
+        lines = self._depth - 1
+        m.submodules.mem = mem = memory.Memory(shape=self._shape, depth=lines, init=[])
         write, read = mem.write_port(), mem.read_port(domain="sync")
-        addr = Signal(range(self._depth))
-        next_addr = Mux(addr == self._depth - 1, 0, addr + 1)
+        addr = Signal(range(lines))
+        next_addr = Mux(addr == lines - 1, 0, addr + 1)
         with m.If(self.en):
-            m.d.sync += addr.eq(next_addr)
+            m.d.sync += [addr.eq(next_addr), self.o.eq(read.data)]
         m.d.comb += [
             write.addr.eq(addr), write.data.eq(self.i), write.en.eq(self.en),
-            read.addr.eq(next_addr), read.en.eq(self.en), self.o.eq(read.data),
+            read.addr.eq(next_addr), read.en.eq(self.en),
         ]
         return m
 
@@ -85,7 +93,8 @@ class _PaddedAxis(wiring.Component):
 
     `first`, `last`: the first and last padded positions. `inside`: a position of the image, not
     of the padding. `emit`: the position ends a window (the kernel fits before it and the
-    window's first position is a multiple of the stride).
+    window's first position is a multiple of the stride). Each is a register, computed for the
+    next position when stepping, so that no comparison lies on the window's enable path.
     """
 
     step: In(1)
@@ -103,17 +112,20 @@ class _PaddedAxis(wiring.Component):
         m = Module()
         pos = Signal(range(self._padded))
         phase = Signal(range(max(self._kernel, self._stride)), init=self._kernel - 1)
-        m.d.comb += [
-            self.first.eq(pos == 0),
-            self.last.eq(pos == self._padded - 1),
-            self.inside.eq((pos >= self._before) & (pos < self._before + self._extent)),
-            self.emit.eq(phase == 0),
-        ]
+        first, last = Signal(init=1), Signal(init=self._padded == 1)
+        inside, emit = Signal(init=self._before == 0), Signal(init=self._kernel == 1)
+        m.d.comb += [self.first.eq(first), self.last.eq(last), self.inside.eq(inside),
+                     self.emit.eq(emit)]
+        next_pos = Mux(last, 0, pos + 1)
+        next_phase = Mux(last, self._kernel - 1, Mux(phase == 0, self._stride - 1, phase - 1))
         with m.If(self.step):
-            with m.If(self.last):
-                m.d.sync += [pos.eq(0), phase.eq(self._kernel - 1)]
-            with m.Else():
-                m.d.sync += [pos.eq(pos + 1), phase.eq(Mux(phase == 0, self._stride - 1, phase - 1))]
+            m.d.sync += [
+                pos.eq(next_pos), phase.eq(next_phase),
+                first.eq(last),
+                last.eq(next_pos == self._padded - 1),
+                inside.eq((next_pos >= self._before) & (next_pos < self._before + self._extent)),
+                emit.eq(next_phase == 0),
+            ]
         return m
 
 
