@@ -17,8 +17,6 @@ DNNHW_SERIAL_BENCH_RESULT: the result holds the received `bytes`, the cycle each
 
 import json
 import os
-import pathlib
-import tempfile
 
 import cocotb
 from cocotb.clock import Clock
@@ -108,28 +106,12 @@ def run_serial_bench(component, name, divisor, segments, expect, *, skew=0.0, dr
     sent or expected.
     Raises AssertionError when the bench fails or times out.
     """
-    from cocotb_tools.check_results import get_results
-
-    from ..sim import verilate
+    from ..sim.runner import run_json_test, verilate
 
     byte_cycles = 10 * divisor
     sent = sum(len(s["bytes"]) for s in segments)
     runner, build_dir = verilate(component, name)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg, result = pathlib.Path(tmp) / "bench.json", pathlib.Path(tmp) / "result.json"
-        cfg.write_text(json.dumps({
-            "divisor": divisor, "skew": skew, "segments": segments, "expect": expect,
-            "drain": 2 * byte_cycles if drain is None else drain,
-            "timeout": timeout or 40 * byte_cycles * (sent + expect) + 10_000}))
-        results_xml = runner.test(test_module="dnnhw.link.serial_bench", hdl_toplevel=name,
-                                  hdl_toplevel_lang="verilog", test_dir=tmp, build_dir=build_dir,
-                                  extra_env={"DNNHW_SERIAL_BENCH": str(cfg),
-                                             "DNNHW_SERIAL_BENCH_RESULT": str(result)},
-                                  results_xml=str(pathlib.Path(tmp) / "results.xml"),
-                                  log_file=pathlib.Path(tmp) / "sim.log")
-        _, failures = get_results(results_xml)
-        if failures or not result.exists():
-            log = pathlib.Path(tmp) / "sim.log"
-            tail = "\n".join(log.read_text().splitlines()[-30:]) if log.exists() else ""
-            raise AssertionError(f"serial bench failed for {name}:\n{tail}")
-        return json.loads(result.read_text())
+    return run_json_test(runner, build_dir, name, "dnnhw.link.serial_bench", "DNNHW_SERIAL_BENCH", {
+        "divisor": divisor, "skew": skew, "segments": segments, "expect": expect,
+        "drain": 2 * byte_cycles if drain is None else drain,
+        "timeout": timeout or 40 * byte_cycles * (sent + expect) + 10_000})

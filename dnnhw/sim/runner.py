@@ -24,7 +24,7 @@ from .streams import element_shape, pack, unpack
 
 
 __all__ = ["setup_environment", "build_dir_root", "verilate", "verilate_text", "port_shapes",
-           "run_stream_bench", "bench", "BenchResult"]
+           "run_stream_bench", "bench", "BenchResult", "run_json_test"]
 
 
 def setup_environment():
@@ -97,6 +97,35 @@ def run_stream_bench(component, inputs, outputs, *, name="dut", stall_in=0.0, st
                  stall_in=stall_in, stall_out=stall_out, seed=seed, timeout=timeout, drain=drain)
 
 
+def run_json_test(runner, build_dir, name, module, variable, config, waves=None):
+    """Run the cocotb test `module` on the Verilator build of top level `name`: the test reads
+    `config` from the JSON file named by environment variable `variable` and writes its result
+    as JSON to the file named by `variable`_RESULT, which is returned. With `waves` (a path) the
+    run's waveform is saved there. Raises AssertionError, with the log's tail, when the test
+    fails or writes no result."""
+    from cocotb_tools.check_results import get_results
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        cfg, result = tmp / "config.json", tmp / "result.json"
+        cfg.write_text(json.dumps(config))
+        results_xml = runner.test(test_module=module, hdl_toplevel=name, hdl_toplevel_lang="verilog",
+                                  test_dir=tmp, build_dir=build_dir, waves=bool(waves),
+                                  extra_env={variable: str(cfg), f"{variable}_RESULT": str(result)},
+                                  results_xml=str(tmp / "results.xml"), log_file=tmp / "sim.log")
+        _, failures = get_results(results_xml)
+        if failures or not result.exists():
+            log = tmp / "sim.log"
+            tail = "\n".join(log.read_text().splitlines()[-30:]) if log.exists() else ""
+            raise AssertionError(f"cocotb test {module} failed for {name}:\n{tail}")
+        if waves:
+            dumps = sorted(tmp.glob("dump.*"))
+            if dumps:
+                pathlib.Path(waves).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(dumps[0], waves)
+        return json.loads(result.read_text())
+
+
 def bench(runner, build_dir, name, ports, inputs, outputs, *, stall_in=0.0, stall_out=0.0, seed=0,
           timeout=None, drain=16, waves=None):
     """`run_stream_bench` on a design Verilator has built (`verilate`, `verilate_text`), whose
@@ -110,30 +139,10 @@ def bench(runner, build_dir, name, ports, inputs, outputs, *, stall_in=0.0, stal
         assert beats.shape[1] == count, (port, beats.shape, count)
         words[port] = [pack(b, shape) for b in beats]
     total = sum(len(w) for w in words.values()) + sum(outputs.values())
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg, result = pathlib.Path(tmp) / "bench.json", pathlib.Path(tmp) / "result.json"
-        cfg.write_text(json.dumps({
-            "inputs": words, "outputs": outputs, "stall_in": stall_in, "stall_out": stall_out,
-            "seed": seed, "drain": drain,
-            "timeout": timeout if timeout is not None else 200 + 20 * total}))
-        results_xml = runner.test(test_module="dnnhw.sim.bench", hdl_toplevel=name,
-                                  hdl_toplevel_lang="verilog",
-                                  test_dir=tmp, build_dir=build_dir, waves=bool(waves),
-                                  extra_env={"DNNHW_BENCH": str(cfg), "DNNHW_BENCH_RESULT": str(result)},
-                                  results_xml=str(pathlib.Path(tmp) / "results.xml"),
-                                  log_file=pathlib.Path(tmp) / "sim.log")
-        from cocotb_tools.check_results import get_results
-        _, failures = get_results(results_xml)
-        if failures or not result.exists():
-            log = (pathlib.Path(tmp) / "sim.log")
-            tail = "\n".join(log.read_text().splitlines()[-30:]) if log.exists() else ""
-            raise AssertionError(f"cocotb bench failed for {name}:\n{tail}")
-        raw = json.loads(result.read_text())
-        if waves:
-            dumps = sorted(pathlib.Path(tmp).glob("dump.*"))
-            if dumps:
-                pathlib.Path(waves).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(dumps[0], waves)
+    raw = run_json_test(runner, build_dir, name, "dnnhw.sim.bench", "DNNHW_BENCH", {
+        "inputs": words, "outputs": outputs, "stall_in": stall_in, "stall_out": stall_out,
+        "seed": seed, "drain": drain, "timeout": timeout if timeout is not None else 200 + 20 * total},
+        waves=waves)
     collected = {}
     for port, got in raw["outputs"].items():
         count, shape = ports[port]

@@ -809,7 +809,7 @@ def test_lstm_step_follows_the_documented_rules(bits):
 
 def test_lstm_step_cell_saturates():
     """A cell state pushed past ±2**LSTM_CELL_INT saturates to the cell format's ends."""
-    bits, hidden = 8, 1
+    bits = 8
     fmt_g, fmt_c, _ = golden.lstm_formats(bits)
     # f ≈ 1, i ≈ 1, g ≈ 1: c grows by ~1 per step from near the top of its range
     wq = WeightQuant(bits=bits, frac=np.full(4, 0), weight=np.zeros((4, 2), np.int64),

@@ -6,9 +6,7 @@ stalled, and a wrong input TLAST (early, missing, on every beat) raising `frame_
 
 import json
 import os
-import pathlib
 import random
-import tempfile
 
 import cocotb
 import numpy as np
@@ -25,6 +23,7 @@ from dnnhw.frontend import load
 from dnnhw.link.axis import AxiStreamTop, tdata_width
 from dnnhw.model import Folding
 from dnnhw.sim import from_beats, to_beats, verilate
+from dnnhw.sim.runner import run_json_test
 from dnnhw.sim.streams import pack, unpack
 
 
@@ -236,25 +235,10 @@ async def axis_bench(dut):
 
 def verilator_run(top, beats, expect, stall=0.3, seed=0, drain=20):
     """`amaranth_run` in cocotb + Verilator (`axis_bench`)."""
-    from cocotb_tools.check_results import get_results
-
     runner, build_dir = verilate(top, "axis_top")
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg, result = pathlib.Path(tmp) / "bench.json", pathlib.Path(tmp) / "result.json"
-        cfg.write_text(json.dumps({"beats": beats, "expect": expect, "stall": stall, "seed": seed,
-                                   "drain": drain, "timeout": 200 + 20 * (len(beats) + expect)}))
-        results_xml = runner.test(test_module=__name__, hdl_toplevel="axis_top",
-                                  hdl_toplevel_lang="verilog", test_dir=tmp, build_dir=build_dir,
-                                  extra_env={"DNNHW_AXIS_BENCH": str(cfg),
-                                             "DNNHW_AXIS_BENCH_RESULT": str(result)},
-                                  results_xml=str(pathlib.Path(tmp) / "results.xml"),
-                                  log_file=pathlib.Path(tmp) / "sim.log")
-        _, failures = get_results(results_xml)
-        if failures or not result.exists():
-            log = pathlib.Path(tmp) / "sim.log"
-            tail = "\n".join(log.read_text().splitlines()[-30:]) if log.exists() else ""
-            raise AssertionError(f"cocotb bench failed for axis_top:\n{tail}")
-        out = json.loads(result.read_text())
+    out = run_json_test(runner, build_dir, "axis_top", __name__, "DNNHW_AXIS_BENCH", {
+        "beats": beats, "expect": expect, "stall": stall, "seed": seed, "drain": drain,
+        "timeout": 200 + 20 * (len(beats) + expect)})
     out["beats"] = [tuple(beat) for beat in out["beats"]]
     return out
 
