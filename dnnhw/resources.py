@@ -710,8 +710,9 @@ def _lstm_features(spec, ci, co, f, logic, family):
     _memory(t, groups * (2 if h0 else 1), acc_bits, family, rom=True, sequential=True, count=4 * co)
     vector = max(in_bits, bits)
     _mux(t, ci * vector, 3, family)                                         # x, h or 0
-    t.add("reg", ci * vector + 4 * co * ci * bits)                          # reads registered
-    _multipliers(t, 4 * co * ci, vector, bits, family)
+    t.add("reg", ci * vector)                                               # reads registered
+    in_dsp = _multipliers(t, 4 * co * ci, vector, bits, family)
+    t.add("reg_dsp" if in_dsp else "reg", 4 * co * ci * bits)               # the weights
     sum_bits = vector + bits + _bits(ci)
     t.add("add", 4 * co * (ci - 1) * sum_bits)
     t.add("reg", 4 * co * sum_bits)

@@ -542,6 +542,7 @@ class _Mapper:
                 raise self.error(node, f"sequence_lens {lens.tolist()} differ from the {steps} "
                                  "steps of the input: unsupported")
         w, r = self.const(node, 1, "W")[0], self.const(node, 2, "R")[0]
+        hidden = hidden or r.shape[-1]          # the attribute is optional: R is (4H, H)
         b = self.const(node, 3, "B")
         bias = np.zeros(4 * hidden) if b is None else b[0, :4 * hidden] + b[0, 4 * hidden:]
         states = {}
