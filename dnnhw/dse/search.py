@@ -124,10 +124,13 @@ class _Search:
     def repair(self, plan, used, target):
         """Steepest descent on `excess` from a plan over budget: each step changes the one layer
         whose change (to a candidate still within `target` cycles) reduces it most, resources
-        used breaking ties; (plan, used) when nothing improves any more."""
+        used breaking ties; (plan, used) when nothing improves any more. A step is judged on the
+        whole plan's resources, lane converters and FIFOs included, which the layer's own
+        figures leave out: one that does not improve them ends the descent."""
         plan = dict(plan)
         while not self.fits(used):
-            best = (self.excess(used), float(np.sum(used / np.maximum(self.limit, 1))), None, None)
+            now = (self.excess(used), float(np.sum(used / np.maximum(self.limit, 1))))
+            best = (*now, None, None)
             for layer in self.space.layers:
                 cand = self.space.candidates[layer.name]
                 first = int(np.searchsorted(-cand.cycles, -target, side="left"))
@@ -140,8 +143,11 @@ class _Search:
                     best = (float(excess[k]), float(size[k]), layer.name, cand.foldings[first + k])
             if best[2] is None:
                 break
-            plan[best[2]] = best[3]
-            used = self.resources(plan)
+            trial_plan = {**plan, best[2]: best[3]}
+            trial = self.resources(trial_plan)
+            if (self.excess(trial), float(np.sum(trial / np.maximum(self.limit, 1)))) >= now:
+                break
+            plan, used = trial_plan, trial
         return plan, used
 
     def fastest(self, targets):

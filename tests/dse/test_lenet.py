@@ -13,8 +13,6 @@ from test_cli import dnnhw
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the calibrated model plans 4096 cycles: 16-bit weight ROMs "
-                   "and LUT multipliers need more LUTs than the xc7a35t has (docs/dse.md)")
 def test_lenet_beats_fpgaconvnet_in_simulation(tmp_path):
     model, frames = zoo.lenet()
     onnx.save(model, tmp_path / "lenet.onnx")
