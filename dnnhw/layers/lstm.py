@@ -7,8 +7,9 @@ on chip. Architecture:
   filled from the input stream while the other is read.
 - **Gate engine**: per step, for each group of `coarse_out` hidden units, one beat per cycle over
   the words of [x_t; h_{t-1}] (``K = (I + H) / coarse_in`` beats): 4·coarse_out·coarse_in
-  multipliers (the four gates of every unit of the group), a register after the memory reads,
-  one after the products, one after each unit's sum over the lanes, and an accumulator per gate
+  multipliers (the four gates of every unit of the group), a register after the input and
+  state reads (the weight ROMs are read a stage later, from a copy of the address), one after
+  the products, one after each unit's sum over the lanes, and an accumulator per gate
   and unit loaded with the bias on the group's first beat. Input products are shifted by dx,
   recurrent ones by dh (`golden.lstm_shifts`). Weight ROMs: one per gate and unit of the group,
   ``(H / coarse_out) · K`` words of `coarse_in` weights.
@@ -188,9 +189,10 @@ class LSTMCell(wiring.Component):
             h_writes.append(write)
         first_step = t == 0
         weight_roms = {}
+        address1 = step(address, "address1")     # ROMs read from a register of their own
         for q in range(4):
             for u in range(co):
-                weight_roms[q, u] = self._weight_rom(m, q, u, beats, address, advance)
+                weight_roms[q, u] = self._weight_rom(m, q, u, beats, address1, advance)
 
         valid1 = step(issue, "valid1")
         tags = {"first": k == 0, "last": end_of_group, "recurrent": recurrent,
@@ -202,7 +204,7 @@ class LSTMCell(wiring.Component):
         # stage 2: reads registered; stage 3: products; stage 4: sums over the lanes
         valid2, tags2 = step(valid1, "valid2"), {n: step(v, f"{n}2") for n, v in tags1.items()}
         vector2 = [step(v, f"vector2_{lane}") for lane, v in enumerate(vector1)]
-        weights2 = {key: step(rom.data, f"weights2_{key[0]}_{key[1]}") for key, rom in weight_roms.items()}
+        weights2 = {key: rom.data for key, rom in weight_roms.items()}   # read a stage late
         valid3, tags3 = step(valid2, "valid3"), {n: step(v, f"{n}3") for n, v in tags2.items()}
         products3 = {key: [step(w[lane] * vector2[lane], f"product3_{key[0]}_{key[1]}_{lane}")
                            for lane in range(ci)] for key, w in weights2.items()}

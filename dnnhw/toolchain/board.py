@@ -97,10 +97,26 @@ def board_flow(accel, board, folder, progress=lambda message: None):
     bitstream = "top.bit" if board.family == "ecp5" else "top.bin"
     pnr = {"tool": f"nextpnr-{board.family}", "fmax_mhz": fmax, "clock_mhz": constraint,
            "timing_met": fmax is not None and constraint is not None and fmax >= constraint,
+           "critical_path": critical_path(report) if report.get("critical_paths") else None,
            "utilization": {cell: u for cell, u in report.get("utilization", {}).items()
                            if u.get("used")},
            "bitstream": f"board/{bitstream}" if (folder / bitstream).exists() else None}
     return synth, pnr, []
+
+
+def critical_path(report, steps=False):
+    """What limits the fmax, from nextpnr's report: the slowest path's start and end (cell.port),
+    its logic and routing delays, and with `steps` each step (its type, delay, net, cell)."""
+    path = max(report["critical_paths"], key=lambda p: sum(s["delay"] for s in p["path"]))["path"]
+    summary = {"from": f'{path[0]["from"]["cell"]}.{path[0]["from"]["port"]}',
+               "to": f'{path[-1]["to"]["cell"]}.{path[-1]["to"]["port"]}',
+               "logic_ns": round(sum(s["delay"] for s in path if s["type"] != "routing"), 3),
+               "routing_ns": round(sum(s["delay"] for s in path if s["type"] == "routing"), 3)}
+    if steps:
+        summary["steps"] = [{"type": s["type"], "delay_ns": round(s["delay"], 3),
+                             "net": s.get("net", ""), "to": f'{s["to"]["cell"]}.{s["to"]["port"]}'}
+                            for s in path]
+    return summary
 
 
 def _synthesized(folder, board):

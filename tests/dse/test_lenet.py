@@ -13,18 +13,21 @@ from test_cli import dnnhw
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="Yosys counts more LUTs than the model for the plans that "
+                   "reach ≤ 3840 cycles: 21,214 for 3200 cycles at --cap 0.9 (17,204 predicted), "
+                   "24,116 for 2560 at --cap 1 (20,019); the device has 20,800 (docs/dse.md)")
 def test_lenet_beats_fpgaconvnet_in_simulation(tmp_path):
     model, frames = zoo.lenet()
     onnx.save(model, tmp_path / "lenet.onnx")
     np.save(tmp_path / "calib.npy", frames)
     out = tmp_path / "lenet-arty"
-    result = dnnhw("build", tmp_path / "lenet.onnx", "--board", "arty", "--bits", "16", "--cap", "1",
-                   "--calibration", tmp_path / "calib.npy", "--no-synth", "--verify", "--frames", "4",
-                   "--out", out)
+    result = dnnhw("build", tmp_path / "lenet.onnx", "--board", "arty", "--bits", "16", "--cap", "0.9",
+                   "--calibration", tmp_path / "calib.npy", "--verify", "--frames", "4", "--out", out)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["predicted"]["cycles_per_frame"] <= 3840
     assert report["predicted"]["resources"]["dsp"] <= 90 and report["predicted"]["resources"]["bram"] <= 100
+    assert report["synth"]["lut"] <= 20800 and report["synth"]["dsp"] <= 90     # it really fits
     verified = json.loads((out / "verify.json").read_text())
     assert verified["bit_exact"]
     assert verified["measured_cycles_per_frame"] <= 3840
