@@ -39,6 +39,7 @@ Fixed-point rules (a format (bits, frac) means value = integer × 2**-frac):
 
 import numpy as np
 
+from .ir import Format
 
 
 __all__ = [
@@ -177,7 +178,6 @@ def nonlinear(kind, x, fmt_in, fmt_out):
 
 def lstm_formats(bits):
     """(gate and hidden format, cell format, pre-activation format) of a `bits`-bit LSTM."""
-    from .ir import Format
     return Format(bits, bits - 1), Format(bits + LSTM_CELL_INT, bits - 1), Format(2 * bits + 4, bits + 3)
 
 

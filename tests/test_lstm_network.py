@@ -9,10 +9,9 @@ import torch
 from torch import nn
 
 from dnnhw import golden, model, quant
-from dnnhw.accel import Accelerator
 from dnnhw.frontend import load, onnxruntime_outputs
 from dnnhw.model import Folding
-from dnnhw.sim import from_beats, run_stream_bench, to_beats
+from test_accel import run
 from test_cli import dnnhw
 
 STEPS, FEATURES = 24, 12
@@ -45,25 +44,12 @@ def frames(count, seed=0):
 
 
 def run_network(graph, plan, xs, name):
-    """Bit-exact under stalls; unstalled, (cycles per frame, batch-1 latency) measured."""
-    accel = Accelerator(graph, plan)
-    ints = [golden.quantize(golden.input_to_chw(graph, f), graph.formats[graph.input]) for f in xs]
-    want = [golden.run_fixed(graph, x)[graph.output] for x in ints]
-    beats = np.concatenate([to_beats(x, accel.input_lanes) for x in ints])
-    shape = graph.shapes[graph.output]
-    per_frame = shape.size // accel.output_lanes
-    measured = None
-    for stall in (0.0, 0.3):
-        result = run_stream_bench(accel, {"i": beats}, {"o": per_frame * len(xs)}, name=name,
-                                  stall_in=stall, stall_out=stall, seed=5, timeout=2_000_000)
-        assert result.extra == {"o": 0}
-        got = result.outputs["o"].reshape(len(xs), per_frame, accel.output_lanes)
-        for g, w in zip(got, want):
-            np.testing.assert_array_equal(from_beats(g, tuple(shape)), w)
-        if stall == 0.0:
-            ends = np.array(result.out_cycles["o"])[per_frame - 1::per_frame]
-            measured = (int(np.diff(ends)[-1]), ends[0] - result.in_cycles["i"][0])
-    return measured
+    """Bit-exact unstalled and under stalls (`test_accel.run`); the unstalled run's (cycles per
+    frame, batch-1 latency)."""
+    run(graph, plan, xs, name, stall=0.3)
+    _, result, per_frame = run(graph, plan, xs, name, stall=0.0)
+    ends = np.array(result.out_cycles["o"])[per_frame - 1::per_frame]
+    return int(np.diff(ends)[-1]), ends[0] - result.in_cycles["i"][0]
 
 
 @pytest.mark.parametrize("bits", [16, 8])
