@@ -17,6 +17,7 @@ Objectives: ``throughput`` (fewest cycles per frame, then fewest resources), ``l
 fewest batch-1 cycles, `model.network`), and a target frame rate with least resources.
 """
 
+import dataclasses
 import math
 import random
 import time
@@ -230,7 +231,7 @@ def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, targe
         binding = search.binding(targets, target)
         rng = random.Random(seed)
         plan = _anneal(search, plan, objective, rng, steps, graph)
-        used = search.resources(plan)
+        plan, used = _fill_dsps(search, plan)
     pareto = _pareto(search, [t for t in targets if t >= target])
     return Exploration(plan, model.network(graph, plan), dict(zip(KINDS, map(int, used))),
                        dict(zip(KINDS, map(int, limit))), binding, objective, cap, seed, pareto,
@@ -272,6 +273,26 @@ def _anneal(search, plan, objective, rng, steps, graph):
             if e < best_energy:
                 best, best_energy = dict(trial), e
     return best
+
+
+def _fill_dsps(search, plan):
+    """`plan` with as many of its logic multipliers moved back to DSP blocks as the budget's
+    DSPs left over allow, layer by layer in graph order: the same cycles for fewer LUTs. (The
+    candidates offer only a few counts of logic multipliers per folding, `space._logic_variants`;
+    this picks the exact count.) Returns (plan, used)."""
+    plan = dict(plan)
+    for layer in search.space.layers:
+        folding = plan[layer.name]
+        lo, hi = 0, folding.logic_multipliers       # the fewest that fit lies in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            trial = {**plan, layer.name: dataclasses.replace(folding, logic_multipliers=mid)}
+            if search.fits(search.resources(trial)):
+                hi = mid
+            else:
+                lo = mid + 1
+        plan[layer.name] = dataclasses.replace(folding, logic_multipliers=hi)
+    return plan, search.resources(plan)
 
 
 def _pareto(search, targets):

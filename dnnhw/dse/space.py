@@ -55,7 +55,8 @@ class Space:
     def __init__(self, graph, family, logic=True):
         self.graph, self.family = graph, family
         self.layers = graph.layers
-        self.candidates, self._index = {}, {}
+        self._by_name = {layer.name: layer for layer in graph.layers}
+        self.candidates, self._index, self._others = {}, {}, {}
         for layer in self.layers:
             foldings = model.foldings(graph, layer)
             if logic:
@@ -72,11 +73,25 @@ class Space:
         """Position of `folding` in layer `name`'s candidates."""
         return self._index[name][folding]
 
+    def layer_cost(self, name, folding):
+        """(cycles per frame, LUT/FF/DSP/BRAM array) of layer `name` under `folding`, which need
+        not be one of its candidates (e.g. a count of logic multipliers they do not offer)."""
+        j = self._index[name].get(folding)
+        if j is not None:
+            cand = self.candidates[name]
+            return cand.cycles[j], cand.resources[j]
+        if (name, folding) not in self._others:
+            layer = self._by_name[name]
+            self._others[name, folding] = (
+                model.cycles_per_frame(self.graph, layer, folding),
+                _vector(layer_resources(self.graph, layer, folding, self.family)))
+        return self._others[name, folding]
+
     def cycles(self, plan):
         """(cycles per frame, bottleneck layer name) of `plan` (the first slowest in graph order)."""
         best, worst = -1, None
         for layer in self.layers:
-            c = self.candidates[layer.name].cycles[self._index[layer.name][plan[layer.name]]]
+            c = self.layer_cost(layer.name, plan[layer.name])[0]
             if c > best:
                 best, worst = int(c), layer.name
         return best, worst
@@ -112,8 +127,7 @@ class Space:
         """LUT, FF, DSP, BRAM of the whole accelerator under `plan`, as an int array."""
         total = self.edge_vector(plan)
         for layer in self.layers:
-            cand = self.candidates[layer.name]
-            total = total + cand.resources[self._index[layer.name][plan[layer.name]]]
+            total = total + self.layer_cost(layer.name, plan[layer.name])[1]
         return total
 
 

@@ -78,6 +78,22 @@ def test_throughput_finds_the_enumerated_optimum(net, logic, dsp):
     assert dict(zip(KINDS, space.resources(found.plan).tolist())) == found.resources
 
 
+@pytest.mark.parametrize("dsp", [7, 22, 37])          # budgets the candidates' counts miss
+def test_dsps_left_over_take_back_logic_multipliers(dsp):
+    """The plan's logic multipliers are as few as its DSP budget allows: one fewer in any
+    layer would not fit (the candidates offer only some counts; the search picks the exact one)."""
+    graph, board = conv_fc_net(), board_with(dsp)
+    found = explore(graph, board, cap=0.8)
+    space = Space(graph, board.family)
+    limit = np.array([found.limit[k] for k in KINDS])
+    assert any(f.logic_multipliers for f in found.plan.values()) or found.resources["dsp"] < limit[2]
+    for name, folding in found.plan.items():
+        if folding.logic_multipliers:
+            fewer = {**found.plan, name: dataclasses.replace(
+                folding, logic_multipliers=folding.logic_multipliers - 1)}
+            assert not np.all(space.resources(fewer) <= limit)
+
+
 def test_plan_is_valid_and_predicted_by_the_model():
     graph = small_net()
     found = explore(graph, board_with(16))
