@@ -9,7 +9,7 @@ groups, bit widths, foldings and logic multipliers; fc; max and average pooling;
 pooling; every activation; add; concat; LSTM cells; lane converters; forks; FIFOs) is built by
 `dnnhw.accel.build_block` (or its constructor) and synthesized by `dnnhw.toolchain.yosys`. A
 fixed, seeded quarter of each block type is held out of the fit. The LUT model (after the exact
-distributed-RAM LUTs) and the FF model are fitted by non-negative least squares on relative
+distributed-RAM LUTs) and the FF model are fitted by bounded least squares on relative
 error. Writes:
 
 - ``dnnhw/data/resources.json``: the DSP and memory rules (below) and the coefficients;
@@ -45,7 +45,7 @@ import numpy as np
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
-from scipy.optimize import nnls
+from scipy.optimize import lsq_linear
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -106,6 +106,12 @@ SLACK = {"lut": 8, "ff": 8, "dsp": 0, "bram": 0}
 #: Relative errors are taken against at least this many units, so that a 3-LUT block does not
 #: dominate the fit.
 FLOOR = {"lut": 16, "ff": 16}
+
+#: Least LUTs per feature unit: an adder bit takes at least half a LUT on every family (xc7:
+#: a LUT beside its CARRY4 bit; ecp5: half a CCU2C; ice40: a LUT beside its SB_CARRY). Without
+#: the bound the fit can trade the adders' cost for the parts' fixed counts, which fits the grid
+#: but extrapolates badly to wide blocks (sixteen-lane pools and adds).
+LUT_LOWER = {"add": 0.5, "add_tree": 0.5}
 
 
 # -- one-layer graphs -----------------------------------------------------------------------------
@@ -481,8 +487,8 @@ def feature_names():
 
 
 def fit(rows, family):
-    """Coefficients {lut: {feature: c}, ff: {...}} by NNLS on relative error over `rows`
-    (each with "features" and "measured")."""
+    """Coefficients {lut: {feature: c}, ff: {...}} by bounded least squares on relative error
+    over `rows` (each with "features" and "measured"): non-negative, LUTs at least `LUT_LOWER`."""
     names = feature_names()
     x = np.array([[r["features"][n] for n in names] for r in rows], dtype=float)
     out = {}
@@ -492,7 +498,9 @@ def fit(rows, family):
         scale = np.maximum(measured, FLOOR[resource])
         used = x.any(axis=0)
         coef = np.zeros(len(names))
-        coef[used], _ = nnls(x[:, used] / scale[:, None], target / scale)
+        lower = np.array([LUT_LOWER.get(n, 0.0) if resource == "lut" else 0.0 for n in names])
+        coef[used] = lsq_linear(x[:, used] / scale[:, None], target / scale,
+                                bounds=(lower[used], np.inf)).x
         out[resource] = {n: round(float(c), 5) for n, c in zip(names, coef) if c}
     return out
 

@@ -41,7 +41,8 @@ LUT and FF: linear in structural features, fitted
     flip-flops, the read-port logic Yosys builds around an ecp5/ice40 block RAM, stream
     handshakes, and one count per part (window, FIFO, engine...) for its fixed control. LUT and
     FF are each Σ coefficient · feature (plus the exact distributed-RAM LUTs), with per-family
-    coefficients fitted by non-negative least squares on relative error against Yosys synthesis
+    coefficients fitted by bounded least squares (non-negative; an adder bit at least half a
+    LUT) on relative error against Yosys synthesis
     of a grid of real blocks and checked on held-out blocks by
     `benchmarks/calibrate_resources.py`. The rules and coefficients live in
     `dnnhw/data/resources.json`, the accuracy reached in `benchmarks/results/resources.json`.
@@ -491,12 +492,13 @@ def _window(t, c, h, w, kernel, pads, bits, lanes, family):
 
 def _fifo(t, width, depth, family):
     """`SyncFIFOBuffered(width, depth)`: depth - 1 words of storage read through the read port's
-    register, write and read pointers, the level and the output valid."""
-    t.add("part:fifo", 1)
-    if depth == 1:
-        t.add("reg", width + 1)
+    register, write and read pointers, the level and the output valid; registers alone for a
+    depth of one or two."""
+    if depth <= 2:      # the one-word memory of depth 2 becomes a register; no pointers
+        t.add("reg", depth * (width + 1))
         t.add("handshake", 2)
         return
+    t.add("part:fifo", 1)
     _memory(t, depth - 1, width, family)
     _counter(t, depth - 1)
     _counter(t, depth - 1)
