@@ -5,7 +5,8 @@
   build multipliers from LUTs, so they can pass it).
 - **fpgaConvNet's LeNet.** LeNet at 16-bit words on the xc7a35t budget (90 DSP, 100 BRAM18,
   100 MHz, the whole budget as fpgaConvNet uses it): fpgaConvNet's model and greedy optimizer
-  predict 4608 cycles per frame; the target is ≤ 3840.
+  predict 4608 cycles per frame; the target is ≤ 3840. The model's plans at caps 0.9 and 1.0;
+  with ``--build``, the zoo's LeNet built at cap 0.9 with Yosys and simulated (minutes).
 - **One partition.** A VGG-style CIFAR net whose 16-bit weights do not fit the xc7a35t's block
   RAM must fit at 8 bits.
 - **Speed.** VGG16 (13 conv + 3 FC, 224×224) explored for throughput; the budget is `zc706`'s
@@ -13,13 +14,15 @@
   yet).
 
 Networks are built directly in the IR with random weights: the DSE reads only shapes, formats and
-weight widths. Run: ``python benchmarks/dse.py``.
+weight widths. Run: ``python benchmarks/dse.py [--build]``.
 """
 
 import dataclasses
 import json
 import pathlib
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -123,7 +126,31 @@ def vgg16_formats(graph, bits):
     return q
 
 
+def lenet_build():
+    """`dnnhw build` of the zoo's LeNet (a trained-shape PyTorch export) at 16 bits for arty at
+    --cap 0.9, with Yosys and --verify: predicted, synthesized and simulated figures."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+    import onnx
+    import zoo
+    model, frames = zoo.lenet()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        onnx.save(model, tmp / "lenet.onnx")
+        np.save(tmp / "calib.npy", frames)
+        subprocess.run([sys.executable, "-m", "dnnhw", "build", tmp / "lenet.onnx", "--board",
+                        "arty", "--bits", "16", "--cap", "0.9", "--calibration", tmp / "calib.npy",
+                        "--verify", "--frames", "4", "--out", tmp / "out"], check=True)
+        report = json.loads((tmp / "out" / "report.json").read_text())
+        verified = json.loads((tmp / "out" / "verify.json").read_text())
+    return {"cap": 0.9, "plan": {layer["name"]: [layer["coarse_in"], layer["coarse_out"], layer["fine"]]
+                                 for layer in report["layers"]},
+            "predicted": report["predicted"], "synthesized": report["synth"],
+            "device": report["budget"], "bit_exact": verified["bit_exact"],
+            "measured_cycles_per_frame": verified["measured_cycles_per_frame"]}
+
+
 def main():
+    build = "--build" in sys.argv[1:]
     arty = get_board("arty")
     results = {}
 
@@ -131,12 +158,16 @@ def main():
     results["roofline_vgg_cifar_arty_8bit"] = summary(graph, arty, explore(graph, arty), arty.clock_mhz)
 
     graph = quantized(lenet_graph(), 16)
-    found = explore(graph, arty, cap=1.0)
-    results["fpgaconvnet_lenet_16bit"] = {**summary(graph, arty, found, arty.clock_mhz),
-                                          "fpgaconvnet_cycles_per_frame": 4608, "target": 3840,
-                                          "met_by_model": found.perf.cycles_per_frame <= 3840,
-                                          "note": "resources are the model's; Yosys counts "
-                                                  "more LUTs for such plans (tests/dse/test_lenet.py)"}
+    lenet = {}
+    for cap in (0.9, 1.0):
+        found = explore(graph, arty, cap=cap)
+        lenet[f"cap_{cap}"] = {**summary(graph, arty, found, arty.clock_mhz),
+                               "met_by_model": found.perf.cycles_per_frame <= 3840}
+    results["fpgaconvnet_lenet_16bit"] = {
+        "fpgaconvnet_cycles_per_frame": 4608, "target": 3840, **lenet,
+        "built": lenet_build() if build else "not run (--build)",
+        "note": "the model under-predicts whole xc7 designs full of 16-bit logic multipliers by "
+                "about 18 %: at cap 1.0 the plan would not fit in Yosys; at 0.9 it does (built)"}
 
     wide = vgg("vgg_cifar_wide", *VGG_CIFAR_WIDE)
     partition = {}
