@@ -719,8 +719,11 @@ def _lstm_features(spec, ci, co, f, logic, family):
     t.add("add", 4 * co * (ci - 1) * sum_bits)
     t.add("reg", 4 * co * sum_bits)
     t.add("add", 4 * co * acc_bits)                                         # accumulators
+    _mux(t, 4 * co * acc_bits, 2, family)                   # the sum aligned for x or for h
     t.add("reg", 4 * co * (acc_bits + z_bits))                              # + serializer
-    _mux(t, 4 * co * (acc_bits + z_bits), 2, family)
+    if z_bits <= acc_bits:                                  # a right round shift: an add
+        t.add("add", 4 * co * z_bits)
+    _mux(t, 4 * co * (acc_bits + z_bits), 2, family)        # bias or acc; load or shift
     for n in (groups, beats, groups * beats, hidden, ci, h_words, x_words):
         _counter(t, n)
     _interpolator(t, 3, z_bits, bits, gate_tables[0], family)
