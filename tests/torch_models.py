@@ -131,21 +131,28 @@ class ConcatNet(nn.Module):
         return self.head(torch.cat([self.a(x), self.b(x)], dim=1))
 
 
+def seeded(cls, seed, input_shape, batch=8, scale=2.0, shift=0.5):
+    """A seeded ``cls()`` in eval mode whose BatchNorm layers have random affine parameters and
+    running statistics: the average over four random batches of `input_shape` (no batch axis),
+    drawn as ``scale * N(0, 1) + shift``."""
+    torch.manual_seed(seed)
+    net = cls()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                nn.init.uniform_(m.weight, 0.5, 1.5)
+                nn.init.normal_(m.bias, 0.0, 0.1)
+        net.train()
+        for _ in range(4):
+            net(scale * torch.randn(batch, *input_shape) + shift)
+    return net.eval()
+
+
 def _factory(cls: type[nn.Module], seed: int):
     """A function building a seeded ``cls`` in eval mode, with non-trivial BatchNorm state."""
 
     def make() -> nn.Module:
-        torch.manual_seed(seed)
-        net = cls()
-        with torch.no_grad():
-            for m in net.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    nn.init.uniform_(m.weight, 0.5, 1.5)
-                    nn.init.normal_(m.bias, 0.0, 0.1)
-            net.train()
-            for _ in range(4):  # running statistics: the average over a few random batches
-                net(2.0 * torch.randn(8, *cls.input_shape[1:]) + 0.5)
-        return net.eval()
+        return seeded(cls, seed, cls.input_shape[1:])
 
     make.__name__ = make.__qualname__ = cls.__name__
     make.__doc__ = f"A seeded {cls.__name__} in eval mode."

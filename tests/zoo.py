@@ -40,6 +40,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from torch_models import seeded
+
 __all__ = ["NETWORKS", "lenet", "vgg_cifar", "kws_dscnn", "residual", "bundle64", "mlp", "digits",
            "lstm_kws"]
 
@@ -136,19 +138,8 @@ class ResNet(nn.Module):
 
 
 def _seeded(cls, seed):
-    """A seeded `cls` in eval mode whose BatchNorm layers have random affine parameters and
-    running statistics accumulated over a few random batches."""
-    torch.manual_seed(seed)
-    net = cls()
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                nn.init.uniform_(m.weight, 0.5, 1.5)
-                nn.init.normal_(m.bias, 0.0, 0.1)
-        net.train()
-        for _ in range(4):
-            net(1.5 * torch.randn(16, *cls.input_shape) + 0.25)
-    return net.eval()
+    """A seeded `cls` in eval mode with non-trivial BatchNorm state (`torch_models.seeded`)."""
+    return seeded(cls, seed, cls.input_shape, batch=16, scale=1.5, shift=0.25)
 
 
 def _export(net, dynamo):
