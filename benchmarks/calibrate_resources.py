@@ -66,7 +66,7 @@ MULTIPLIER = {
     "xc7": {"a_max": 25, "b_max": 18, "a_partial": 18, "b_partial": 17, "min_width": 2,
             "y_min": 9},
     "ecp5": {"a_max": 18, "b_max": 18, "a_partial": 18, "b_partial": 18, "min_width": 2,
-             "y_min": 0},
+             "y_min": 0, "sum_in_fabric": True},
     "ice40": {"a_max": 16, "b_max": 16, "a_partial": 16, "b_partial": 16, "min_width": 2,
               "y_min": 11},
 }
@@ -727,7 +727,8 @@ def _write_data(data, keep):
     resources._COEFFICIENTS = resources._coefficients()
     resources._MULTIPLIER, resources._MEMORY = data["multiplier"], data["memory"]
     resources._LUT_INPUTS = data["lut_inputs"]
-    for cached in (resources._layer_resources, resources._dsp_count, resources._map_memory):
+    for cached in (resources._layer_resources, resources._dsp_count, resources._dsp_sum_bits,
+                   resources._map_memory):
         cached.cache_clear()
 
 

@@ -67,7 +67,7 @@ FAMILIES = ("xc7", "ecp5", "ice40")
 #: Features of the LUT and FF models (`Features`): structural counts, then one per part of a block
 #: (a window, a FIFO, an engine...: the part's fixed control logic).
 FEATURES = ("reg", "reg_dsp", "ram_ff", "add", "add_tree", "cmp", "cmp_const", "mux", "mux_ctrl",
-            "mul_lut", "mul_logic", "rom_lut", "rom_seq", "ram_mux", "bram_emu", "handshake",
+            "mul_lut", "mul_logic", "mul_sum", "rom_lut", "rom_seq", "ram_mux", "bram_emu", "handshake",
             *(f"part:{p}" for p in ("window", "fifo", "engine", "reduce", "scale", "channel_sum",
                                      "activation", "add", "concat", "gather", "scatter", "fork",
                                      "lstm")))
@@ -271,6 +271,28 @@ def _dsp_count(a, b, family, used=None):
     return dsp, soft
 
 
+@lru_cache(maxsize=None)
+def _dsp_sum_bits(a, b, family, used=None):
+    """Adder bits in the fabric that sum the DSP pieces of one a × b-bit multiplier
+    (`_dsp_count`), on families whose DSPs cannot (``sum_in_fabric``: ECP5's MULT18X18D; xc7
+    cascades them, iCE40's SB_MAC16 adds most): each piece after the first adds the product
+    bits above its offset, as measured for ECP5 (24×17: 24 bits, 32×16: 30, 36×36: about 126)."""
+    rule = _MULTIPLIER[family]
+    if not rule.get("sum_in_fabric"):
+        return 0
+    a, b = max(a, b), min(a, b)
+    used = a + b if used is None else min(used, a + b)
+    offsets, low = [], 0
+    for x in _chunks(a, rule["a_max"], rule["a_partial"]):
+        high = 0
+        for y in _chunks(b, rule["b_max"], rule["b_partial"]):
+            if min(x, y) >= rule["min_width"] and min(x + y, used) >= rule["y_min"]:
+                offsets.append(low + high)
+            high += y
+        low += x
+    return sum(max(used - offset, 0) for offset in sorted(offsets)[1:])
+
+
 def _array_bits(a, b):
     """Adder bits of an a × b (a ≥ b) multiplier built from logic: b - 1 rows of a + b bits
     (one row when b is 1)."""
@@ -289,6 +311,7 @@ def _multipliers(t, count, a, b, family, used=None):
     dsp, soft = _dsp_count(a, b, family, used)
     t.dsp += count * dsp
     t.add("mul_lut", count * soft)
+    t.add("mul_sum", count * _dsp_sum_bits(a, b, family, used))
     t.add("reg_dsp" if dsp else "reg", count * (a + b))
     return dsp > 0
 
