@@ -19,6 +19,7 @@ the build has succeeded. Its layout:
 """
 
 import json
+import math
 import os
 import pathlib
 import pickle
@@ -30,7 +31,7 @@ import time
 import numpy as np
 
 from . import dse, frontend, golden, quant, report
-from .errors import UserError
+from .errors import DoesNotFit, UserError
 from .ir import macs, params
 
 
@@ -121,25 +122,31 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
     error = golden.float_error(frontend.onnxruntime_outputs(network, graph, sample),
                                golden.run(q, sample))
 
-    progress(f"exploring foldings for {board.name}")
-    found = dse.explore(q, board, objective=objective, cap=cap, seed=seed, clock_mhz=clock,
-                        reserve=link_reserve(q, board))
-
-    from amaranth.back import verilog
-    from .accel import Accelerator
-
-    progress("generating Verilog")
-    accel = Accelerator(q, found.plan)
-    (folder / "rtl").mkdir()
-    (folder / "rtl" / f"{TOP}.v").write_text(verilog.convert(accel, name=TOP, emit_src=False))
-    design = folder / "design"
-    design.mkdir()
-    with open(design / "graph.pkl", "wb") as f:
-        pickle.dump(q, f)
-    np.save(design / "frames.npy", frames)
-    (design / "design.json").write_text(json.dumps(_design_json(q, accel), indent=2))
-
-    synthesized, pnr = _implement(accel, board, folder, synth, notes)
+    reserve, used = link_reserve(q, board) or {}, None
+    for attempt in range(_REPLANS + 1):
+        progress(f"exploring foldings for {board.name}")
+        try:
+            found = dse.explore(q, board, objective=objective, cap=cap, seed=seed,
+                                clock_mhz=clock, reserve=reserve)
+        except UserError:
+            if used is None:
+                raise
+            raise UserError(_still_too_large(board, used, attempt)) from None
+        accel = _write_design(folder, q, found.plan, frames)
+        try:
+            synthesized, pnr, used = _implement(accel, board, folder, synth, notes)
+            too_large = used is not None and any(used[k] > board.resources[k] for k in dse.KINDS)
+        except DoesNotFit as error:
+            synthesized, pnr, used, too_large = None, None, error.used, True
+        if not too_large:
+            break
+        if attempt == _REPLANS:
+            raise UserError(_still_too_large(board, used, _REPLANS + 1))
+        reserve, note = _hold_back(board, found, reserve, used)
+        notes.append(note)
+        progress(note)
+        for part in ("rtl", "design", "synth", "board"):
+            shutil.rmtree(folder / part, ignore_errors=True)
 
     result = _report(network, board, q, found, clock, bits, error, synthesized, pnr, notes)
     result["build_seconds"] = round(time.perf_counter() - started, 2)
@@ -166,13 +173,71 @@ def link_reserve(q, board):
     return {"lut": 800, "ff": 600, "dsp": 0, "bram": -(-frame_bits // _BRAM_BITS[board.family])}
 
 
+#: How many times a build plans again when synthesis finds the design larger than the device.
+_REPLANS = 2
+
+
+def _write_design(folder, q, plan, frames):
+    """rtl/ and design/ of the accelerator for `plan`; returns the `Accelerator`."""
+    from amaranth.back import verilog
+    from .accel import Accelerator
+
+    progress("generating Verilog")
+    accel = Accelerator(q, plan)
+    (folder / "rtl").mkdir()
+    (folder / "rtl" / f"{TOP}.v").write_text(verilog.convert(accel, name=TOP, emit_src=False))
+    design = folder / "design"
+    design.mkdir()
+    with open(design / "graph.pkl", "wb") as f:
+        pickle.dump(q, f)
+    np.save(design / "frames.npy", frames)
+    (design / "design.json").write_text(json.dumps(_design_json(q, accel), indent=2))
+    return accel
+
+
+def _hold_back(board, found, reserve, used):
+    """(reserve, note) for planning again after synthesis found the design too large: every
+    resource the model under-predicted is held back by as much as it missed (its model error
+    on this design), and a placement failure with no resource over holds back 5 % more LUTs."""
+    predicted = {k: found.resources[k] + reserve.get(k, 0) for k in dse.KINDS}
+    missed = {k: max(used[k] - predicted[k], 0) for k in dse.KINDS}
+    if not any(used[k] > board.resources[k] for k in dse.KINDS):
+        missed["lut"] += math.ceil(0.05 * board.resources["lut"])
+    over = ", ".join(f"{used[k]:,} {k.upper()} of {board.resources[k]:,} (predicted "
+                     f"{predicted[k]:,})" for k in dse.KINDS if used[k] > board.resources[k])
+    held = ", ".join(f"{v:,} {k.upper()}" for k, v in missed.items() if v)
+    note = (f"synthesis found the design too large for {board.part}"
+            f"{': ' + over if over else ' (no room to place it)'}; planned again holding back "
+            f"{held} more")
+    return {k: reserve.get(k, 0) + missed[k] for k in dse.KINDS}, note
+
+
+def _still_too_large(board, used, plans):
+    over = "; ".join(f"{used[k]:,} {k.upper()} of {board.resources[k]:,}" for k in dse.KINDS
+                     if used[k] > board.resources[k])
+    need = over or (f"{used['lut']:,} LUTs and {used['ff']:,} flip-flops, more than nextpnr "
+                    "could place")
+    times = "once" if plans == 1 else f"{plans} times"
+    return (f"the synthesized design does not fit {board.part}: it needs {need}; planned "
+            f"{times}, holding back what synthesis found the model had missed, and no plan fits "
+            "(a lower --cap leaves more room)")
+
+
 def _implement(accel, board, folder, synth, notes):
-    """Synthesis, and the board flow where the board has a UART top: (synth, pnr) dicts or None.
+    """Synthesis, and the board flow where the board has a UART top: (synth, pnr, used): the
+    Yosys counts and nextpnr's figures (dicts or None), and what the design takes of the device
+    by those counts (the board top's; or the accelerator's plus `link_reserve`), None when not
+    synthesized.
 
     Open-flow boards (ECP5, iCE40) synthesize, place and route the board top to a bitstream in
     board/; Xilinx boards get the accelerator's Yosys counts and the Vivado plan in board/;
     boards with an AXI4-Stream link (DSE-only Zynq targets) get the Yosys counts and the
-    AXI4-Stream top's Verilog in board/."""
+    AXI4-Stream top's Verilog in board/.
+
+    Raises
+    ------
+    DoesNotFit
+        If nextpnr cannot place the board top (it is larger than the device, or too full)."""
     from .toolchain.board import board_flow
     from .toolchain.yosys import FAMILIES, synthesize
 
@@ -183,17 +248,19 @@ def _implement(accel, board, folder, synth, notes):
         notes.append("synthesis, place and route not run (--no-synth)")
         if top and not board.open_flow:
             notes.extend(board_flow(accel, board, folder / "board", progress)[2])
-        return None, None
+        return None, None, None
     if top and board.open_flow:
         synthesized, pnr, more = board_flow(accel, board, folder / "board", progress)
         notes.extend(more)
-        return synthesized, pnr
+        return synthesized, pnr, synthesized
     progress(f"synthesizing with Yosys for {board.family} (minutes for large designs)")
     resources, _ = synthesize(accel, board.family, name=TOP, workdir=folder / "synth")
     synthesized = {"tool": f"yosys ({FAMILIES[board.family]}, accelerator only)", **resources}
-    if top:
+    link = link_reserve(accel.graph, board) or {}
+    used = {k: resources[k] + link.get(k, 0) for k in resources}
+    if top and not any(used[k] > board.resources[k] for k in board.resources):
         notes.extend(board_flow(accel, board, folder / "board", progress)[2])
-    return synthesized, None
+    return synthesized, None, used
 
 
 def _axis_top(accel, board, folder):

@@ -3,3 +3,13 @@
 
 class UserError(Exception):
     """Bad input or a request dnnhw cannot carry out: the message says what and where."""
+
+
+class DoesNotFit(UserError):
+    """The synthesized design is larger than the device, or nextpnr found no room to place it.
+
+    `used`: the Yosys counts of what was synthesized (a dict with lut, ff, dsp, bram)."""
+
+    def __init__(self, message, used):
+        super().__init__(message)
+        self.used = used

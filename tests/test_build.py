@@ -173,3 +173,65 @@ def test_nonpositive_numbers_are_refused(digits_build, tmp_path):
     assert dnnhw("build", DIGITS / "digits.onnx", "--clock", "0", "--out", tmp_path / "b").returncode == 2
     assert not (tmp_path / "b").exists()
     assert_user_error(dnnhw("verify", digits_build[0], "--frames", "0"), "--frames must be at least 1")
+
+
+# -- synthesis finds the design larger than the model said ---------------------------------------
+
+
+def _yosys_counting(monkeypatch, factor):
+    """Replace Yosys by a count of `factor` × the model's LUTs (the rest as predicted); returns
+    the list of (predicted, counted) LUTs, one per synthesis."""
+    from dnnhw.dse import KINDS, Space
+    from dnnhw.toolchain import yosys
+
+    calls = []
+
+    def synthesize(accel, family, name="top", workdir=None):
+        predicted = dict(zip(KINDS, Space(accel.graph, family).resources(accel.plan).tolist()))
+        counted = {**predicted, "lut": int(factor * predicted["lut"]), "lutram": 0}
+        calls.append((predicted["lut"], counted["lut"]))
+        return counted, {}
+
+    monkeypatch.setattr(yosys, "synthesize", synthesize)
+    return calls
+
+
+def _small_arty():
+    """Arty with no DSPs and 6000 LUTs: a small conv net's multipliers fill the LUTs."""
+    import dataclasses
+    from dnnhw.boards import get_board
+    return dataclasses.replace(get_board("arty"), name="arty-small", dsp=0, lut=6000)
+
+
+def test_build_plans_again_when_synthesis_finds_it_too_large(tmp_path, monkeypatch):
+    """Yosys counting 1.5 × the model's LUTs: the first plan (by the model within the whole
+    budget) does not fit, the build plans again holding back what the model missed, and the
+    second fits; the report says so."""
+    from dnnhw.build import build
+    path = tmp_path / "net.onnx"
+    onnx.save(onnx_models.conv_bn_relu(), path)
+    calls = _yosys_counting(monkeypatch, 1.5)
+    board = _small_arty()
+    folder, result = build(path, board, out=tmp_path / "out", cap=1.0)
+    reserve = 800                                           # the UART top's (build.link_reserve)
+    (first_predicted, first_counted), (second_predicted, second_counted) = calls
+    assert first_counted + reserve > board.lut >= second_counted + reserve
+    assert result["dse"]["limit"]["lut"] == board.lut - reserve - (first_counted - first_predicted)
+    assert result["synth"]["lut"] == second_counted
+    assert any("planned again" in note for note in result["notes"])
+    assert json.loads((folder / "report.json").read_text())["synth"]["lut"] == second_counted
+
+
+def test_build_that_synthesis_never_fits(tmp_path, monkeypatch):
+    """Yosys counting 5 × the model's LUTs: plans until none is left, then one clear error,
+    nothing left behind."""
+    from dnnhw.build import build
+    from dnnhw.errors import UserError
+    path = tmp_path / "net.onnx"
+    onnx.save(onnx_models.conv_bn_relu(), path)
+    calls = _yosys_counting(monkeypatch, 5)
+    with pytest.raises(UserError, match=r"does not fit xc7a35t.*: it needs [\d,]+ LUT of 6,000; "
+                                        "planned once"):
+        build(path, _small_arty(), out=tmp_path / "out", cap=1.0)
+    assert len(calls) == 1                  # holding back 4 × its LUTs leaves no plan that fits
+    assert not (tmp_path / "out").exists()

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 
-from ..errors import UserError
+from ..errors import DoesNotFit, UserError
 from .yosys import count_resources
 
 
@@ -129,7 +129,7 @@ _NO_ROOM = ("Unable to find legal placement", "Failed to expand region")
 
 
 def _check_fits(folder, board, log):
-    """Raise a UserError when the synthesized top has more of a resource than the device, or
+    """Raise `DoesNotFit` when the synthesized top has more of a resource than the device, or
     nextpnr found no room to place it."""
     if not (folder / "top_stat.json").exists():
         return
@@ -139,8 +139,9 @@ def _check_fits(folder, board, log):
     if over or any(text in log for text in _NO_ROOM):
         need = "; ".join(over) or (f"{used['lut']:,} LUTs and {used['ff']:,} flip-flops, more "
                                    "than nextpnr could place")
-        raise UserError(f"the synthesized design does not fit {board.part}: it needs {need} "
-                        "(the resource model underestimated it; a lower --cap leaves more room)")
+        raise DoesNotFit(f"the synthesized design does not fit {board.part}: it needs {need} "
+                         "(the resource model underestimated it; a lower --cap leaves more room)",
+                         used)
 
 
 def _run(command, folder, env, what):
