@@ -113,6 +113,10 @@ FLOOR = {"lut": 16, "ff": 16}
 #: but extrapolates badly to wide blocks (sixteen-lane pools and adds).
 LUT_LOWER = {"add": 0.5, "add_tree": 0.5}
 
+#: LUTs per feature unit measured directly rather than fitted: the adders summing a multiplier's
+#: DSP pieces in the fabric (ECP5: one CCU2C, two LUTs, per two bits; bare multipliers).
+LUT_FIXED = {"mul_sum": 1.0}
+
 
 # -- one-layer graphs -----------------------------------------------------------------------------
 
@@ -488,20 +492,24 @@ def feature_names():
 
 def fit(rows, family):
     """Coefficients {lut: {feature: c}, ff: {...}} by bounded least squares on relative error
-    over `rows` (each with "features" and "measured"): non-negative, LUTs at least `LUT_LOWER`."""
+    over `rows` (each with "features" and "measured"): non-negative, LUTs at least `LUT_LOWER`,
+    the LUTs of `LUT_FIXED` as measured."""
     names = feature_names()
     x = np.array([[r["features"][n] for n in names] for r in rows], dtype=float)
     out = {}
     for resource in ("lut", "ff"):
+        fixed = np.array([LUT_FIXED.get(n, np.nan) if resource == "lut" else np.nan
+                          for n in names])
         measured = np.array([r["measured"][resource] for r in rows], dtype=float)
         target = measured - (np.array([r["lutram"] for r in rows]) if resource == "lut" else 0)
+        target = target - x[:, ~np.isnan(fixed)] @ fixed[~np.isnan(fixed)]
         scale = np.maximum(measured, FLOOR[resource])
-        used = x.any(axis=0)
-        coef = np.zeros(len(names))
+        free = x.any(axis=0) & np.isnan(fixed)
+        coef = np.where(np.isnan(fixed), 0.0, fixed)
         lower = np.array([LUT_LOWER.get(n, 0.0) if resource == "lut" else 0.0 for n in names])
-        coef[used] = lsq_linear(x[:, used] / scale[:, None], target / scale,
-                                bounds=(lower[used], np.inf)).x
-        out[resource] = {n: round(float(c), 5) for n, c in zip(names, coef) if c}
+        coef[free] = lsq_linear(x[:, free] / scale[:, None], target / scale,
+                                bounds=(lower[free], np.inf)).x
+        out[resource] = {n: round(float(c), 5) for n, c in zip(names, coef) if round(float(c), 5)}
     return out
 
 
