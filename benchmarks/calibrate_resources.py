@@ -212,7 +212,8 @@ def _folding(case):
     if lanes is not None:
         return Folding(lanes, lanes)
     ci, co, f = p.get("fold", (1, 1, 1))
-    return Folding(ci, co, f, p.get("logic", 0), p.get("block_weights", False))
+    return Folding(ci, co, f, p.get("logic", 0), p.get("block_weights", False),
+                   p.get("paired", False))
 
 
 def build_component(case):
@@ -327,6 +328,14 @@ def grid(quick):
         _conv((12, 9, 9), 24, bits=8, fold=(3, 3, 3)),
         _conv((16, 16, 16), 16, bits=8, fold=(1, 2, 1), act="relu"),
         _conv((3, 28, 28), 16, bits=8, stride=(2, 2), fold=(3, 4, 3), act="relu"),
+        # paired multipliers (two products per DSP where they fit one)
+        _conv((8, 12, 12), 16, fold=(2, 4, 3), paired=True),
+        _conv((8, 12, 12), 16, fold=(4, 8, 9), paired=True),
+        _conv((16, 8, 8), 16, (1, 1), pads=(0, 0, 0, 0), fold=(4, 4, 1), paired=True),
+        _conv((16, 10, 10), 32, stride=(2, 2), bits=4, fold=(4, 8, 3), paired=True),
+        _conv((8, 8, 8), 8, bits=6, fold=(2, 2, 9), paired=True),
+        ("fc", dict(shape=(16, 4, 4), n_out=10, bits=8, fold=(4, 10, 1), paired=True)),
+        ("fc", dict(shape=(64, 1, 1), n_out=32, bits=8, fold=(8, 8, 1), paired=True)),
         # fully connected
         ("fc", dict(shape=(16, 4, 4), n_out=10, bits=8, fold=(1, 1, 1))),
         ("fc", dict(shape=(16, 4, 4), n_out=10, bits=8, fold=(16, 5, 1))),
@@ -446,8 +455,8 @@ def cases(quick):
     if quick:
         return out
     by_type = defaultdict(list)
-    for case in out:
-        by_type[_block_type(case["block"])].append(case)
+    for case in out:            # paired multipliers are a type of their own: a quarter held out
+        by_type[_block_type(case["block"]), case["params"].get("paired", False)].append(case)
     for group in by_type.values():
         rng = np.random.default_rng(_seed(group[0]["block"]))
         held = rng.choice(len(group), size=max(1, round(len(group) / 4)), replace=False)

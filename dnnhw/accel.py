@@ -37,10 +37,10 @@ def build_block(graph, layer, folding):
     fmt_in, a = graph.formats[layer.inputs[0]], layer.attrs
     if layer.op == "conv":
         return Conv.from_layer(graph, layer, ci, co, fine, folding.logic_multipliers,
-                               folding.block_weights)
+                               folding.block_weights, folding.paired)
     if layer.op == "fc":
         return FullyConnected.from_layer(graph, layer, ci, co, folding.logic_multipliers,
-                                         folding.block_weights)
+                                         folding.block_weights, folding.paired)
     if layer.op in ("maxpool", "avgpool"):
         return Pool(shape, a["kernel"], a["stride"], a["pads"], fmt_in.bits, ci,
                     kind=layer.op[:3], count_include_pad=a.get("count_include_pad", False))

@@ -310,6 +310,9 @@ def _report(network, board, q, found, clock, bits, error, synthesized, pnr, note
             "fine": f.fine, "cycles_per_frame": lp.cycles_per_frame, "latency_cycles": lp.latency,
             "resources": layer_resources(q, layer, f, board.family).as_dict(),
         })
+        if layer.op in ("conv", "fc"):      # how its multipliers and weights are built
+            layers[-1].update(logic_multipliers=f.logic_multipliers, paired=f.paired,
+                              block_weights=f.block_weights)
     return {
         "network": q.name, "board": board.name, "device": board.part, "family": board.family,
         "clock_mhz": clock, "objective": found.objective, "source": str(network),

@@ -46,8 +46,10 @@ _LANES = (*_POOL, "global_avgpool", *ACTIVATION_LATENCY, "add", "concat")
 class Folding:
     """A layer's parallelism: input lanes, output lanes, kernel positions per cycle, how many
     of its coarse_in·coarse_out·fine multipliers are built from logic rather than DSP blocks,
-    and whether its weight ROMs are forced into block RAM (those two change resources only, not
-    rate or latency; conv and fc layers).
+    whether its weight ROMs are forced into block RAM, and whether pairs of output lanes share
+    each multiplier (`layers.conv_engine.ConvEngine`'s `paired`: two products per DSP where
+    the packed operand fits one); the last three change resources only, not rate or latency
+    (conv and fc layers).
 
     Layers without weights use `coarse_in` = `coarse_out` (their lanes), `fine` = 1 and no
     multipliers.
@@ -57,6 +59,7 @@ class Folding:
     fine: int = 1
     logic_multipliers: int = 0
     block_weights: bool = False
+    paired: bool = False
 
     @property
     def multipliers(self):
@@ -118,6 +121,9 @@ def check(graph, layer, folding):
     if logic and (op not in _WEIGHTED or not 0 <= logic <= folding.multipliers):
         raise ValueError(f"'{layer.name}' ({op}): logic_multipliers={logic} must be within the "
                          f"layer's {folding.multipliers if op in _WEIGHTED else 0} multipliers")
+    if folding.paired and (op not in _WEIGHTED or co % 2 or logic):
+        raise ValueError(f"'{layer.name}' ({op}): paired multipliers are for conv and fc layers "
+                         f"with an even coarse_out and no logic multipliers, got {folding}")
     if op == "conv":
         totals = _conv_dims(graph, layer)
     elif op == "fc":

@@ -9,7 +9,8 @@ RAM32M/RAM64M on xc7, 6 per TRELLIS_DPR16X4, the three slices it takes, on ecp5)
 
 DSP: exact, by Yosys' rule
     Every multiplier is counted from the block's structure: ``coarse_in·coarse_out·fine -
-    logic_multipliers`` window × weight products in a conv or fc engine, one constant multiplier
+    logic_multipliers`` window × weight products in a conv or fc engine (half as many, of
+    in_bits × (in_bits + 2 · weight bits + 1), with paired lanes), one constant multiplier
     per lane for LeakyReLU (fused or not), one per lane in `AverageScale` (none when the
     divisor's reciprocal is a power of two: a shift), one per lane for sigmoid/tanh
     interpolation. A multiplier of a × b signed bits (an unsigned operand has one bit more, as
@@ -57,7 +58,7 @@ from importlib.resources import files
 from . import golden
 
 
-__all__ = ["FAMILIES", "FEATURES", "Resources", "Features", "layer_resources",
+__all__ = ["FAMILIES", "FEATURES", "Resources", "Features", "layer_resources", "pairs_fit_one_dsp",
            "fifo_resources", "lane_converter_resources", "fork_resources", "layer_features",
            "fifo_features", "lane_converter_features", "fork_features", "price"]
 
@@ -144,6 +145,17 @@ def layer_features(graph, layer, folding, family):
     return _features(_layer_spec(graph, layer), folding, family)
 
 
+def pairs_fit_one_dsp(graph, layer, family):
+    """True if conv or fc `layer`'s paired multipliers (`model.Folding.paired`) each take one
+    DSP on `family`: its in_bits × (in_bits + 2 · weight bits + 1) products fit one
+    (`_dsp_count`), as 8-bit words do a DSP48E1's 25 × 18."""
+    if layer.op not in ("conv", "fc"):
+        return False
+    _check_family(family)
+    a, wb = graph.formats[layer.inputs[0]].bits, layer.wq.bits
+    return _dsp_count(a + 2 * wb + 1, a, family) == (1, 0)
+
+
 def fifo_features(bits, lanes, depth, family):
     """The `Features` of `StreamFIFO(bits, lanes, depth)`."""
     _check_family(family)
@@ -192,6 +204,8 @@ def _layer_resources(spec, folding, family):
 
 def _features(spec, folding, family):
     extra = {"block": True} if folding.block_weights else {}     # conv and fc only
+    if folding.paired:
+        extra["paired"] = True
     return _LAYER_FEATURES[spec[0]](spec, folding.coarse_in, folding.coarse_out, folding.fine,
                                     folding.logic_multipliers, family, **extra)
 
@@ -533,17 +547,19 @@ def _fifo(t, width, depth, family):
     t.add("handshake", 2)
 
 
-def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family, block):
+def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family, block,
+            paired=False):
     """`ConvEngine`: pixel buffer, sequencer, weight ROMs (in block RAM when `block`),
-    multipliers (`logic` of them Booth products in logic), adder trees, accumulators, channel
-    ROM, requantization and the fused activation."""
+    multipliers (`logic` of them Booth products in logic; with `paired`, one per two output
+    lanes, of packed weights, and the adders that split their products), adder trees,
+    accumulators, channel ROM, requantization and the fused activation."""
     from . import model                     # imported here: dnnhw.model may import this module
     _, a, out_bits, wb, acc_bits, smax, max_left, clip, alpha, bias_bits = spec[:10]
     t.add("part:engine", 1)
     beats, blocks = c_in // ci, c_out // co
     kernel_steps, group_beats = positions // f, c_in // groups // ci
     steps = blocks * group_beats * kernel_steps
-    terms, word = ci * f, f * ci * wb
+    terms = ci * f
     # pixel buffer and sequencer
     _memory(t, 2 * beats, positions * ci * a, family)
     _counter(t, beats)
@@ -557,15 +573,19 @@ def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family, b
     t.add("reg", (4 + tree) * control + 2 + _bits(steps))  # + the weight ROMs' read address
     t.add("handshake", 2)
     # weights, window and multipliers
-    _memory(t, steps, word, family, rom=True, sequential=True, count=co, block=block)
+    roms, stored = (co // 2, 2 * wb + 1) if paired else (co, wb)   # ROMs, bits of a weight
+    word = f * ci * stored
+    _memory(t, steps, word, family, rom=True, sequential=True, count=roms, block=block)
     t.add("reg", positions * ci * a + f * ci * a)         # the window, the selected operands
     _mux(t, f * ci * a, kernel_steps, family)
-    in_dsp = _multipliers(t, co * terms - logic, a, wb, family)
+    in_dsp = _multipliers(t, roms * terms - logic, a, stored + a if paired else wb, family)
     t.add("mul_logic", logic * _booth_bits(max(a, wb), min(a, wb)))   # Booth products
     t.add("reg", logic * (a + wb))
-    next_to_dsp = (co * terms - logic) * wb if in_dsp else 0   # the weight registers
+    if paired:
+        t.add("add", roms * terms * (a + wb))           # the high product's correction
+    next_to_dsp = (roms * terms - logic) * stored if in_dsp else 0   # the weight registers
     t.add("reg_dsp", next_to_dsp)
-    t.add("reg", co * word - next_to_dsp)
+    t.add("reg", roms * word - next_to_dsp)
     # adder trees
     product_max = 1 << (a + wb - 2)
     for level in range(tree):
@@ -599,7 +619,7 @@ def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family, b
     t.add("reg", co * out_bits + 1)
 
 
-def _conv_features(spec, ci, co, f, logic, family, block=False):
+def _conv_features(spec, ci, co, f, logic, family, block=False, paired=False):
     t = Features()
     (c_in, h, w, c_out, groups, kernel, stride, pads, queue) = spec[10:]
     positions = kernel[0] * kernel[1]
@@ -608,14 +628,14 @@ def _conv_features(spec, ci, co, f, logic, family, block=False):
         depth = queue(ci, co, f)
         if depth:
             _fifo(t, positions * ci * spec[1], depth, family)
-    _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family, block)
+    _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family, block, paired)
     return t
 
 
-def _fc_features(spec, ci, co, f, logic, family, block=False):
+def _fc_features(spec, ci, co, f, logic, family, block=False, paired=False):
     t = Features()
     n_in, n_out = spec[10:]
-    _engine(t, spec, n_in, n_out, 1, 1, ci, co, 1, logic, family, block)
+    _engine(t, spec, n_in, n_out, 1, 1, ci, co, 1, logic, family, block, paired)
     return t
 
 

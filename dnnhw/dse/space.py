@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import model
 from ..resources import (Resources, fifo_resources, fork_resources, lane_converter_resources,
-                         layer_resources)
+                         layer_resources, pairs_fit_one_dsp)
 
 
 __all__ = ["KINDS", "Candidates", "Space"]
@@ -23,8 +23,9 @@ KINDS = ("lut", "ff", "dsp", "bram")
 
 @dataclass(frozen=True)
 class Candidates:
-    """One layer's foldings (with every choice of logic multipliers, `_logic_variants`, and of
-    weight ROMs in block RAM where that changes anything), sorted by cycles per frame, fastest
+    """One layer's foldings (with every choice of logic multipliers, `_logic_variants`, of
+    paired multipliers where a packed pair fits one DSP, and of weight ROMs in block RAM where
+    that changes anything, not with paired multipliers), sorted by cycles per frame, fastest
     last.
 
     Attributes
@@ -59,6 +60,9 @@ class Space:
         self.candidates, self._index, self._others = {}, {}, {}
         for layer in self.layers:
             foldings = model.foldings(graph, layer)
+            if pairs_fit_one_dsp(graph, layer, family):
+                foldings += [dataclasses.replace(f, paired=True) for f in foldings
+                             if f.coarse_out % 2 == 0]
             if logic:
                 foldings = [v for f in foldings for v in _logic_variants(layer, f)]
             foldings, resources = _with_block_weights(graph, layer, foldings, family)
@@ -134,7 +138,7 @@ class Space:
 def _logic_variants(layer, folding):
     """`folding` with 0, 1, 2, 4, … and a quarter, half, three quarters and all of its
     multipliers built from logic (conv and fc layers; others have no multipliers)."""
-    if layer.op not in ("conv", "fc"):
+    if layer.op not in ("conv", "fc") or folding.paired:
         return [folding]
     m = folding.multipliers
     counts = {0, m, m // 4, m // 2, 3 * m // 4} | {1 << k for k in range(m.bit_length()) if 1 << k < m}
@@ -149,8 +153,8 @@ def _with_block_weights(graph, layer, foldings, family):
         plain = _vector(layer_resources(graph, layer, folding, family))
         out.append(folding)
         vectors.append(plain)
-        if layer.op in ("conv", "fc"):
-            block = dataclasses.replace(folding, block_weights=True)
+        if layer.op in ("conv", "fc") and not folding.paired:   # paired ROMs stay in LUTs: the
+            block = dataclasses.replace(folding, block_weights=True)  # model misprices their BRAM
             vector = _vector(layer_resources(graph, layer, block, family))
             if np.any(vector != plain):
                 out.append(block)

@@ -32,7 +32,7 @@ class Conv(wiring.Component):
         (top, left, bottom, right).
     in_bits, out_bits, wq, shift, activation
         As `ConvEngine` takes them.
-    coarse_in, coarse_out, fine, logic_multipliers, block_weights
+    coarse_in, coarse_out, fine, logic_multipliers, block_weights, paired
         Folding (`ConvEngine`); `coarse_in` is also the window's lanes.
 
     Members
@@ -55,7 +55,7 @@ class Conv(wiring.Component):
 
     def __init__(self, in_shape, out_channels, groups, kernel, stride, pads, in_bits, out_bits,
                  wq, shift, activation=None, *, coarse_in=1, coarse_out=1, fine=1,
-                 logic_multipliers=0, block_weights=False):
+                 logic_multipliers=0, block_weights=False, paired=False):
         kh, kw = kernel
         (sh, sw), (top, left, bottom, right) = stride, pads
         self.out_shape = Shape(out_channels, (in_shape.h + top + bottom - kh) // sh + 1,
@@ -63,7 +63,7 @@ class Conv(wiring.Component):
         self.engine = ConvEngine(in_shape.c, out_channels, groups, kernel, in_bits, out_bits, wq,
                                  shift, activation, coarse_in=coarse_in, coarse_out=coarse_out,
                                  fine=fine, logic_multipliers=logic_multipliers,
-                                 block_weights=block_weights)
+                                 block_weights=block_weights, paired=paired)
         pointwise = tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and not any(pads)
         self.window = None if pointwise else SlidingWindow(in_shape, kernel, stride, pads,
                                                            in_bits, coarse_in)
@@ -98,7 +98,7 @@ class Conv(wiring.Component):
 
     @classmethod
     def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0,
-                   block_weights=False):
+                   block_weights=False, paired=False):
         """Conv `layer` of the quantized `graph`, every constant from golden."""
         a = layer.attrs
         try:
@@ -107,7 +107,8 @@ class Conv(wiring.Component):
                        graph.formats[layer.output].bits, layer.wq,
                        golden.requant_shift(graph, layer), activation_of(graph, layer),
                        coarse_in=coarse_in, coarse_out=coarse_out, fine=fine,
-                       logic_multipliers=logic_multipliers, block_weights=block_weights)
+                       logic_multipliers=logic_multipliers, block_weights=block_weights,
+                       paired=paired)
         except ValueError as error:
             raise ValueError(f"Conv '{layer.name}': {error}") from None
 

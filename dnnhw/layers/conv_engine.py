@@ -29,7 +29,7 @@ input until both banks are full.
 """
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -201,6 +201,15 @@ class ConvEngine(wiring.Component):
     block_weights : bool
         Put the weight ROMs in block RAM (``rom_style = "block"``) whatever their size, where
         Yosys would build small ones from LUTs. Same results, rate and latency.
+    paired : bool
+        Output lanes 2k and 2k+1 share their multipliers. One ROM holds both lanes' weights,
+        w_even and w_odd less one where w_even is negative (2 · weight bits + 1 a pair); wired
+        together they are ``w_odd · 2**S + w_even`` (S = in_bits + weight bits), whose product
+        with an input carries both products: ``x · w_even`` in its low S bits (signed) and
+        ``x · w_odd`` above them, less one when the low part is negative (added back before
+        the adder tree). A multiplier of in_bits × (in_bits + 2 · weight bits + 1) that fits
+        one DSP (8-bit words on a DSP48E1's 25 × 18) computes two products. Needs an even
+        coarse_out and no logic multipliers. Same results, rate and latency.
 
     Members
     -------
@@ -223,7 +232,7 @@ class ConvEngine(wiring.Component):
 
     def __init__(self, in_channels, out_channels, groups, kernel, in_bits, out_bits, wq, shift,
                  activation=None, *, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0,
-                 block_weights=False):
+                 block_weights=False, paired=False):
         kh, kw = kernel
         positions = kh * kw
         if in_channels % groups or out_channels % groups:
@@ -250,7 +259,11 @@ class ConvEngine(wiring.Component):
         if not 0 <= logic_multipliers <= self.multipliers:
             raise ValueError(f"logic_multipliers={logic_multipliers} must be within "
                              f"[0, {self.multipliers}] multipliers")
+        if paired and (coarse_out % 2 or logic_multipliers):
+            raise ValueError(f"paired multipliers need an even coarse_out (got {coarse_out}) and "
+                             f"no logic multipliers (got {logic_multipliers})")
         self.logic_multipliers, self.block_weights = logic_multipliers, block_weights
+        self.paired = paired
         self.cycles_per_pixel = max(self.beats, self.steps)
         self._activation(activation)
         self._roms(np.broadcast_to(np.asarray(shift, dtype=np.int64), (out_channels,)))
@@ -262,7 +275,7 @@ class ConvEngine(wiring.Component):
 
     @classmethod
     def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0,
-                   block_weights=False):
+                   block_weights=False, paired=False):
         """The engine of conv `layer` of the quantized `graph`, every constant from golden."""
         try:
             return cls(graph.in_shape(layer).c, graph.out_shape(layer).c, layer.attrs["groups"],
@@ -270,7 +283,8 @@ class ConvEngine(wiring.Component):
                        graph.formats[layer.output].bits, layer.wq, golden.requant_shift(graph, layer),
                        activation_of(graph, layer),
                        coarse_in=coarse_in, coarse_out=coarse_out, fine=fine,
-                       logic_multipliers=logic_multipliers, block_weights=block_weights)
+                       logic_multipliers=logic_multipliers, block_weights=block_weights,
+                       paired=paired)
         except ValueError as error:
             raise ValueError(f"Conv '{layer.name}': {error}") from None
 
@@ -387,10 +401,16 @@ class ConvEngine(wiring.Component):
         """The window's read register and kernel-step select, the weight ROM reads (one stage
         later), both into the operand registers, and the multipliers, each product registered;
         returns the products per output lane."""
-        word = data.ArrayLayout(signed(self.wq.bits), self.fine * self.coarse_in)
+        wb, low = self.wq.bits, self.in_bits + self.wq.bits   # low: bits of x · w_even
+        roms = self.weight_rom
+        if self.paired:     # per pair: w_even, and w_odd less one where w_even is negative
+            roms = [(even & ((1 << wb) - 1)) | ((odd - (even < 0)) & ((1 << (wb + 1)) - 1)) << wb
+                    for even, odd in zip(roms[0::2], roms[1::2])]
+        word = data.ArrayLayout(unsigned(2 * wb + 1) if self.paired else signed(wb),
+                                self.fine * self.coarse_in)
         weights = []
         step_read = stage(step, "step_read")    # the weights are read a stage after the window
-        for lane, rom in enumerate(self.weight_rom):
+        for lane, rom in enumerate(roms):
             m.submodules[f"weights{lane}"] = mem = memory.Memory(
                 shape=word, depth=self.steps, init=[list(map(int, w)) for w in rom],
                 attrs={"rom_style": "block"} if self.block_weights else None)
@@ -408,12 +428,22 @@ class ConvEngine(wiring.Component):
         first_logic = self.multipliers - self.logic_multipliers
 
         def product(lane, j, w):
+            if self.paired:     # w_odd · 2**low + w_even: w_even sign-extended to low bits
+                even = w[j][:wb]
+                return inputs[j] * Cat(even, even[-1].replicate(low - wb), w[j][wb:]).as_signed()
             if lane * word.length + j >= first_logic:
                 return logic_product(inputs[j], w[j])
             return inputs[j] * w[j]
 
-        return [[stage(product(lane, j, w), f"product{lane}_{j}") for j in range(word.length)]
-                for lane, w in enumerate(weights)]
+        products = [[stage(product(lane, j, w), f"product{lane}_{j}") for j in range(word.length)]
+                    for lane, w in enumerate(weights)]
+        if not self.paired:
+            return products
+        out = []
+        for pair in products:                   # low part: x · w_even; high part: x · w_odd
+            out.append([p[:low].as_signed() for p in pair])
+            out.append([(p[low:].as_signed() + p[low - 1])[:low].as_signed() for p in pair])
+        return out
 
     def _adder_trees(self, stage, products, controls):
         """Per output lane, the sum of its products, `TREE_RADIX` terms per registered stage."""

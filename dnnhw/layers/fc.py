@@ -53,6 +53,8 @@ class FullyConnected(wiring.Component):
         Multipliers built from logic instead of DSPs (`ConvEngine`).
     block_weights : bool
         Weight ROMs in block RAM (`ConvEngine`).
+    paired : bool
+        Pairs of output lanes share each multiplier (`ConvEngine`).
 
     Members
     -------
@@ -75,7 +77,8 @@ class FullyConnected(wiring.Component):
     """
 
     def __init__(self, in_shape, out_features, in_bits, out_bits, wq, shift, activation=None, *,
-                 coarse_in=1, coarse_out=1, logic_multipliers=0, block_weights=False):
+                 coarse_in=1, coarse_out=1, logic_multipliers=0, block_weights=False,
+                 paired=False):
         if in_shape.c % coarse_in:
             raise ValueError(f"coarse_in={coarse_in} must divide {in_shape.c} input channels")
         if out_features % coarse_out:
@@ -88,7 +91,7 @@ class FullyConnected(wiring.Component):
                                  replace(wq, weight=wq.weight.reshape(out_features, -1, 1, 1)),
                                  shift, activation, coarse_in=coarse_in, coarse_out=coarse_out,
                                  logic_multipliers=logic_multipliers,
-                                 block_weights=block_weights)
+                                 block_weights=block_weights, paired=paired)
         self.cycles_per_frame = self.engine.cycles_per_frame(1)
         self.latency = self.engine.latency
         super().__init__({"i": In(stream.Signature(pixel_layout(in_bits, coarse_in))),
@@ -96,14 +99,15 @@ class FullyConnected(wiring.Component):
 
     @classmethod
     def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, logic_multipliers=0,
-                   block_weights=False):
+                   block_weights=False, paired=False):
         """The fc `layer` of the quantized `graph`, every constant from golden."""
         try:
             return cls(graph.in_shape(layer), graph.out_shape(layer).c,
                        graph.formats[layer.inputs[0]].bits, graph.formats[layer.output].bits,
                        layer.wq, golden.requant_shift(graph, layer), activation_of(graph, layer),
                        coarse_in=coarse_in, coarse_out=coarse_out,
-                       logic_multipliers=logic_multipliers, block_weights=block_weights)
+                       logic_multipliers=logic_multipliers, block_weights=block_weights,
+                       paired=paired)
         except ValueError as error:
             raise ValueError(f"FC '{layer.name}': {error}") from None
 

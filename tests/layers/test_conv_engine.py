@@ -191,6 +191,25 @@ def test_amaranth_sim(case):
     np.testing.assert_array_equal(simulate(engine, inputs, len(want), seed=case.seed), want)
 
 
+PAIRED = [
+    Case(4, 6, 1, (3, 3), (2, 2, 3), pads=(1, 1, 1, 1), act="relu"),
+    Case(4, 4, 2, (3, 3), (1, 2, 9), hw=(3, 4), act="leaky", bits=4, negative_shift=True),
+    Case(3, 8, 1, (1, 1), (3, 8, 1), hw=(3, 3), act=None, spread=6),
+    Case(2, 4, 1, (3, 3), (2, 4, 1), hw=(3, 3), act="clamp", bits=6, seed=3),
+]
+
+
+@pytest.mark.parametrize("case", PAIRED, ids=lambda c: c.id)
+def test_amaranth_sim_paired(case):
+    """Pairs of output lanes sharing each multiplier (packed weights): the same results, over
+    input frames spanning the whole format (both products' extremes) and weight magnitudes from
+    2**-6 to 2**6 between channels."""
+    graph = conv_graph(case)
+    engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold, paired=True)
+    inputs, want = streams(graph, input_frames(graph, 3, case.seed), case.fold)
+    np.testing.assert_array_equal(simulate(engine, inputs, len(want), seed=case.seed), want)
+
+
 def test_amaranth_sim_1x1_from_pixel_beats():
     """A 1×1 convolution needs no window buffer: plain pixel beats are 1-position windows."""
     case = Case(6, 4, 2, (1, 1), (3, 2, 1), hw=(3, 4), act="relu")
@@ -249,6 +268,12 @@ def test_errors():
     graph = conv_graph(Case(4, 6, 1, (3, 3), (1, 1, 1)))
     with pytest.raises(ValueError, match=r"^Conv 'conv': coarse_out=4 must divide 6 output "):
         ConvEngine.from_layer(graph, graph.layers[0], coarse_out=4)
+    with pytest.raises(ValueError, match=r"^paired multipliers need an even coarse_out \(got 3\)"):
+        ConvEngine(3, 6, 1, (3, 3), 8, 8, WeightQuant(8, np.zeros(6, int), np.zeros((6, 3, 3, 3), int),
+                                                      np.zeros(6, int), 20), 0,
+                   coarse_out=3, paired=True)
+    with pytest.raises(ValueError, match=r"and no logic multipliers \(got 2\)"):
+        ConvEngine(3, 4, 1, (3, 3), 8, 8, wq, 0, coarse_out=2, logic_multipliers=2, paired=True)
     gc.collect()        # the objects whose construction failed, under this test's filter
 
 
@@ -308,6 +333,16 @@ def test_verilator_grouped_leaky_16bit():
     assert len(set(golden.requant_shift(graph, graph.layers[0]))) > 1
     engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold)
     bench(case, engine, graph, "conv_engine_grouped_leaky")
+
+
+def test_verilator_paired():
+    """Paired multipliers in Verilog: bit-exact under stalls, rate and latency unchanged."""
+    case = Case(4, 8, 1, (3, 3), (2, 4, 3), hw=(4, 4), pads=(1, 1, 1, 1), act="relu", spread=5)
+    graph = conv_graph(case)
+    engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold, paired=True)
+    plain = ConvEngine.from_layer(graph, graph.layers[0], *case.fold)
+    assert (engine.latency, engine.cycles_per_frame(16)) == (plain.latency, plain.cycles_per_frame(16))
+    bench(case, engine, graph, "conv_engine_paired")
 
 
 # the generated matrix: channels × kernels × foldings, bits and activations cycled through
