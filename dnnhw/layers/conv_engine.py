@@ -16,8 +16,9 @@ Architecture (DESIGN.md, "Layers and folding"):
 - A sequencer walks, per pixel, ``for group, for output block (coarse_out channels), for input
   beat of the group (coarse_in channels), for kernel step (fine positions)``: one *step* per
   cycle, coarse_in·coarse_out·fine multiplications.
-- Per output lane a weight ROM holds one word (fine × coarse_in weights) per step; per output
-  block a channel ROM holds each lane's bias and shift.
+- Per output lane a weight ROM holds one word (fine × coarse_in weights) per step (per pair of
+  lanes, with `paired` multipliers); per output block a channel ROM holds each lane's bias and
+  shift.
 - Multipliers (registered operands, each product registered), a pipelined adder
   tree per lane, an accumulator per lane loaded with the bias at the first step of an output
   block; at its last step the block's sums go to requantization and the fused activation, which
