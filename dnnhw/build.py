@@ -135,7 +135,7 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
         accel = _write_design(folder, q, found.plan, frames)
         try:
             synthesized, pnr, used = _implement(accel, board, folder, synth, notes)
-            too_large = used is not None and any(used[k] > board.resources[k] for k in dse.KINDS)
+            too_large = used is not None and bool(_over(board, used))
         except DoesNotFit as error:
             synthesized, pnr, used, too_large = None, None, error.used, True
         if not too_large:
@@ -201,10 +201,10 @@ def _hold_back(board, found, reserve, used):
     on this design), and a placement failure with no resource over holds back 5 % more LUTs."""
     predicted = {k: found.resources[k] + reserve.get(k, 0) for k in dse.KINDS}
     missed = {k: max(used[k] - predicted[k], 0) for k in dse.KINDS}
-    if not any(used[k] > board.resources[k] for k in dse.KINDS):
+    if not _over(board, used):
         missed["lut"] += math.ceil(0.05 * board.resources["lut"])
     over = ", ".join(f"{used[k]:,} {k.upper()} of {board.resources[k]:,} (predicted "
-                     f"{predicted[k]:,})" for k in dse.KINDS if used[k] > board.resources[k])
+                     f"{predicted[k]:,})" for k in _over(board, used))
     held = ", ".join(f"{v:,} {k.upper()}" for k, v in missed.items() if v)
     note = (f"synthesis found the design too large for {board.part}"
             f"{': ' + over if over else ' (no room to place it)'}; planned again holding back "
@@ -212,9 +212,14 @@ def _hold_back(board, found, reserve, used):
     return {k: reserve.get(k, 0) + missed[k] for k in dse.KINDS}, note
 
 
+def _over(board, used):
+    """The resources of which `used` (Yosys' counts) takes more than `board` has."""
+    return [k for k in dse.KINDS if used[k] > board.resources[k]]
+
+
 def _still_too_large(board, used, plans):
-    over = "; ".join(f"{used[k]:,} {k.upper()} of {board.resources[k]:,}" for k in dse.KINDS
-                     if used[k] > board.resources[k])
+    over = "; ".join(f"{used[k]:,} {k.upper()} of {board.resources[k]:,}"
+                     for k in _over(board, used))
     need = over or (f"{used['lut']:,} LUTs and {used['ff']:,} flip-flops, more than nextpnr "
                     "could place")
     times = "once" if plans == 1 else f"{plans} times"
@@ -258,7 +263,7 @@ def _implement(accel, board, folder, synth, notes):
     synthesized = {"tool": f"yosys ({FAMILIES[board.family]}, accelerator only)", **resources}
     link = link_reserve(accel.graph, board) or {}
     used = {k: resources[k] + link.get(k, 0) for k in resources}
-    if top and not any(used[k] > board.resources[k] for k in board.resources):
+    if top and not _over(board, used):
         notes.extend(board_flow(accel, board, folder / "board", progress)[2])
     return synthesized, None, used
 
