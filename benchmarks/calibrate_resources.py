@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from dnnhw import quant, resources                                       # noqa: E402
 from dnnhw.ir import Graph, Layer, Shape                                  # noqa: E402
-from dnnhw.model import Folding                                           # noqa: E402
+from dnnhw.folding import Folding, Implementation                         # noqa: E402
 
 DATA = ROOT / "dnnhw" / "data" / "resources.json"
 RESULTS = ROOT / "benchmarks" / "results" / "resources.json"
@@ -212,8 +212,8 @@ def _folding(case):
     if lanes is not None:
         return Folding(lanes, lanes)
     ci, co, f = p.get("fold", (1, 1, 1))
-    return Folding(ci, co, f, p.get("logic", 0), p.get("block_weights", False),
-                   p.get("paired", False))
+    return Folding(ci, co, f, Implementation(p.get("logic", 0), p.get("block_weights", False),
+                                             p.get("paired", False)))
 
 
 def build_component(case):

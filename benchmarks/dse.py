@@ -31,7 +31,8 @@ from dnnhw import quant
 from dnnhw.boards import get_board
 from dnnhw.dse import explore
 from dnnhw.errors import UserError
-from dnnhw.ir import Graph, Layer, Shape, macs
+from dnnhw.ir import Graph, Layer, Shape
+from dnnhw.ops import macs
 
 RESULTS = pathlib.Path(__file__).parent / "results" / "dse.json"
 

@@ -1,4 +1,4 @@
-"""LSTM cell benchmark: measured cycles per time step against `model.lstm_cycles`, and Yosys
+"""LSTM cell benchmark: measured cycles per time step against `geometry.lstm`, and Yosys
 resources against the resource model.
 
 For each (I, H, coarse_in, coarse_out) configuration an 8-bit `LSTMCell` over T = 20 steps runs
@@ -22,7 +22,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "layers"))
 
-from dnnhw import model, resources  # noqa: E402
+from dnnhw import geometry, resources  # noqa: E402
+from dnnhw.folding import Folding  # noqa: E402
 from dnnhw.toolchain.yosys import synthesize  # noqa: E402
 from test_lstm import Case, cell, streams  # noqa: E402
 from dnnhw.sim import run_stream_bench  # noqa: E402
@@ -44,8 +45,9 @@ def measure(n_in, hidden, ci, co, synth):
     firsts = out[::hidden]                                  # each step's first unit
     per_step = sorted(set(int(d) for d in np.diff(firsts[:case.steps])))
     ends = out[len(want) // 2 - 1::len(want) // 2]
-    formula = dict(zip(("cycles_per_step", "cycles_per_frame", "latency"),
-                       model.lstm_cycles(n_in, hidden, case.steps, ci, co, False)))
+    g = geometry.lstm(n_in, hidden, case.steps, ci, co, False)
+    formula = {"cycles_per_step": g.cycles_per_step, "cycles_per_frame": g.cycles_per_frame,
+               "latency": g.latency}
     entry = {
         "n_in": n_in, "hidden": hidden, "steps": case.steps, "coarse_in": ci, "coarse_out": co,
         "bits": case.bits, "bit_exact": bit_exact,
@@ -57,7 +59,7 @@ def measure(n_in, hidden, ci, co, synth):
     }
     if synth:
         entry["resources"] = {
-            "predicted": resources.layer_resources(graph, graph.layers[0], model.Folding(ci, co),
+            "predicted": resources.layer_resources(graph, graph.layers[0], Folding(ci, co),
                                                    "xc7").as_dict(),
             "yosys": synthesize(dut, "xc7", name="lstm")[0]}
     return entry
@@ -78,7 +80,7 @@ def main():
               + (f", xc7 {entry['resources']}" if args.synth else ""), flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"date": datetime.date.today().isoformat(),
-                                   "formula": model.lstm_cycles.__doc__.strip(),
+                                   "formula": geometry.LSTMGeometry.__doc__.strip(),
                                    "configs": entries}, indent=1) + "\n")
     ok = all(e["bit_exact"] and e["measured"]["cycles_per_step"] == [e["formula"]["cycles_per_step"]]
              and e["measured"]["cycles_per_frame"] == e["formula"]["cycles_per_frame"]

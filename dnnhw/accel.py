@@ -3,7 +3,7 @@
 `Accelerator(graph, plan)` instantiates each layer's block from `dnnhw.layers` with the plan's
 folding, puts a `LaneConverter` on every edge whose producer and consumer differ in lanes, and
 a `Fork` on every tensor read by several layers, with a `StreamFIFO` on each branch deep enough
-that the branches cannot deadlock: the connections `model.edges` lists.
+that the branches cannot deadlock: the connections `interconnect.edges` lists.
 """
 
 import itertools
@@ -12,58 +12,22 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import golden, model
-from .layers.activation import Activation
-from .layers.add import Add
+from . import model, ops
+from .folding import Folding
 from .layers.common import pixel_layout
-from .layers.concat import Concat
-from .layers.conv import Conv
-from .layers.fc import FullyConnected
 from .layers.fifo import StreamFIFO
 from .layers.fork import Fork
-from .layers.global_pool import GlobalAveragePool
 from .layers.lanes import LaneConverter
-from .layers.lstm import LSTMCell
-from .layers.pool import Pool
 
 
 __all__ = ["Accelerator", "build_block"]
 
 
 def build_block(graph, layer, folding):
-    """The block computing `layer` of the quantized `graph` with `folding` (a `model.Folding`)."""
-    ci, co, fine = folding.coarse_in, folding.coarse_out, folding.fine
-    shape, out = graph.in_shape(layer), graph.formats[layer.output]
-    fmt_in, a = graph.formats[layer.inputs[0]], layer.attrs
-    if layer.op == "conv":
-        return Conv.from_layer(graph, layer, ci, co, fine, folding.logic_multipliers,
-                               folding.block_weights, folding.paired)
-    if layer.op == "fc":
-        return FullyConnected.from_layer(graph, layer, ci, co, folding.logic_multipliers,
-                                         folding.block_weights, folding.paired)
-    if layer.op in ("maxpool", "avgpool"):
-        return Pool(shape, a["kernel"], a["stride"], a["pads"], fmt_in.bits, ci,
-                    kind=layer.op[:3], count_include_pad=a.get("count_include_pad", False))
-    if layer.op == "global_avgpool":
-        return GlobalAveragePool(shape, fmt_in.bits, ci)
-    if layer.op == "add":
-        fa, fb = (graph.formats[t] for t in layer.inputs)
-        return Add(shape, ci, fa.bits, fa.frac, fb.bits, fb.frac, out.bits, out.frac)
-    if layer.op == "concat":
-        return Concat([graph.shapes[t] for t in layer.inputs], ci,
-                      [graph.formats[t] for t in layer.inputs], out)
-    if layer.op == "clamp":
-        lo, hi = golden.clamp_bounds(a["lo"], a["hi"], out)
-        return Activation(shape, fmt_in.bits, out.bits, ci, "clamp", lo=lo, hi=hi)
-    if layer.op == "leaky_relu":
-        return Activation(shape, fmt_in.bits, out.bits, ci, "leaky_relu",
-                          alpha_q=golden.leaky_alpha(a["alpha"]))
-    if layer.op == "lstm":
-        return LSTMCell.from_layer(graph, layer, ci, co)
-    if layer.op in model.ACTIVATION_LATENCY:
-        return Activation(shape, fmt_in.bits, out.bits, ci, layer.op, frac_in=fmt_in.frac,
-                          frac_out=out.frac)
-    raise NotImplementedError(layer.op)
+    """The block computing `layer` of the quantized `graph` with `folding` (a `Folding`,
+    checked by `ops.check`)."""
+    ops.check(graph, layer, folding)
+    return ops.get(layer.op).block(graph, layer, folding)
 
 
 class Accelerator(wiring.Component):
@@ -74,7 +38,7 @@ class Accelerator(wiring.Component):
     graph : ir.Graph
         A quantized graph.
     plan : dict of layer name → model.Folding, optional
-        Folding per layer; a layer missing from it gets `model.Folding()`.
+        Folding per layer; a layer missing from it gets `Folding()`.
 
     Members
     -------
@@ -86,7 +50,7 @@ class Accelerator(wiring.Component):
 
     def __init__(self, graph, plan=None):
         self.graph = graph
-        self.plan = {layer.name: (plan or {}).get(layer.name, model.Folding()) for layer in graph.layers}
+        self.plan = {layer.name: (plan or {}).get(layer.name, Folding()) for layer in graph.layers}
         self.blocks = {layer.name: build_block(graph, layer, self.plan[layer.name])
                        for layer in graph.layers}
         self.perf = model.network(graph, self.plan)

@@ -30,9 +30,10 @@ import time
 
 import numpy as np
 
-from . import dse, frontend, golden, quant, report
+from . import dse, frontend, golden, ops, quant, report
 from .errors import DoesNotFit, UserError
-from .ir import macs, params
+from .ir import params
+from .ops import macs
 
 
 __all__ = ["build", "progress", "TOP", "AXIS_TOP", "write_report", "load_design"]
@@ -315,9 +316,9 @@ def _report(network, board, q, found, clock, bits, error, synthesized, pnr, note
             "fine": f.fine, "cycles_per_frame": lp.cycles_per_frame, "latency_cycles": lp.latency,
             "resources": layer_resources(q, layer, f, board.family).as_dict(),
         })
-        if layer.op in ("conv", "fc"):      # how its multipliers and weights are built
-            layers[-1].update(logic_multipliers=f.logic_multipliers, paired=f.paired,
-                              block_weights=f.block_weights)
+        if ops.get(layer.op).weighted:      # how its multipliers and weights are built
+            layers[-1].update(logic_multipliers=f.impl.logic_multipliers, paired=f.impl.paired,
+                              block_weights=f.impl.block_weights)
     return {
         "network": q.name, "board": board.name, "device": board.part, "family": board.family,
         "clock_mhz": clock, "objective": found.objective, "source": str(network),

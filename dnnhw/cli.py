@@ -205,7 +205,7 @@ def explore_command(args):
 
 
 def _exploration_summary(q, board, found, clock):
-    from .ir import macs
+    from .ops import macs
 
     perf, total = found.perf, sum(macs(q, layer) for layer in q.layers)
     fps = clock / perf.cycles_per_frame

@@ -39,14 +39,15 @@ Fixed-point rules (a format (bits, frac) means value = integer × 2**-frac):
 
 import numpy as np
 
+from . import ops
 from .ir import Format
 
 
 __all__ = [
     "LEAKY_FRAC", "TABLE_BITS", "NONLINEAR_RANGE",
     "round_half_up", "quantize", "dequantize", "saturate", "round_shift",
-    "requant_shift", "clamp_bounds", "leaky_alpha", "avg_multiplier", "avg_divisors",
-    "nonlinear_table", "segment_shift", "nonlinear", "window_view",
+    "requant_shift", "clamp_bounds", "leaky_alpha", "leaky_floor", "avg_multiplier", "avg_divisors",
+    "nonlinear_table", "segment_shift", "nonlinear", "nonlinear_float", "window_view",
     "LSTM_CELL_INT", "lstm_formats", "lstm_shifts", "lstm_initial", "lstm_step",
     "run_layer", "run_layer_float", "run_fixed", "run_float", "run", "input_to_chw", "output_to_onnx", "float_error",
 ]
@@ -112,13 +113,26 @@ def leaky_alpha(alpha):
     return int(round_half_up(alpha * 2.0 ** LEAKY_FRAC))
 
 
+def leaky_floor(alpha_q, bits):
+    """A value Y0 < 0 below which ``saturate(leaky_relu(y), bits)`` no longer changes.
+
+    For y < 0, ``round_shift(y·alpha_q, LEAKY_FRAC)`` is monotonic in y, so every y ≤ Y0 saturates
+    to the same bound as Y0 does: clipping y to Y0 first changes no result, and keeps the
+    LeakyReLU multiplier narrow.
+    """
+    if alpha_q == 0:
+        return -1
+    bound = 1 << (bits - 1)         # |y·alpha_q| ≥ bound·2**LEAKY_FRAC saturates (-lo = hi + 1)
+    return -((bound << LEAKY_FRAC) // abs(alpha_q)) - 1
+
+
 def avg_multiplier(n):
     """Reciprocal of a divisor `n` as (m, k): x / n ≈ round_shift(x × m, k), m < 2**17."""
     k = 15 + int(n).bit_length()
     return ((1 << (k + 1)) + n) // (2 * n), k
 
 
-def _activate_int(y, fmt, attrs):
+def activate(y, fmt, attrs):
     act = attrs.get("act")
     if act == "relu":
         return np.maximum(y, 0)
@@ -130,7 +144,7 @@ def _activate_int(y, fmt, attrs):
     return y
 
 
-def _activate_float(y, attrs):
+def activate_float(y, attrs):
     act = attrs.get("act")
     if act == "relu":
         return np.maximum(y, 0)
@@ -154,6 +168,11 @@ def segment_shift(kind, fmt_in):
     """Input LSBs per table segment, as a power of two (may be negative for coarse inputs)."""
     step_log2 = (2 * NONLINEAR_RANGE[kind]).bit_length() - 1 - TABLE_BITS
     return fmt_in.frac + step_log2
+
+
+def nonlinear_float(kind, x):
+    """Sigmoid or tanh of floats `x`: the function the table samples."""
+    return _FUNCTIONS[kind](x)
 
 
 def nonlinear(kind, x, fmt_in, fmt_out):
@@ -213,7 +232,7 @@ def lstm_step(x, h, c, wq, shifts, bits):
     return h, c
 
 
-def _lstm_fixed(layer, x, fmt_x, bits):
+def lstm_fixed(layer, x, fmt_x, bits):
     h, c = lstm_initial(layer, bits)
     shifts = lstm_shifts(fmt_x, lstm_formats(bits)[0], layer.wq.frac[0])
     out = []
@@ -223,7 +242,7 @@ def _lstm_fixed(layer, x, fmt_x, bits):
     return _sequence(out, layer.attrs["last"])
 
 
-def _lstm_float(layer, x):
+def lstm_float(layer, x):
     hidden = layer.attrs["hidden"]
     h, c = (np.zeros(hidden) if layer.attrs.get(key) is None else np.asarray(layer.attrs[key], np.float64)
             for key in ("h0", "c0"))
@@ -264,7 +283,7 @@ def _matmul(a, b, exact_bound=None):
     return a.astype(np.int64) @ b.astype(np.int64)
 
 
-def _conv(x, weight, attrs, exact_bound=None):
+def conv(x, weight, attrs, exact_bound=None):
     groups = attrs["groups"]
     c_out, cin_g, kh, kw = weight.shape
     win = window_view(x, attrs["kernel"], attrs["stride"], attrs["pads"], 0)
@@ -276,7 +295,7 @@ def _conv(x, weight, attrs, exact_bound=None):
     return out.transpose(0, 2, 1).reshape(c_out, h_out, w_out)
 
 
-def _fc(x, weight, exact_bound=None):
+def fc(x, weight, exact_bound=None):
     flat = x.transpose(1, 2, 0).reshape(-1)                   # stream (HWC) order
     return _matmul(weight, flat, exact_bound).reshape(-1, 1, 1)
 
@@ -290,7 +309,7 @@ def avg_divisors(in_shape, attrs):
     return windows.sum(axis=(3, 4))[0].astype(np.int64)
 
 
-def _avg_fixed(sums, divisors, bits):
+def average(sums, divisors, bits):
     out = np.empty_like(sums)
     for n in np.unique(divisors):
         m, k = avg_multiplier(int(n))
@@ -302,65 +321,14 @@ def _avg_fixed(sums, divisors, bits):
 # -- execution ---------------------------------------------------------------------------------
 
 def run_layer(graph, layer, xs):
-    """One layer of a quantized graph on its input integers `xs` (one array per input)."""
-    fmt_out = graph.formats[layer.output]
-    fmt_in = graph.formats[layer.inputs[0]]
-    x, attrs = xs[0], layer.attrs
-    if layer.op in ("conv", "fc"):
-        wq = layer.wq
-        bound = 1 << (wq.acc_bits - 1)
-        acc = _conv(x, wq.weight, attrs, bound) if layer.op == "conv" else _fc(x, wq.weight, bound)
-        y = round_shift(acc + wq.bias[:, None, None], requant_shift(graph, layer)[:, None, None])
-        return saturate(_activate_int(y, fmt_out, attrs), fmt_out.bits)
-    if layer.op == "maxpool":
-        return window_view(x, attrs["kernel"], attrs["stride"], attrs["pads"], fmt_in.min).max(axis=(3, 4))
-    if layer.op == "avgpool":
-        sums = window_view(x, attrs["kernel"], attrs["stride"], attrs["pads"], 0).sum(axis=(3, 4))
-        return _avg_fixed(sums, avg_divisors(graph.shapes[layer.inputs[0]], attrs), fmt_out.bits)
-    if layer.op == "global_avgpool":
-        n = x.shape[1] * x.shape[2]
-        return _avg_fixed(x.sum(axis=(1, 2), keepdims=True), np.full((1, 1), n), fmt_out.bits)
-    if layer.op == "add":
-        fracs = [graph.formats[t].frac for t in layer.inputs]
-        top = max(fracs)
-        total = sum(v << (top - f) for v, f in zip(xs, fracs))
-        return saturate(round_shift(total, top - fmt_out.frac), fmt_out.bits)
-    if layer.op == "concat":
-        parts = [round_shift(v, graph.formats[t].frac - fmt_out.frac) for v, t in zip(xs, layer.inputs)]
-        return saturate(np.concatenate(parts, axis=0), fmt_out.bits)
-    if layer.op in ("relu", "clamp", "leaky_relu"):
-        return saturate(_activate_int(x, fmt_out, {"act": layer.op, **attrs}), fmt_out.bits)
-    if layer.op in NONLINEAR_RANGE:
-        return nonlinear(layer.op, x, fmt_in, fmt_out)
-    if layer.op == "lstm":
-        return _lstm_fixed(layer, x, fmt_in, fmt_out.bits)
-    raise NotImplementedError(layer.op)
+    """One layer of a quantized graph on its input integers `xs` (one array per input): its op's
+    composition of the rules above (`Op.run`)."""
+    return ops.get(layer.op).run(graph, layer, xs)
 
 
 def run_layer_float(graph, layer, xs):
-    """One layer on float inputs `xs` with the float weights."""
-    x, attrs = xs[0], layer.attrs
-    if layer.op in ("conv", "fc"):
-        y = _conv(x, layer.weight, attrs) if layer.op == "conv" else _fc(x, layer.weight)
-        return _activate_float(y + layer.bias[:, None, None], attrs)
-    if layer.op == "maxpool":
-        return window_view(x, attrs["kernel"], attrs["stride"], attrs["pads"], -np.inf).max(axis=(3, 4))
-    if layer.op == "avgpool":
-        sums = window_view(x, attrs["kernel"], attrs["stride"], attrs["pads"], 0).sum(axis=(3, 4))
-        return sums / avg_divisors(graph.shapes[layer.inputs[0]], attrs)
-    if layer.op == "global_avgpool":
-        return x.mean(axis=(1, 2), keepdims=True)
-    if layer.op == "add":
-        return xs[0] + xs[1]
-    if layer.op == "concat":
-        return np.concatenate(xs, axis=0)
-    if layer.op in ("relu", "clamp", "leaky_relu"):
-        return _activate_float(x, {"act": layer.op, **attrs})
-    if layer.op in NONLINEAR_RANGE:
-        return _FUNCTIONS[layer.op](x)
-    if layer.op == "lstm":
-        return _lstm_float(layer, x)
-    raise NotImplementedError(layer.op)
+    """One layer on float inputs `xs` with the float weights (`Op.run_float`)."""
+    return ops.get(layer.op).run_float(graph, layer, xs)
 
 
 def run_fixed(graph, x):

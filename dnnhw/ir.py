@@ -15,26 +15,8 @@ from typing import Any
 import numpy as np
 
 
-__all__ = ["Shape", "Format", "WeightQuant", "Layer", "Graph", "OPS", "ACTIVATIONS", "frame_shape"]
+__all__ = ["Shape", "Format", "WeightQuant", "Layer", "Graph", "ACTIVATIONS", "frame_shape", "params"]
 
-
-#: Canonical layer ops and their attributes (see `Layer.attrs`).
-OPS = {
-    "conv":           "kernel (kh, kw), stride (sh, sw), pads (top, left, bottom, right), groups, act",
-    "fc":             "act; input (C, H, W) flattened in stream (HWC) order",
-    "maxpool":        "kernel, stride, pads",
-    "avgpool":        "kernel, stride, pads, count_include_pad",
-    "global_avgpool": "",
-    "add":            "two inputs, same shape",
-    "concat":         "inputs concatenated over channels",
-    "relu":           "",
-    "clamp":          "lo, hi (floats; ReLU6 is clamp 0..6)",
-    "leaky_relu":     "alpha",
-    "sigmoid":        "",
-    "tanh":           "",
-    "lstm":           "hidden, last (output only the last step), h0, c0 (None: zeros); input a "
-                      "sequence (I, 1, T), output (hidden, 1, T) or (hidden, 1, 1)",
-}
 
 #: Activations a conv or fc layer can apply after requantization (`attrs["act"]`).
 ACTIVATIONS = ("relu", "clamp", "leaky_relu")
@@ -97,7 +79,8 @@ class WeightQuant:
 
 @dataclass
 class Layer:
-    """One canonical layer (an op from `OPS`) reading `inputs` and writing `output`."""
+    """One canonical layer (an op of the registry, `dnnhw.ops`, which documents its `attrs`)
+    reading `inputs` and writing `output`."""
     name: str
     op: str
     inputs: list[str]
@@ -188,19 +171,6 @@ def frame_shape(onnx_shape):
         return dims
     batch = dims.index(1)
     return dims[:batch] + dims[batch + 1:]
-
-
-def macs(graph, layer):
-    """Multiply-accumulates of one frame through `layer`."""
-    out = graph.out_shape(layer)
-    if layer.op == "conv":
-        _, cin_g, kh, kw = layer.weight.shape
-        return out.size * cin_g * kh * kw
-    if layer.op == "fc":
-        return int(layer.weight.size)
-    if layer.op == "lstm":
-        return int(layer.weight.size) * graph.in_shape(layer).w
-    return 0
 
 
 def params(layer):

@@ -1,13 +1,14 @@
 """Fixed-point quantization of a float Graph (DESIGN.md, "Fixed point").
 
 - Activation formats per tensor from the largest magnitude seen on calibration inputs (a
-  user's `.npy`, or synthetic data with a warning). Layers that cannot grow their input's range
-  (pooling, ReLU, clamp, LeakyReLU) keep their input's format; sigmoid and tanh output
-  (bits, bits - 1); concat takes the coarsest of its inputs' formats. An LSTM's output, its
-  hidden state, is (bits, bits - 1) (`golden.lstm_formats`).
-- Weight formats per output channel from each channel's largest magnitude (`per_channel`), or
-  one per layer. Biases at the accumulator's scale. An LSTM's [W R] takes one format for the
-  layer, its bias the scale of the aligned accumulator (`golden.lstm_shifts`).
+  user's `.npy`, or synthetic data with a warning), unless the op rules otherwise
+  (`Op.output_format`): layers that cannot grow their input's range (pooling, ReLU, clamp,
+  LeakyReLU) keep their input's format; sigmoid, tanh and an LSTM's hidden state output
+  (bits, bits - 1); concat takes the coarsest of its inputs' formats.
+- Weight formats by the op (`Op.quantize_weights`): conv and fc per output channel from each
+  channel's largest magnitude (`per_channel`), or one per layer, biases at the accumulator's
+  scale; an LSTM's [W R] one format for the layer, its bias the scale of the aligned
+  accumulator (`golden.lstm_shifts`).
 - Formats a QDQ model states (power-of-two scales) are used as given.
 
 `bits` sets weights and activations together; `layer_bits` overrides it per layer (its weights
@@ -16,9 +17,9 @@ and its output).
 
 import numpy as np
 
-from . import golden
+from . import golden, ops
 from .errors import UserError
-from .ir import Format, WeightQuant
+from .ir import Format
 
 
 __all__ = ["MIN_BITS", "MAX_BITS", "quantize", "frac_for", "load_frames", "load_labels",
@@ -27,7 +28,6 @@ __all__ = ["MIN_BITS", "MAX_BITS", "quantize", "frac_for", "load_frames", "load_
 
 MIN_BITS, MAX_BITS = 4, 16
 FRAC_LIMIT = 16
-_KEEPS_FORMAT = ("maxpool", "avgpool", "global_avgpool", "relu", "clamp", "leaky_relu")
 
 
 def frac_for(max_abs, bits):
@@ -61,21 +61,13 @@ def quantize(graph, frames, bits=8, layer_bits=None, per_channel=True):
     q.formats[q.input] = q.format_hints.get(q.input) or Format(bits, frac_for(peaks[q.input], bits))
     for layer in q.layers:
         b = layer_bits.get(layer.name, bits)
-        fmt_in = q.formats[layer.inputs[0]]
-        if layer.op in _KEEPS_FORMAT:
-            fmt = fmt_in
-        elif layer.op in ("sigmoid", "tanh", "lstm"):
-            fmt = Format(b, b - 1)
-        elif layer.op == "concat":
-            fmts = [q.formats[t] for t in layer.inputs]
-            fmt = Format(max(f.bits for f in fmts), min(f.frac for f in fmts))
-        else:
-            fmt = q.format_hints.get(layer.output) or Format(b, frac_for(peaks[layer.output], b))
-        q.formats[layer.output] = fmt
-        if layer.op == "lstm":
-            layer.wq = _quantize_lstm(layer, fmt_in, fmt)
-        elif layer.weight is not None:
-            layer.wq = _quantize_weights(layer, fmt_in, b, per_channel)
+        op, fmt_in = ops.get(layer.op), q.formats[layer.inputs[0]]
+
+        def measured(layer=layer, b=b):
+            return q.format_hints.get(layer.output) or Format(b, frac_for(peaks[layer.output], b))
+
+        fmt = q.formats[layer.output] = op.output_format(q, layer, b, measured)
+        layer.wq = op.quantize_weights(q, layer, fmt_in, fmt, b, per_channel)
     return q
 
 
@@ -86,42 +78,6 @@ def _peaks(graph, frames):
         for name, value in golden.run_float(graph, golden.input_to_chw(graph, frame)).items():
             peaks[name] = max(peaks.get(name, 0.0), float(np.max(np.abs(value))))
     return peaks
-
-
-def _quantize_weights(layer, fmt_in, bits, per_channel):
-    weight = layer.weight
-    c_out = weight.shape[0]
-    if "weight_format" in layer.attrs:
-        bits, frac = layer.attrs["weight_format"]
-    else:
-        channel_peaks = np.abs(weight.reshape(c_out, -1)).max(axis=1)
-        if per_channel:
-            frac = np.array([frac_for(p, bits) for p in channel_peaks])
-        else:
-            frac = np.full(c_out, frac_for(channel_peaks.max(), bits))
-    frac = np.asarray(frac, dtype=np.int64)
-    scale = 2.0 ** frac.reshape(-1, *[1] * (weight.ndim - 1))
-    weight_q = golden.saturate(golden.round_half_up(weight * scale), bits)
-    bias_q = golden.round_half_up(layer.bias * 2.0 ** (fmt_in.frac + frac))
-    fan_in = weight[0].size
-    bound = fan_in * (1 << (fmt_in.bits - 1)) * (1 << (bits - 1)) + int(np.abs(bias_q).max(initial=0))
-    return WeightQuant(bits=bits, frac=frac, weight=weight_q, bias=bias_q,
-                       acc_bits=bound.bit_length() + 1)
-
-
-def _quantize_lstm(layer, fmt_x, fmt_h):
-    """[W R] at one frac for the layer, the bias at the accumulator's scale."""
-    bits, hidden = fmt_h.bits, layer.attrs["hidden"]
-    n_in = layer.weight.shape[1] - hidden
-    frac = frac_for(float(np.abs(layer.weight).max(initial=0)), bits)
-    weight_q = golden.saturate(golden.round_half_up(layer.weight * 2.0 ** frac), bits)
-    dx, dh, _ = golden.lstm_shifts(fmt_x, fmt_h, frac)
-    bias_q = golden.round_half_up(layer.bias * 2.0 ** (max(fmt_x.frac, fmt_h.frac) + frac))
-    w_max = 1 << (bits - 1)
-    bound = ((n_in * (1 << (fmt_x.bits - 1)) * w_max << dx) + (hidden * (1 << (bits - 1)) * w_max << dh)
-             + int(np.abs(bias_q).max(initial=0)))
-    return WeightQuant(bits=bits, frac=np.full(len(weight_q), frac, dtype=np.int64), weight=weight_q,
-                       bias=bias_q, acc_bits=bound.bit_length() + 1)
 
 
 def synthetic_frames(graph, count=32, seed=0):

@@ -12,7 +12,8 @@ import numbers
 
 import numpy as np
 
-from .ir import macs, params
+from .ir import params
+from .ops import macs
 
 
 __all__ = ["layer_summary", "graph_summary", "format_table",

@@ -55,7 +55,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 
-from . import golden
+from . import golden, ops
+from .geometry import TREE_RADIX, signed_bits
 
 
 __all__ = ["FAMILIES", "FEATURES", "Resources", "Features", "layer_resources", "pairs_fit_one_dsp",
@@ -113,15 +114,15 @@ class Resources:
 
 
 def layer_resources(graph, layer, folding, family):
-    """Resources of `layer`'s block as `dnnhw.accel.build_block(graph, layer, folding)` builds
-    it, for `family` (one of `FAMILIES`); `graph` is quantized, `folding` a `model.Folding`.
+    """Resources of `layer`'s block as its op builds it (`Op.block`), for `family` (one of
+    `FAMILIES`); `graph` is quantized, `folding` a `folding.Folding`.
 
     Raises
     ------
     ValueError
-        For an unknown family or op (the folding is not checked: see `model.check`).
+        For an unknown family or op (the folding is not checked: see `ops.check`).
     """
-    return _layer_resources(_layer_spec(graph, layer), folding, family)
+    return _layer_resources(layer.op, _layer_spec(graph, layer), folding, family)
 
 
 def fifo_resources(bits, lanes, depth, family):
@@ -142,14 +143,14 @@ def fork_resources(bits, lanes, n, family):
 def layer_features(graph, layer, folding, family):
     """The `Features` of `layer`'s block (what `layer_resources` prices)."""
     _check_family(family)
-    return _features(_layer_spec(graph, layer), folding, family)
+    return ops.get(layer.op).features(_layer_spec(graph, layer), folding, family)
 
 
 def pairs_fit_one_dsp(graph, layer, family):
-    """True if conv or fc `layer`'s paired multipliers (`model.Folding.paired`) each take one
+    """True if conv or fc `layer`'s paired multipliers (`folding.Implementation.paired`) each take one
     DSP on `family`: its in_bits × (in_bits + 2 · weight bits + 1) products fit one
     (`_dsp_count`), as 8-bit words do a DSP48E1's 25 × 18."""
-    if layer.op not in ("conv", "fc"):
+    if not ops.get(layer.op).weighted:
         return False
     _check_family(family)
     a, wb = graph.formats[layer.inputs[0]].bits, layer.wq.bits
@@ -160,7 +161,7 @@ def fifo_features(bits, lanes, depth, family):
     """The `Features` of `StreamFIFO(bits, lanes, depth)`."""
     _check_family(family)
     t = Features()
-    _fifo(t, bits * lanes, depth, family)
+    fifo_part(t, bits * lanes, depth, family)
     return t
 
 
@@ -174,14 +175,14 @@ def lane_converter_features(channels, bits, lanes_in, lanes_out, family):
         ratio = wide // lanes_in
         t.add("part:gather", 1)
         t.add("reg", (ratio - 1) * lanes_in * bits + wide * bits + 1)
-        _counter(t, ratio)
+        counter(t, ratio)
         t.add("handshake", 2)
     if wide > lanes_out:
         ratio = wide // lanes_out
         t.add("part:scatter", 1)
         t.add("reg", wide * bits + 1)
         t.add("mux_ctrl", wide * bits)          # load or shift, selected by the handshake
-        _counter(t, ratio)
+        counter(t, ratio)
         t.add("handshake", 2)
     return t
 
@@ -197,17 +198,25 @@ def fork_features(bits, lanes, n, family):
 
 
 @lru_cache(maxsize=1 << 16)
-def _layer_resources(spec, folding, family):
+def _layer_resources(op, spec, folding, family):
     _check_family(family)
-    return price(_features(spec, folding, family), family)
+    return price(ops.get(op).features(spec, folding, family), family)
 
 
-def _features(spec, folding, family):
-    extra = {"block": True} if folding.block_weights else {}     # conv and fc only
-    if folding.paired:
-        extra["paired"] = True
-    return _LAYER_FEATURES[spec[0]](spec, folding.coarse_in, folding.coarse_out, folding.fine,
-                                    folding.logic_multipliers, family, **extra)
+_SPECS = {}
+
+
+def _layer_spec(graph, layer):
+    """The op's spec of `layer` (`Op.spec`), cached per (graph, layer) object."""
+    key = (id(graph), id(layer))
+    cached = _SPECS.get(key)
+    if cached is not None and cached[0] is graph and cached[1] is layer:
+        return cached[2]
+    spec = ops.get(layer.op).spec(graph, layer)
+    if len(_SPECS) > 4096:
+        _SPECS.clear()
+    _SPECS[key] = (graph, layer, spec)
+    return spec
 
 
 def _check_family(family):
@@ -281,7 +290,7 @@ def _dsp_count(a, b, family, used=None):
             if min(x, y) >= rule["min_width"] and min(x + y, used) >= rule["y_min"]:
                 dsp += 1
             else:
-                soft += _array_bits(max(x, y), min(x, y))
+                soft += array_bits(max(x, y), min(x, y))
     return dsp, soft
 
 
@@ -307,18 +316,18 @@ def _dsp_sum_bits(a, b, family, used=None):
     return sum(max(used - offset, 0) for offset in sorted(offsets)[1:])
 
 
-def _array_bits(a, b):
+def array_bits(a, b):
     """Adder bits of an a × b (a ≥ b) multiplier built from logic: b - 1 rows of a + b bits
     (one row when b is 1)."""
     return max(b - 1, 1) * (a + b)
 
 
-def _booth_bits(a, b):
+def booth_bits(a, b):
     """Adder bits of an a × b (a ≥ b) `logic_product`: one row of a + b bits per two bits of b."""
     return (b + 1) // 2 * (a + b)
 
 
-def _multipliers(t, count, a, b, family, used=None):
+def multipliers(t, count, a, b, family, used=None):
     """`count` multipliers of a × b signed bits (`used` product bits read, `_dsp_count`), each
     followed by its product register (counted as "reg_dsp" when the multiplier is in DSPs, which
     may absorb it); returns True when it is."""
@@ -330,14 +339,14 @@ def _multipliers(t, count, a, b, family, used=None):
     return dsp > 0
 
 
-def _constant_multipliers(t, count, a, constant, family):
+def constant_multipliers(t, count, a, constant, family):
     """`count` products of an a-bit signed register and a constant, each registered; none for a
     power of two (a shift)."""
     constant = abs(constant)
     if constant & (constant - 1) == 0:
         t.add("reg", count * a)                          # the shifted value's low bits are 0
         return
-    _multipliers(t, count, a, constant.bit_length() + 1, family)
+    multipliers(t, count, a, constant.bit_length() + 1, family)
 
 
 # -- memories -------------------------------------------------------------------------------------
@@ -398,7 +407,7 @@ def _map_memory(depth, width, rom, family, block=False):
     return mapping
 
 
-def _memory(t, depth, width, family, rom=False, sequential=False, count=1, block=False):
+def memory(t, depth, width, family, rom=False, sequential=False, count=1, block=False):
     """`count` depth × width memories with a synchronous read port (its data register included),
     in block RAM whatever their size when `block`.
 
@@ -421,63 +430,58 @@ def _memory(t, depth, width, family, rom=False, sequential=False, count=1, block
             t.lutram += m.lutram * count
         elif not rom:
             t.add("ram_ff", depth * width * count)
-            t.add("ram_mux", width * count * _mux_luts(depth, family))
+            t.add("ram_mux", width * count * mux_luts(depth, family))
         elif sequential:
             t.add("rom_seq", width * depth / 16 * count)
         else:
             t.add("rom_lut", width * count * -(-depth >> _LUT_INPUTS[family]))
-    _mux(t, width * count, m.chunks, family)
+    mux(t, width * count, m.chunks, family)
 
 
 # -- small structures -----------------------------------------------------------------------------
 
 
-def _bits(n):
+def counter_bits(n):
     """Bits of Amaranth's Signal(range(n))."""
     return max(n - 1, 0).bit_length()
 
 
-def _signed_bits(*values):
-    """Width of a signed integer holding every one of `values`."""
-    return max((v if v >= 0 else ~v).bit_length() for v in values) + 1
-
-
-def _round_shift_bits(width, shift):
+def round_shift_bits(width, shift):
     """Width of `round_shift(value, shift)` (`layers.common`) of a `width`-bit signed value."""
     return max(width + 1 - shift, 1) if shift > 0 else width - shift
 
 
-def _round_shift(t, lanes, width, shift):
+def round_shift(t, lanes, width, shift):
     """Per lane, `round_shift(value, shift)` of a `width`-bit value: for a right shift, an add
     of 2**(shift - 1) whose low bits only make a carry (the result's bits wide); returns the
     result's width."""
-    bits = _round_shift_bits(width, shift)
+    bits = round_shift_bits(width, shift)
     if shift > 0:
         t.add("add", lanes * bits)
     return bits
 
 
-def _mux_luts(inputs, family):
+def mux_luts(inputs, family):
     """LUTs per bit of an `inputs`-to-1 multiplexer: a k-input LUT selects among k - 2 of them
     (4 on a LUT6, 2 on a LUT4), a tree of them the rest."""
     per_lut = _LUT_INPUTS[family] - 2
     return -(-(inputs - 1) // (per_lut - 1)) if inputs > 1 else 0
 
 
-def _mux(t, width, inputs, family):
+def mux(t, width, inputs, family):
     """A `width`-bit `inputs`-to-1 multiplexer."""
-    t.add("mux", width * _mux_luts(inputs, family))
+    t.add("mux", width * mux_luts(inputs, family))
 
 
-def _counter(t, n):
+def counter(t, n):
     """A counter over n values with its wrap compare."""
-    width = _bits(n)
+    width = counter_bits(n)
     t.add("reg", width)
     t.add("add", width)
     t.add("cmp_const", width)
 
 
-def _clip(t, lanes, value_bits, out_bits, compared=None):
+def clip(t, lanes, value_bits, out_bits, compared=None):
     """Per lane, a `value_bits` value clipped to two constant bounds of `out_bits`: two compares
     of `compared` bits (all by default) with constants, and per output bit a choice among the
     bit and two constants (one LUT)."""
@@ -485,49 +489,49 @@ def _clip(t, lanes, value_bits, out_bits, compared=None):
     t.add("mux", lanes * out_bits)
 
 
-def _saturate(t, lanes, value_bits, out_bits):
+def saturate(t, lanes, value_bits, out_bits):
     """Per lane, a `value_bits` value saturated to `out_bits`: the compares with the format's
     bounds only look at the bits above them."""
     if value_bits > out_bits:
-        _clip(t, lanes, value_bits, out_bits, value_bits - out_bits + 1)
+        clip(t, lanes, value_bits, out_bits, value_bits - out_bits + 1)
 
 
-def _delay_line(t, width, depth, family):
+def delay_line(t, width, depth, family):
     """`DelayLine(width, depth)`: registers up to a depth of two, else a memory of depth - 1
     words with a wrapping address, then a register."""
     if depth <= 2:
         t.add("reg", width * depth)
         return
-    _memory(t, depth - 1, width, family)
-    _counter(t, depth - 1)
+    memory(t, depth - 1, width, family)
+    counter(t, depth - 1)
     t.add("reg", width)
 
 
 # -- blocks ---------------------------------------------------------------------------------------
 
 
-def _window(t, c, h, w, kernel, pads, bits, lanes, family):
-    """`SlidingWindow`: three padded-axis counters, the padding multiplexer, the line and column
-    buffers and the output register."""
-    (kh, kw), (top, left, bottom, right) = kernel, pads
-    groups, cols, rows = c // lanes, w + left + right, h + top + bottom
+def window_part(t, walk, bits, family):
+    """`SlidingWindow` (`walk`, its `geometry.Window`) of `bits`-bit elements: three
+    padded-axis counters, the padding multiplexer, the line and column buffers and the output
+    register."""
+    (kh, kw), groups, cols, rows = walk.kernel, walk.groups, walk.cols, walk.rows
     t.add("part:window", 1)
-    word = lanes * bits
+    word = walk.lanes * bits
     for size, k in ((groups, 1), (cols, kw), (rows, kh)):
-        _counter(t, size)
-        t.add("cmp_const", 3 * _bits(size))              # first, inside (two bounds)
+        counter(t, size)
+        t.add("cmp_const", 3 * counter_bits(size))      # first, inside (two bounds)
         if k > 1:
-            _counter(t, k)                               # the stride phase
-    _mux(t, word, 2, family)
+            counter(t, k)                               # the stride phase
+    mux(t, word, 2, family)
     if kh > 1:
-        _delay_line(t, (kh - 1) * word, cols * groups, family)
+        delay_line(t, (kh - 1) * word, cols * groups, family)
     if kw > 1:
-        _delay_line(t, (kw - 1) * kh * word, groups, family)
+        delay_line(t, (kw - 1) * kh * word, groups, family)
     t.add("reg", kh * kw * word + 1)
     t.add("handshake", 2)
 
 
-def _fifo(t, width, depth, family):
+def fifo_part(t, width, depth, family):
     """`SyncFIFOBuffered(width, depth)`: depth - 1 words of storage read through the read port's
     register, write and read pointers, the level and the output valid; registers alone for a
     depth of one or two."""
@@ -536,50 +540,52 @@ def _fifo(t, width, depth, family):
         t.add("handshake", 2)
         return
     t.add("part:fifo", 1)
-    _memory(t, depth - 1, width, family)
-    _counter(t, depth - 1)
-    _counter(t, depth - 1)
-    level = _bits(depth)
+    memory(t, depth - 1, width, family)
+    counter(t, depth - 1)
+    counter(t, depth - 1)
+    level = counter_bits(depth)
     t.add("reg", level + 1)
     t.add("add", level)
-    _mux(t, level, 3, family)
+    mux(t, level, 3, family)
     t.add("cmp_const", 2 * level)
     t.add("handshake", 2)
 
 
-def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family, block,
-            paired=False):
-    """`ConvEngine`: pixel buffer, sequencer, weight ROMs (in block RAM when `block`),
-    multipliers (`logic` of them Booth products in logic; with `paired`, one per two output
-    lanes, of packed weights, and the adders that split their products), adder trees,
-    accumulators, channel ROM, requantization and the fused activation."""
-    from . import model                     # imported here: dnnhw.model may import this module
-    _, a, out_bits, wb, acc_bits, smax, max_left, clip, alpha, bias_bits = spec[:10]
+def engine_part(t, spec, pe, positions, folding, family):
+    """`ConvEngine` (`spec`, an `ops._weighted.EngineSpec`; `pe`, its `geometry.Engine`): pixel buffer,
+    sequencer, weight ROMs (in block RAM with `block_weights`), multipliers (`logic_multipliers`
+    of them Booth products in logic; `paired`, one per two output lanes, of packed weights, and
+    the adders that split their products), adder trees, accumulators, channel ROM,
+    requantization and the fused activation."""
+    a, out_bits, wb, acc_bits = spec.in_bits, spec.out_bits, spec.weight_bits, spec.acc_bits
+    ci, co, f = folding.coarse_in, folding.coarse_out, folding.fine
+    logic, paired = folding.impl.logic_multipliers, folding.impl.paired
     t.add("part:engine", 1)
-    beats, blocks = c_in // ci, c_out // co
-    kernel_steps, group_beats = positions // f, c_in // groups // ci
-    steps = blocks * group_beats * kernel_steps
+    beats, blocks, steps = pe.beats, pe.blocks, pe.steps
+    kernel_steps = positions // f
+    group_beats = pe.block_steps // kernel_steps
     terms = ci * f
     # pixel buffer and sequencer
-    _memory(t, 2 * beats, positions * ci * a, family)
-    _counter(t, beats)
-    t.add("add", 2 * _bits(2 * beats))
+    memory(t, 2 * beats, positions * ci * a, family)
+    counter(t, beats)
+    t.add("add", 2 * counter_bits(2 * beats))
     t.add("reg", 4)
-    for n in (steps, kernel_steps, group_beats, blocks, blocks // groups, beats):
-        _counter(t, n)
-    t.add("add", _bits(beats))                           # base + beat
-    tree = model._tree_stages(terms)
-    control = 3 + _bits(kernel_steps) + _bits(blocks)
-    t.add("reg", (4 + tree) * control + 2 + _bits(steps))  # + the weight ROMs' read address
+    for n in (steps, kernel_steps, group_beats, blocks, blocks // pe.groups, beats):
+        counter(t, n)
+    t.add("add", counter_bits(beats))                           # base + beat
+    tree = pe.tree_stages
+    control = 3 + counter_bits(kernel_steps) + counter_bits(blocks)
+    t.add("reg", (4 + tree) * control + 2 + counter_bits(steps))  # + the weight ROMs' read address
     t.add("handshake", 2)
     # weights, window and multipliers
     roms, stored = (co // 2, 2 * wb + 1) if paired else (co, wb)   # ROMs, bits of a weight
     word = f * ci * stored
-    _memory(t, steps, word, family, rom=True, sequential=True, count=roms, block=block)
+    memory(t, steps, word, family, rom=True, sequential=True, count=roms,
+           block=folding.impl.block_weights)
     t.add("reg", positions * ci * a + f * ci * a)         # the window, the selected operands
-    _mux(t, f * ci * a, kernel_steps, family)
-    in_dsp = _multipliers(t, roms * terms - logic, a, stored + a if paired else wb, family)
-    t.add("mul_logic", logic * _booth_bits(max(a, wb), min(a, wb)))   # Booth products
+    mux(t, f * ci * a, kernel_steps, family)
+    in_dsp = multipliers(t, roms * terms - logic, a, stored + a if paired else wb, family)
+    t.add("mul_logic", logic * booth_bits(max(a, wb), min(a, wb)))   # Booth products
     t.add("reg", logic * (a + wb))
     if paired:
         t.add("add", roms * terms * (a + wb))           # the high product's correction
@@ -589,370 +595,84 @@ def _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family, b
     # adder trees
     product_max = 1 << (a + wb - 2)
     for level in range(tree):
-        nodes = -(-terms // model.TREE_RADIX ** (level + 1))
-        leaves = min(model.TREE_RADIX ** (level + 1), terms)
-        width = min(_signed_bits(leaves * product_max), acc_bits)
-        inputs = -(-terms // model.TREE_RADIX ** level)
+        nodes = -(-terms // TREE_RADIX ** (level + 1))
+        leaves = min(TREE_RADIX ** (level + 1), terms)
+        width = min(signed_bits(leaves * product_max), acc_bits)
+        inputs = -(-terms // TREE_RADIX ** level)
         t.add("add_tree", co * (inputs - nodes) * width)
         t.add("reg", co * nodes * width)
     # accumulators (loaded with bias + sum at a block's first step) and the channel ROM, whose
     # bias columns above the biases' own width copy their sign (Yosys keeps one of each)
-    left_bits = _bits(max_left + 1)
-    _memory(t, blocks, co * (bias_bits + left_bits), family, rom=True, sequential=True)
-    t.add("reg", co * (acc_bits + bias_bits + 2 * left_bits))
+    left_bits = counter_bits(spec.max_left + 1)
+    memory(t, blocks, co * (spec.bias_bits + left_bits), family, rom=True, sequential=True)
+    t.add("reg", co * (acc_bits + spec.bias_bits + 2 * left_bits))
     t.add("add", co * acc_bits)                 # sum + (bias or acc): the choice joins the adder
     # requantization (a per-lane left shift, then the layer's round shift), the clip and the
     # output register
     shifted = acc_bits + (1 << left_bits) - 1 if left_bits else acc_bits
-    _mux(t, co * shifted, 1 << left_bits, family)
-    requantized = _round_shift(t, co, shifted, smax)
+    mux(t, co * shifted, 1 << left_bits, family)
+    requantized = round_shift(t, co, shifted, spec.smax)
     t.add("reg", co * requantized + 2)
-    clip_bits = _signed_bits(*clip)
-    ranged = clip[1] == (1 << (out_bits - 1)) - 1 and clip[0] in (0, -(1 << (out_bits - 1)))
-    _clip(t, co, requantized, clip_bits, requantized - out_bits + 1 if ranged else None)
+    lo, hi = spec.bounds
+    clip_bits = signed_bits(lo, hi)
+    ranged = hi == (1 << (out_bits - 1)) - 1 and lo in (0, -(1 << (out_bits - 1)))
+    clip(t, co, requantized, clip_bits, requantized - out_bits + 1 if ranged else None)
+    alpha = spec.alpha
     if alpha is not None:
         t.add("reg", 2 * co * clip_bits + 2)
-        _constant_multipliers(t, co, clip_bits, alpha, family)
+        constant_multipliers(t, co, clip_bits, alpha, family)
         product = clip_bits + abs(alpha).bit_length() + 1
-        _saturate(t, co, _round_shift(t, co, product, golden.LEAKY_FRAC), out_bits)
-        _mux(t, co * out_bits, 2, family)
+        saturate(t, co, round_shift(t, co, product, golden.LEAKY_FRAC), out_bits)
+        mux(t, co * out_bits, 2, family)
     t.add("reg", co * out_bits + 1)
 
 
-def _conv_features(spec, ci, co, f, logic, family, block=False, paired=False):
-    t = Features()
-    (c_in, h, w, c_out, groups, kernel, stride, pads, queue) = spec[10:]
-    positions = kernel[0] * kernel[1]
-    if queue is not None:
-        _window(t, c_in, h, w, kernel, pads, spec[1], ci, family)
-        depth = queue(ci, co, f)
-        if depth:
-            _fifo(t, positions * ci * spec[1], depth, family)
-    _engine(t, spec, c_in, c_out, groups, positions, ci, co, f, logic, family, block, paired)
-    return t
-
-
-def _fc_features(spec, ci, co, f, logic, family, block=False, paired=False):
-    t = Features()
-    n_in, n_out = spec[10:]
-    _engine(t, spec, n_in, n_out, 1, 1, ci, co, 1, logic, family, block, paired)
-    return t
-
-
-def _average_scale(t, in_bits, bits, lanes, multipliers, shifts, groups, positions, family):
+def average_scale_part(t, in_bits, bits, lanes, reciprocals, shifts, groups, positions, family):
     """`AverageScale`: a product register per lane (a multiplier unless the reciprocal is one
     power of two), the round shift and saturation per shift in use, a multiplexer among them;
     position counters and a table when the divisors differ."""
     t.add("part:scale", 1)
-    if len(multipliers) == 1:
-        _constant_multipliers(t, lanes, in_bits, multipliers[0], family)
+    if len(reciprocals) == 1:
+        constant_multipliers(t, lanes, in_bits, reciprocals[0], family)
     else:
         h_out, w_out = positions
         for n in (groups, w_out, h_out):
-            _counter(t, n)
-        _mux(t, max(multipliers).bit_length() + _bits(len(shifts)), len(multipliers), family)
-        _multipliers(t, lanes, in_bits, max(multipliers).bit_length() + 1, family)
-    product = in_bits + max(multipliers).bit_length()
-    t.add("reg", _bits(len(shifts)) + 2)
+            counter(t, n)
+        mux(t, max(reciprocals).bit_length() + counter_bits(len(shifts)), len(reciprocals), family)
+        multipliers(t, lanes, in_bits, max(reciprocals).bit_length() + 1, family)
+    product = in_bits + max(reciprocals).bit_length()
+    t.add("reg", counter_bits(len(shifts)) + 2)
     for shift in shifts:
-        _saturate(t, lanes, _round_shift(t, lanes, product, shift), bits)
-    _mux(t, lanes * bits, len(shifts), family)
+        saturate(t, lanes, round_shift(t, lanes, product, shift), bits)
+    mux(t, lanes * bits, len(shifts), family)
     t.add("reg", lanes * bits)
     t.add("handshake", 2)
 
 
-def _pool_features(spec, ci, co, f, logic, family):
-    t = Features()
-    _, kind, (c, h, w), kernel, pads, bits, average = spec
-    positions = kernel[0] * kernel[1]
-    _window(t, c, h, w, kernel, pads, bits, ci, family)
-    t.add("part:reduce", 1)
-    t.add("handshake", 2)
-    if kind == "max":
-        t.add("cmp", ci * (positions - 1) * bits)
-        _mux(t, ci * (positions - 1) * bits, 2, family)
-        t.add("reg", ci * bits + 1)
-        return t
-    sum_bits = bits + _bits(positions)
-    t.add("add_tree", ci * (positions - 1) * sum_bits)
-    t.add("reg", ci * sum_bits + 1)
-    multipliers, shifts, out_positions = average
-    _average_scale(t, sum_bits, bits, ci, multipliers, shifts, c // ci, out_positions, family)
-    return t
-
-
-def _global_pool_features(spec, ci, co, f, logic, family):
-    t = Features()
-    _, (c, h, w), bits, multiplier, shift = spec
-    sum_bits = bits + _bits(h * w)
-    t.add("part:channel_sum", 1)
-    _delay_line(t, ci * sum_bits, c // ci, family)
-    _counter(t, c // ci)
-    _counter(t, h * w)
-    t.add("add", ci * sum_bits)                 # beat + (0 or the sum): the choice joins the adder
-    t.add("reg", ci * sum_bits + 1)
-    t.add("handshake", 2)
-    _average_scale(t, sum_bits, bits, ci, (multiplier,), (shift,), 1, (1, 1), family)
-    return t
-
-
-def _activation_features(spec, ci, co, f, logic, family):
-    t = Features()
-    _, kind, bits_in, bits_out, latency, extra = spec
-    t.add("part:activation", 1)
-    t.add("reg", ci * bits_out + latency)
-    t.add("handshake", 2)
-    if kind == "relu":
-        _mux(t, ci * bits_out, 2, family)
-        _saturate(t, ci, bits_in, bits_out)
-    elif kind == "clamp":
-        _clip(t, ci, bits_in, bits_out)
-    elif kind == "leaky_relu":
-        t.add("reg", ci * bits_in)
-        _constant_multipliers(t, ci, bits_in, extra, family)
-        product = bits_in + abs(extra).bit_length() + 1
-        _saturate(t, ci, _round_shift(t, ci, product, golden.LEAKY_FRAC), bits_out)
-        _mux(t, ci * bits_out, 2, family)
-    else:
-        _interpolator(t, ci, bits_in, bits_out, extra, family)
-    return t
-
-
-def _interpolator(t, lanes, bits_in, bits_out, table, family):
-    """`lanes` `Interpolator`s (sigmoid/tanh) of `bits_in`-bit inputs; `table` from `_table`."""
+def interpolator_part(t, lanes, bits_in, bits_out, table, family):
+    """`lanes` `Interpolator`s (sigmoid/tanh) of `bits_in`-bit inputs; `table` from `nonlinear_table`."""
     table_width, delta_bits, segment_shift, pre_shift, address_bits = table
     p_bits = bits_in + pre_shift + 1
     position = segment_shift + 1
     t.add("add", lanes * (p_bits - address_bits - segment_shift + 2))    # + 2**(a + s - 1)
     t.add("cmp_const", lanes * (p_bits - address_bits - segment_shift + 1))
-    _mux(t, lanes * (address_bits + position), 3, family)
-    _memory(t, 1 << address_bits, table_width, family, rom=True, count=lanes)
+    mux(t, lanes * (address_bits + position), 3, family)
+    memory(t, 1 << address_bits, table_width, family, rom=True, count=lanes)
     t.add("reg", lanes * (2 * position + table_width + bits_out))
     # delta × position, of which bits_out + s bits are read (a DSP by the declared widths;
     # from logic, only the delta's varying bits cost), the round shift, the value's add
     dsp, _ = _dsp_count(bits_out + 1, position + 1, family, bits_out + segment_shift)
     if dsp:
-        _multipliers(t, lanes, bits_out + 1, position + 1, family, bits_out + segment_shift)
+        multipliers(t, lanes, bits_out + 1, position + 1, family, bits_out + segment_shift)
     else:
-        t.add("mul_lut", lanes * _array_bits(max(delta_bits, position + 1),
+        t.add("mul_lut", lanes * array_bits(max(delta_bits, position + 1),
                                              min(delta_bits, position + 1)))
         t.add("reg", lanes * (bits_out + segment_shift))
     t.add("add", lanes * (2 * bits_out + 3))           # the round shift, + the sample
 
 
-def _lstm_features(spec, ci, co, f, logic, family):
-    """`LSTMCell`: input buffer, weight and bias ROMs, the gate engine, accumulators and
-    serializer, the state update (five `Interpolator`s, three multipliers, the c and h
-    memories)."""
-    t = Features()
-    _, n_in, hidden, in_bits, bits, acc_bits, z_bits, h0, c0, gate_tables, cell_table = spec
-    x_words, h_words, groups = n_in // ci, hidden // ci, hidden // co
-    beats = x_words + h_words
-    cell_bits = bits + golden.LSTM_CELL_INT
-    t.add("part:lstm", 1)
-    _memory(t, 2 * x_words, ci * in_bits, family)                           # input buffer
-    _memory(t, groups * beats, ci * bits, family, rom=True, sequential=True, count=4 * co)
-    _memory(t, groups * (2 if h0 else 1), acc_bits, family, rom=True, sequential=True, count=4 * co)
-    vector = max(in_bits, bits)
-    _mux(t, ci * vector, 3, family)                                         # x, h or 0
-    t.add("reg", ci * vector)                                               # reads registered
-    in_dsp = _multipliers(t, 4 * co * ci, vector, bits, family)
-    t.add("reg_dsp" if in_dsp else "reg", 4 * co * ci * bits)               # the weights
-    sum_bits = vector + bits + _bits(ci)
-    t.add("add", 4 * co * (ci - 1) * sum_bits)
-    t.add("reg", 4 * co * sum_bits)
-    t.add("add", 4 * co * acc_bits)                                         # accumulators
-    _mux(t, 4 * co * acc_bits, 2, family)                   # the sum aligned for x or for h
-    t.add("reg", 4 * co * (acc_bits + z_bits))                              # + serializer
-    if z_bits <= acc_bits:                                  # a right round shift: an add
-        t.add("add", 4 * co * z_bits)
-    _mux(t, 4 * co * (acc_bits + z_bits), 2, family)        # bias or acc; load or shift
-    for n in (groups, beats, groups * beats, hidden, ci, h_words, x_words):
-        _counter(t, n)
-    _interpolator(t, 3, z_bits, bits, gate_tables[0], family)
-    _interpolator(t, 1, z_bits, bits, gate_tables[1], family)
-    _interpolator(t, 1, cell_bits, bits, cell_table, family)
-    _memory(t, hidden, cell_bits, family)                                   # c
-    _memory(t, 2 * h_words, bits, family, count=ci)                         # h, one per lane
-    if c0:
-        _memory(t, hidden, cell_bits, family, rom=True)
-    _multipliers(t, 1, bits, cell_bits, family)                             # f·c
-    _multipliers(t, 2, bits, bits, family)                                  # i·g, o·tanh(c)
-    t.add("add", 2 * (bits + cell_bits) + 2 * bits)
-    _saturate(t, 1, 2 * bits + golden.LSTM_CELL_INT, cell_bits)
-    t.add("reg", 6 * bits + 4 * cell_bits + 40)                             # pipeline, tags
-    t.add("handshake", 3)
-    return t
-
-
-def _add_features(spec, ci, co, f, logic, family):
-    t = Features()
-    _, (bits_a, align_a), (bits_b, align_b), shift, bits_out = spec
-    t.add("part:add", 1)
-    total = max(bits_a + align_a, bits_b + align_b) + 1
-    # one adder: the shifted input's low bits pass, the rounding constant joins the sum
-    t.add("add", ci * (total - max(align_a, align_b)))
-    _saturate(t, ci, _round_shift_bits(total, shift), bits_out)
-    t.add("reg", ci * bits_out + 1)
-    t.add("handshake", 3)
-    return t
-
-
-def _concat_features(spec, ci, co, f, logic, family):
-    t = Features()
-    _, inputs, bits_out, channels = spec
-    t.add("part:concat", 1)
-    _counter(t, len(inputs))
-    _counter(t, channels // ci)
-    for bits, shift in inputs:
-        _saturate(t, ci, _round_shift(t, ci, bits, shift), bits_out)
-    _mux(t, ci * bits_out, len(inputs), family)
-    t.add("reg", ci * bits_out + 1)
-    t.add("handshake", len(inputs) + 1)
-    return t
-
-
-_LAYER_FEATURES = {"conv": _conv_features, "fc": _fc_features, "pool": _pool_features,
-                   "global_avgpool": _global_pool_features, "activation": _activation_features,
-                   "add": _add_features, "concat": _concat_features, "lstm": _lstm_features}
-
-
-# -- what a layer's block depends on --------------------------------------------------------------
-
-
-_SPECS = {}
-
-
-def _layer_spec(graph, layer):
-    """A hashable summary of everything `layer`'s block depends on besides the folding, cached
-    per (graph, layer) object: (block type, ...)."""
-    key = (id(graph), id(layer))
-    cached = _SPECS.get(key)
-    if cached is not None and cached[0] is graph and cached[1] is layer:
-        return cached[2]
-    spec = _make_spec(graph, layer)
-    if len(_SPECS) > 4096:
-        _SPECS.clear()
-    _SPECS[key] = (graph, layer, spec)
-    return spec
-
-
-def _make_spec(graph, layer):
-    from .model import ACTIVATION_LATENCY   # imported here: dnnhw.model may import this module
-    op, a = layer.op, layer.attrs
-    fmt_in, fmt_out = graph.formats[layer.inputs[0]], graph.formats[layer.output]
-    if op in ("conv", "fc"):
-        return _weighted_spec(graph, layer, fmt_in, fmt_out)
-    shape = graph.in_shape(layer)
-    if op in ("maxpool", "avgpool"):
-        average = None
-        if op == "avgpool":
-            attrs = {"kernel": tuple(a["kernel"]), "stride": tuple(a["stride"]),
-                     "pads": tuple(a["pads"]),
-                     "count_include_pad": a.get("count_include_pad", False)}
-            divisors = golden.avg_divisors(shape, attrs)
-            reciprocals = sorted({golden.avg_multiplier(int(n)) for n in set(divisors.flat)})
-            average = (tuple(m for m, _ in reciprocals), tuple(sorted({k for _, k in reciprocals})),
-                       divisors.shape)
-        return ("pool", op[:3], tuple(shape), tuple(a["kernel"]), tuple(a["pads"]), fmt_in.bits,
-                average)
-    if op == "global_avgpool":
-        m, k = golden.avg_multiplier(shape.h * shape.w)
-        return ("global_avgpool", tuple(shape), fmt_in.bits, m, k)
-    if op == "add":
-        fa, fb = (graph.formats[t] for t in layer.inputs)
-        top = max(fa.frac, fb.frac)
-        return ("add", (fa.bits, top - fa.frac), (fb.bits, top - fb.frac), top - fmt_out.frac,
-                fmt_out.bits)
-    if op == "concat":
-        fmts = [graph.formats[t] for t in layer.inputs]
-        return ("concat", tuple((f.bits, f.frac - fmt_out.frac) for f in fmts), fmt_out.bits,
-                max(graph.shapes[t].c for t in layer.inputs))
-    if op == "lstm":
-        fmt_g, fmt_c, fmt_z = golden.lstm_formats(fmt_out.bits)
-        _, _, z_shift = golden.lstm_shifts(fmt_in, fmt_out, layer.wq.frac[0])
-        z_bits = _round_shift_bits(layer.wq.acc_bits, z_shift)
-        gates = tuple(_table(kind, z_bits, fmt_z.frac, fmt_g.bits, fmt_g.frac)
-                      for kind in ("sigmoid", "tanh"))
-        return ("lstm", shape.c, a["hidden"], fmt_in.bits, fmt_out.bits, layer.wq.acc_bits, z_bits,
-                a.get("h0") is not None, a.get("c0") is not None, gates,
-                _table("tanh", fmt_c.bits, fmt_c.frac, fmt_g.bits, fmt_g.frac))
-    if op in ACTIVATION_LATENCY:
-        extra = None
-        if op == "leaky_relu":
-            extra = golden.leaky_alpha(a["alpha"])
-        elif op in ("sigmoid", "tanh"):
-            extra = _table(op, fmt_in.bits, fmt_in.frac, fmt_out.bits, fmt_out.frac)
-        return ("activation", op, fmt_in.bits, fmt_out.bits, ACTIVATION_LATENCY[op], extra)
-    raise ValueError(f"resources: unknown op {op!r} of layer '{layer.name}'")
-
-
-def _weighted_spec(graph, layer, fmt_in, fmt_out):
-    """("conv" | "fc", in_bits, out_bits, weight bits, acc_bits, smax, largest left shift,
-    clip bounds, LeakyReLU alpha_q or None, bits of the biases, *shape)."""
-    shift = golden.requant_shift(graph, layer)
-    shift = [int(s) for s in (shift if hasattr(shift, "__len__") else [shift])]
-    smax = max(shift)
-    lo, hi = fmt_out.min, fmt_out.max
-    act, alpha = layer.act, None
-    if act == "relu":
-        lo = 0
-    elif act == "clamp":
-        lo, hi = golden.clamp_bounds(layer.attrs["lo"], layer.attrs["hi"], fmt_out)
-    elif act == "leaky_relu":
-        alpha = golden.leaky_alpha(layer.attrs["alpha"])
-        lo = _leaky_floor(alpha, fmt_out.bits)
-    bias = [int(b) for b in layer.wq.bias]
-    head = (layer.op, fmt_in.bits, fmt_out.bits, layer.wq.bits, layer.wq.acc_bits, smax,
-            smax - min(shift), (lo, hi), alpha, min(_signed_bits(*bias, 0), layer.wq.acc_bits))
-    if layer.op == "fc":
-        return head + (graph.in_shape(layer).size, graph.out_shape(layer).c)
-    a = layer.attrs
-    c_in, h, w = graph.in_shape(layer)
-    kernel, stride, pads = tuple(a["kernel"]), tuple(a["stride"]), tuple(a["pads"])
-    pointwise = kernel == (1, 1) and stride == (1, 1) and not any(pads)
-    queue = None if pointwise else _QueueDepth(graph, layer)
-    return head + (c_in, h, w, graph.out_shape(layer).c, a.get("groups", 1), kernel, stride,
-                   pads, queue)
-
-
-def _leaky_floor(alpha_q, bits):
-    """`dnnhw.layers.conv_engine.leaky_floor`, the LeakyReLU clip's lower bound."""
-    if alpha_q == 0:
-        return -1
-    return -(((1 << (bits - 1)) << golden.LEAKY_FRAC) // abs(alpha_q)) - 1
-
-
-class _QueueDepth:
-    """The depth of the FIFO `Conv` puts between its window and its engine, per folding
-    (`model._queue_depth`); hashable by the layer's geometry."""
-
-    def __init__(self, graph, layer):
-        a = layer.attrs
-        (kh, kw), (sh, sw) = a["kernel"], a["stride"]
-        top, left, bottom, right = a["pads"]
-        c_in, h, w = graph.in_shape(layer)
-        self.rows, self.cols = h + top + bottom, w + left + right
-        self.stride = (sh, sw)
-        self.out = ((self.rows - kh) // sh + 1, (self.cols - kw) // sw + 1)
-        self.dims = (c_in, graph.out_shape(layer).c, a.get("groups", 1), kh * kw, layer.act)
-        self._key = (self.rows, self.cols, self.stride, self.out, self.dims)
-
-    def __call__(self, ci, co, f):
-        from . import model                 # imported here: dnnhw.model may import this module
-        c_in, c_out, groups, positions, act = self.dims
-        engine = model._engine(c_in, c_out, groups, positions, model.Folding(ci, co, f), act)
-        return model._queue_depth(self.rows, self.cols, self.stride, *self.out, engine)
-
-    def __hash__(self):
-        return hash(self._key)
-
-    def __eq__(self, other):
-        return isinstance(other, _QueueDepth) and self._key == other._key
-
-
 @lru_cache(maxsize=64)
-def _table(kind, bits_in, frac_in, bits_out, frac_out):
+def nonlinear_table(kind, bits_in, frac_in, bits_out, frac_out):
     """(varying bit columns of the table ROM, signed bits of its deltas, segment shift,
     pre-shift, address bits) of a sigmoid/tanh `Activation`: the columns Yosys keeps of its
     (value, delta) entries."""
@@ -968,4 +688,4 @@ def _table(kind, bits_in, frac_in, bits_out, frac_out):
     varying = bin(ones & zeros & ((1 << (2 * bits_out + 1)) - 1)).count("1")
     segments = len(table) - 1
     deltas = [u - t for t, u in zip(table, table[1:])]
-    return varying, _signed_bits(*deltas), max(shift, 0), max(-shift, 0), _bits(segments)
+    return varying, signed_bits(*deltas), max(shift, 0), max(-shift, 0), counter_bits(segments)

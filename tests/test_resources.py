@@ -74,7 +74,7 @@ def test_conv_dsps(family, bits, dsp):
 
 def test_logic_multipliers_leave_the_dsps():
     graph, layer = _conv()
-    assert layer_resources(graph, layer, Folding(2, 4, 3, logic_multipliers=10), "xc7").dsp == 14
+    assert layer_resources(graph, layer, Folding(2, 4, 3).with_impl(logic_multipliers=10), "xc7").dsp == 14
 
 
 def test_leaky_relu_adds_a_multiplier_per_output_lane():

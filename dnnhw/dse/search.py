@@ -17,7 +17,6 @@ Objectives: ``throughput`` (fewest cycles per frame, then fewest resources), ``l
 fewest batch-1 cycles, `model.network`), and a target frame rate with least resources.
 """
 
-import dataclasses
 import math
 import random
 import time
@@ -52,7 +51,7 @@ class Exploration:
     Attributes
     ----------
     plan : dict
-        Layer name → `model.Folding`.
+        Layer name → `Folding`.
     perf : model.NetworkPerf
         Its cycles per frame, bottleneck and batch-1 latency.
     resources, limit : dict
@@ -283,15 +282,15 @@ def _fill_dsps(search, plan):
     plan = dict(plan)
     for layer in search.space.layers:
         folding = plan[layer.name]
-        lo, hi = 0, folding.logic_multipliers       # the fewest that fit lies in [lo, hi]
+        lo, hi = 0, folding.impl.logic_multipliers  # the fewest that fit lies in [lo, hi]
         while lo < hi:
             mid = (lo + hi) // 2
-            trial = {**plan, layer.name: dataclasses.replace(folding, logic_multipliers=mid)}
+            trial = {**plan, layer.name: folding.with_impl(logic_multipliers=mid)}
             if search.fits(search.resources(trial)):
                 hi = mid
             else:
                 lo = mid + 1
-        plan[layer.name] = dataclasses.replace(folding, logic_multipliers=hi)
+        plan[layer.name] = folding.with_impl(logic_multipliers=hi)
     return plan, search.resources(plan)
 
 

@@ -5,12 +5,11 @@ Plain arithmetic over `dnnhw.model` and `dnnhw.resources` (no Amaranth), cached 
 search evaluates a plan in microseconds.
 """
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import model
+from .. import interconnect, model, ops
 from ..resources import (Resources, fifo_resources, fork_resources, lane_converter_resources,
                          layer_resources, pairs_fit_one_dsp)
 
@@ -30,7 +29,7 @@ class Candidates:
 
     Attributes
     ----------
-    foldings : list of model.Folding
+    foldings : list of Folding
     cycles : ndarray of int, shape (n,)
     resources : ndarray of int, shape (n, 4)
         LUT, FF, DSP, BRAM of each folding.
@@ -61,7 +60,7 @@ class Space:
         for layer in self.layers:
             foldings = model.foldings(graph, layer)
             if pairs_fit_one_dsp(graph, layer, family):
-                foldings += [dataclasses.replace(f, paired=True) for f in foldings
+                foldings += [f.with_impl(paired=True) for f in foldings
                              if f.coarse_out % 2 == 0]
             if logic:
                 foldings = [v for f in foldings for v in _logic_variants(layer, f)]
@@ -104,7 +103,7 @@ class Space:
         """LUT, FF, DSP, BRAM of the lane converters, forks and branch FIFOs `plan` needs."""
         total = np.zeros(4, dtype=np.int64)
         by_tensor = {}
-        for edge in model.edges(self.graph, plan):
+        for edge in interconnect.edges(self.graph, plan):
             by_tensor.setdefault(edge.tensor, []).append(edge)
         for tensor, links in by_tensor.items():
             bits, channels = self.graph.formats[tensor].bits, self.graph.shapes[tensor].c
@@ -138,11 +137,11 @@ class Space:
 def _logic_variants(layer, folding):
     """`folding` with 0, 1, 2, 4, … and a quarter, half, three quarters and all of its
     multipliers built from logic (conv and fc layers; others have no multipliers)."""
-    if layer.op not in ("conv", "fc") or folding.paired:
+    if not ops.get(layer.op).weighted or folding.impl.paired:
         return [folding]
     m = folding.multipliers
     counts = {0, m, m // 4, m // 2, 3 * m // 4} | {1 << k for k in range(m.bit_length()) if 1 << k < m}
-    return [dataclasses.replace(folding, logic_multipliers=k) for k in sorted(counts)]
+    return [folding.with_impl(logic_multipliers=k) for k in sorted(counts)]
 
 
 def _with_block_weights(graph, layer, foldings, family):
@@ -153,8 +152,8 @@ def _with_block_weights(graph, layer, foldings, family):
         plain = _vector(layer_resources(graph, layer, folding, family))
         out.append(folding)
         vectors.append(plain)
-        if layer.op in ("conv", "fc") and not folding.paired:   # paired ROMs stay in LUTs: the
-            block = dataclasses.replace(folding, block_weights=True)  # model misprices their BRAM
+        if ops.get(layer.op).weighted and not folding.impl.paired:  # paired ROMs stay in LUTs:
+            block = folding.with_impl(block_weights=True)        # the model misprices their BRAM
             vector = _vector(layer_resources(graph, layer, block, family))
             if np.any(vector != plain):
                 out.append(block)

@@ -4,8 +4,8 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .. import golden
-from ..model import ACTIVATION_LATENCY
+from .. import geometry, golden
+from ..geometry import ACTIVATION_LATENCY
 from ..ir import Format
 from .common import pixel_layout, round_shift, saturate
 from .nonlinear import Interpolator
@@ -84,8 +84,8 @@ class Activation(wiring.Component):
         self.lo, self.hi, self.alpha_q = lo, hi, alpha_q
         if kind in ("sigmoid", "tanh"):
             self.interpolator = Interpolator(kind, Format(bits_in, frac_in), Format(bits_out, frac_out))
-        self.latency = ACTIVATION_LATENCY[kind]
-        self.cycles_per_frame = shape.size // lanes
+        self.geometry = geometry.elementwise(shape, lanes, ACTIVATION_LATENCY[kind])
+        self.cycles_per_frame, self.latency = self.geometry.cycles_per_frame, self.geometry.latency
         super().__init__({"i": In(stream.Signature(pixel_layout(bits_in, lanes))),
                           "o": Out(stream.Signature(pixel_layout(bits_out, lanes)))})
 

@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .. import geometry
 from .common import pixel_layout, round_shift, saturate
 
 
@@ -59,8 +60,8 @@ class Add(wiring.Component):
         top = max(frac_a, frac_b)
         self.align = (top - frac_a, top - frac_b)   # left shifts to the common frac
         self.shift = top - frac_out                  # then round-shift right (left if negative)
-        self.latency = 1
-        self.cycles_per_frame = shape.size // lanes
+        self.geometry = geometry.elementwise(shape, lanes, 1)
+        self.cycles_per_frame, self.latency = self.geometry.cycles_per_frame, self.geometry.latency
         super().__init__({"i0": In(stream.Signature(pixel_layout(bits_a, lanes))),
                           "i1": In(stream.Signature(pixel_layout(bits_b, lanes))),
                           "o": Out(stream.Signature(pixel_layout(bits_out, lanes)))})

@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .. import geometry
 from ..ir import Format
 from .common import pixel_layout, round_shift, saturate
 
@@ -66,8 +67,8 @@ class Concat(wiring.Component):
         self.shapes, self.lanes = shapes, lanes
         self.formats_in, self.format_out = formats_in, format_out
         self.beats = [s.c // lanes for s in shapes]     # beats per pixel from each input
-        self.latency = 1
-        self.cycles_per_frame = shapes[0].h * shapes[0].w * sum(self.beats)
+        self.geometry = geometry.concat(shapes, lanes)
+        self.cycles_per_frame, self.latency = self.geometry.cycles_per_frame, self.geometry.latency
         super().__init__({
             **{f"i{k}": In(stream.Signature(pixel_layout(f.bits, lanes))) for k, f in enumerate(formats_in)},
             "o": Out(stream.Signature(pixel_layout(format_out.bits, lanes))),

@@ -4,7 +4,7 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .. import golden
+from .. import geometry, golden
 from ..ir import Shape
 from .common import pixel_layout
 from .conv_engine import ConvEngine, activation_of
@@ -21,7 +21,8 @@ class Conv(wiring.Component):
     A 1×1 convolution with stride 1 and no padding needs no window: its pixel beats go to the
     engine as 1-position windows. The FIFO, where needed, queues enough windows that the engine
     keeps computing while the window reads padding and the rows it needs before its next window
-    (across row and frame boundaries), so that a frame takes exactly the slower stage's cycles.
+    (across row and frame boundaries), so that a frame takes exactly the slower stage's cycles
+    (`geometry.queue_depth`).
 
     Parameters
     ----------
@@ -42,6 +43,8 @@ class Conv(wiring.Component):
 
     Attributes
     ----------
+    geometry : geometry.ConvGeometry
+        Its stages' counts, the FIFO's depth (`geometry.queue_depth`), rate and latency.
     out_shape : ir.Shape
     window : SlidingWindow or None
     fifo : StreamFIFO or None
@@ -56,45 +59,23 @@ class Conv(wiring.Component):
     def __init__(self, in_shape, out_channels, groups, kernel, stride, pads, in_bits, out_bits,
                  wq, shift, activation=None, *, coarse_in=1, coarse_out=1, fine=1,
                  logic_multipliers=0, block_weights=False, paired=False):
-        kh, kw = kernel
-        (sh, sw), (top, left, bottom, right) = stride, pads
-        self.out_shape = Shape(out_channels, (in_shape.h + top + bottom - kh) // sh + 1,
-                               (in_shape.w + left + right - kw) // sw + 1)
         self.engine = ConvEngine(in_shape.c, out_channels, groups, kernel, in_bits, out_bits, wq,
                                  shift, activation, coarse_in=coarse_in, coarse_out=coarse_out,
                                  fine=fine, logic_multipliers=logic_multipliers,
                                  block_weights=block_weights, paired=paired)
-        pointwise = tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and not any(pads)
-        self.window = None if pointwise else SlidingWindow(in_shape, kernel, stride, pads,
-                                                           in_bits, coarse_in)
+        self.geometry = g = geometry.conv(in_shape, out_channels, groups, kernel, stride, pads,
+                                          coarse_in, coarse_out, fine,
+                                          leaky=self.engine.alpha_q is not None)
+        self.out_shape = Shape(out_channels, g.out_h, g.out_w)
+        self.window = None
+        if g.window is not None:
+            self.window = SlidingWindow(in_shape, kernel, stride, pads, in_bits, coarse_in)
         self.fifo = None
-        depth = self._queue_depth(in_shape, kernel, stride, pads) if self.window else 0
-        if depth:
-            self.fifo = StreamFIFO(None, None, depth, layout=self.engine.i.payload.shape())
-        engine_cycles = self.engine.cycles_per_frame(self.out_shape.h * self.out_shape.w)
-        window_cycles = self.window.cycles_per_frame if self.window else 0
-        self.cycles_per_frame = max(engine_cycles, window_cycles)
-        self.latency = sum(stage.latency for stage in (self.window, self.fifo, self.engine) if stage)
+        if g.queue_depth:
+            self.fifo = StreamFIFO(None, None, g.queue_depth, layout=self.engine.i.payload.shape())
+        self.cycles_per_frame, self.latency = g.cycles_per_frame, g.latency
         super().__init__({"i": In(stream.Signature(pixel_layout(in_bits, coarse_in))),
                           "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))})
-
-    def _queue_depth(self, in_shape, kernel, stride, pads):
-        """Window beats to queue in front of the engine so that it never waits for the window.
-
-        The window emits a pixel's windows only at positions of the padded frame that complete
-        one; between two such positions it reads up to `gap` padded positions (longest across a
-        frame boundary: the bottom padding, then the first kh - 1 rows of the next frame). The
-        engine must have that many cycles of work queued, `steps` cycles per pixel.
-        """
-        (kh, kw), (sh, sw), (top, left, bottom, right) = kernel, stride, pads
-        rows, cols = in_shape.h + top + bottom, in_shape.w + left + right
-        emit = [r * cols + c
-                for r in range(kh - 1, kh - 1 + (self.out_shape.h - 1) * sh + 1, sh)
-                for c in range(kw - 1, kw - 1 + (self.out_shape.w - 1) * sw + 1, sw)]
-        gaps = [b - a for a, b in zip(emit, emit[1:])] + [emit[0] + rows * cols - emit[-1]]
-        beats = self.engine.beats
-        pixels = -(-max(gaps) * beats // self.engine.cycles_per_pixel)
-        return (pixels + 1) * beats if pixels > 1 else 0
 
     @classmethod
     def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0,

@@ -34,8 +34,9 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .. import golden
-from ..model import TREE_RADIX
+from .. import geometry, golden
+from ..geometry import TREE_RADIX, signed_bits
+from ..golden import leaky_floor
 from .common import balanced_sum, logic_product, pixel_layout, round_shift, saturate, window_layout
 
 
@@ -56,27 +57,9 @@ def activation_of(graph, layer):
     return act
 
 
-def leaky_floor(alpha_q, bits):
-    """A value Y0 < 0 below which ``saturate(leaky_relu(y), bits)`` no longer changes.
-
-    For y < 0, ``round_shift(y·alpha_q, LEAKY_FRAC)`` is monotonic in y, so every y ≤ Y0 saturates
-    to the same bound as Y0 does: clipping y to Y0 first changes no result, and keeps the
-    LeakyReLU multiplier narrow.
-    """
-    if alpha_q == 0:
-        return -1
-    bound = 1 << (bits - 1)         # |y·alpha_q| ≥ bound·2**LEAKY_FRAC saturates (-lo = hi + 1)
-    return -((bound << golden.LEAKY_FRAC) // abs(alpha_q)) - 1
-
-
-def _signed_bits(*values):
-    """Width of a signed integer holding every one of `values`."""
-    return max((v if v >= 0 else ~v).bit_length() for v in values) + 1
-
-
 def _clip(value, lo, hi):
     """`value` clipped to [lo, hi], as a signed expression just wide enough."""
-    return Mux(value > hi, hi, Mux(value < lo, lo, value))[:_signed_bits(lo, hi)].as_signed()
+    return Mux(value > hi, hi, Mux(value < lo, lo, value))[:signed_bits(lo, hi)].as_signed()
 
 
 class PixelBuffer(wiring.Component):
@@ -252,10 +235,6 @@ class ConvEngine(wiring.Component):
         self.in_bits, self.out_bits, self.wq = in_bits, out_bits, wq
         self.coarse_in, self.coarse_out, self.fine = coarse_in, coarse_out, fine
         self.positions = positions
-        self.blocks = out_channels // coarse_out               # output beats per pixel
-        self.beats = in_channels // coarse_in                  # input beats per pixel
-        self.block_steps = (cin_g // coarse_in) * (positions // fine)
-        self.steps = self.blocks * self.block_steps
         self.multipliers = coarse_in * coarse_out * fine
         if not 0 <= logic_multipliers <= self.multipliers:
             raise ValueError(f"logic_multipliers={logic_multipliers} must be within "
@@ -265,12 +244,14 @@ class ConvEngine(wiring.Component):
                              f"no logic multipliers (got {logic_multipliers})")
         self.logic_multipliers, self.block_weights = logic_multipliers, block_weights
         self.paired = paired
-        self.cycles_per_pixel = max(self.beats, self.steps)
         self._activation(activation)
+        self.geometry = g = geometry.engine(in_channels, out_channels, groups, positions,
+                                            coarse_in, coarse_out, fine,
+                                            leaky=self.alpha_q is not None)
+        self.beats, self.blocks, self.block_steps, self.steps = g.beats, g.blocks, g.block_steps, g.steps
+        self.tree_stages, self.depth, self.latency = g.tree_stages, g.depth, g.latency
+        self.cycles_per_pixel = g.cycles_per_pixel
         self._roms(np.broadcast_to(np.asarray(shift, dtype=np.int64), (out_channels,)))
-        self.tree_stages = self._tree_depth(coarse_in * fine)
-        self.depth = 7 + self.tree_stages + (2 if self.alpha_q is not None else 0)
-        self.latency = self.beats + self.block_steps - 1 + self.depth
         super().__init__({"i": In(stream.Signature(window_layout(in_bits, coarse_in, positions))),
                           "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))})
 
@@ -292,13 +273,6 @@ class ConvEngine(wiring.Component):
     def cycles_per_frame(self, pixels):
         """Cycles between frames of `pixels` output pixels, both streams unstalled."""
         return pixels * self.cycles_per_pixel
-
-    @staticmethod
-    def _tree_depth(terms):
-        stages = 0
-        while terms > 1:
-            terms, stages = -(-terms // TREE_RADIX), stages + 1
-        return stages
 
     def _activation(self, activation):
         """The clip bounds applied after requantization, and LeakyReLU's slope (or None)."""
@@ -455,7 +429,7 @@ class ConvEngine(wiring.Component):
             for lane, terms in enumerate(products):
                 groups = [terms[j:j + TREE_RADIX] for j in range(0, len(terms), TREE_RADIX)]
                 leaves = min(TREE_RADIX ** (level + 1), terms_total)
-                width = min(_signed_bits(leaves * product_max), self.wq.acc_bits)
+                width = min(signed_bits(leaves * product_max), self.wq.acc_bits)
                 summed.append([stage(balanced_sum(group)[:width].as_signed(),
                                      f"sum{level}_{lane}_{j}") for j, group in enumerate(groups)])
             products = summed

@@ -13,7 +13,7 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .. import golden
+from .. import geometry, golden
 from .common import pixel_layout
 from .conv_engine import ConvEngine, activation_of
 
@@ -66,6 +66,7 @@ class FullyConnected(wiring.Component):
     Attributes
     ----------
     engine : ConvEngine
+    geometry : geometry.FCGeometry
     cycles_per_frame, latency : int
         As defined above.
 
@@ -92,8 +93,9 @@ class FullyConnected(wiring.Component):
                                  shift, activation, coarse_in=coarse_in, coarse_out=coarse_out,
                                  logic_multipliers=logic_multipliers,
                                  block_weights=block_weights, paired=paired)
-        self.cycles_per_frame = self.engine.cycles_per_frame(1)
-        self.latency = self.engine.latency
+        self.geometry = geometry.fc(in_shape.size, out_features, coarse_in, coarse_out,
+                                    leaky=self.engine.alpha_q is not None)
+        self.cycles_per_frame, self.latency = self.geometry.cycles_per_frame, self.geometry.latency
         super().__init__({"i": In(stream.Signature(pixel_layout(in_bits, coarse_in))),
                           "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))})
 

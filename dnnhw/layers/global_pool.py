@@ -9,6 +9,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .. import geometry
 from ..ir import Shape
 from .common import pixel_layout
 from .pool import AverageScale
@@ -120,8 +121,8 @@ class GlobalAveragePool(wiring.Component):
         self._scale = AverageScale(np.full((1, 1), self._sum.pixels), self._sum.groups,
                                    self._sum.out_bits, bits, lanes)
         self.out_shape = Shape(shape.c, 1, 1)
-        self.cycles_per_frame = self._sum.pixels * self._sum.groups
-        self.latency = (self._sum.pixels - 1) * self._sum.groups + self._sum.latency + self._scale.latency
+        self.geometry = geometry.global_pool(shape, lanes)
+        self.cycles_per_frame, self.latency = self.geometry.cycles_per_frame, self.geometry.latency
         super().__init__({
             "i": In(stream.Signature(pixel_layout(bits, lanes))),
             "o": Out(stream.Signature(pixel_layout(bits, lanes))),

@@ -27,7 +27,7 @@ Every register after the input buffer advances on one enable, ``advance = ~o.val
 
 Rate (both streams unstalled), with G = H / coarse_out groups and K beats per group:
 ``cycles_per_step = G·K + stall``, ``stall = max(0, DEPENDENCY + coarse_out - I / coarse_in)``
-for every step but a frame's first (`model.lstm_cycles`), DEPENDENCY = the cycles from a step's
+for every step but a frame's first (`geometry.LSTMGeometry`), DEPENDENCY = the cycles from a step's
 last beat to its last h being readable.
 """
 
@@ -36,8 +36,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .. import golden
-from ..model import LSTM_PIPELINE, lstm_cycles
+from .. import geometry, golden
+from ..geometry import LSTM_PIPELINE
 from .common import balanced_sum, pixel_layout, round_shift, saturate
 from .nonlinear import Interpolator
 
@@ -78,7 +78,7 @@ class LSTMCell(wiring.Component):
     Attributes
     ----------
     cycles_per_step, cycles_per_frame, latency : int
-        `model.lstm_cycles`: steady-state cycles per step and per frame with both streams
+        `geometry.LSTMGeometry`: steady-state cycles per step and per frame with both streams
         unstalled, and cycles from the first input beat to the frame's last output beat.
     """
 
@@ -98,8 +98,9 @@ class LSTMCell(wiring.Component):
         self.in_bits, self.bits, self.wq, self.shifts = in_bits, bits, wq, shifts
         self.h0, self.c0 = np.asarray(h0, np.int64), np.asarray(c0, np.int64)
         self.coarse_in, self.coarse_out = coarse_in, coarse_out
-        self.cycles_per_step, self.cycles_per_frame, self.latency = lstm_cycles(
-            n_in, hidden, steps, coarse_in, coarse_out, last)
+        self.geometry = g = geometry.lstm(n_in, hidden, steps, coarse_in, coarse_out, last)
+        self.cycles_per_step, self.cycles_per_frame, self.latency = (
+            g.cycles_per_step, g.cycles_per_frame, g.latency)
         super().__init__({"i": In(stream.Signature(pixel_layout(in_bits, coarse_in))),
                           "o": Out(stream.Signature(pixel_layout(bits, 1)))})
 

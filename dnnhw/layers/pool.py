@@ -11,7 +11,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .. import golden
+from .. import geometry, golden
 from .common import pixel_layout, round_shift, saturate, window_layout
 from .sliding_window import SlidingWindow
 
@@ -208,7 +208,8 @@ class Pool(wiring.Component):
     cycles_per_frame : int
         H_pad · W_pad · C/lanes, the sliding window's rate (exact when never stalled).
     latency : int
-        The sliding window's latency plus 1 (max) or 3 (average) (exact).
+        The sliding window's latency plus 1 (max) or 3 (average) (exact,
+        `geometry.PoolGeometry`).
     """
 
     def __init__(self, shape, kernel, stride, pads, bits, lanes, kind="max", count_include_pad=False):
@@ -228,8 +229,8 @@ class Pool(wiring.Component):
                                  f"padding {tuple(pads)}; an average excluding padding is undefined")
             self._stages["scale"] = AverageScale(divisors, window.groups, reduce.out_bits, bits, lanes)
         self.out_shape = window.out_shape
-        self.cycles_per_frame = window.cycles_per_frame
-        self.latency = window.latency + sum(stage.latency for stage in list(self._stages.values())[1:])
+        self.geometry = geometry.pool(shape, kernel, stride, pads, lanes, kind)
+        self.cycles_per_frame, self.latency = self.geometry.cycles_per_frame, self.geometry.latency
         super().__init__({
             "i": In(stream.Signature(pixel_layout(bits, lanes))),
             "o": Out(stream.Signature(pixel_layout(bits, lanes))),

@@ -19,6 +19,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .. import geometry
 from ..ir import Shape
 from .common import pixel_layout, window_layout
 
@@ -160,16 +161,16 @@ class SlidingWindow(wiring.Component):
 
     Attributes
     ----------
+    geometry : geometry.Window
     out_shape : ir.Shape
         (C, H_out, W_out) with H_out = (H_pad - kh) // sh + 1, W_out likewise.
     cycles_per_frame : int
         H_pad · W_pad · C/lanes: one padded word per cycle, when the input is always valid and
         the output always ready (exact).
     latency : int
-        Cycles from the first input transfer to the first output transfer at that rate (exact):
-        ((kh - 1 - top) · W_pad + kw - 1 - left) · C/lanes + 1. It is negative when a whole
-        window lies in the top padding: that window leaves while the first input beat is
-        offered but not yet taken.
+        Cycles from the first input transfer to the first output transfer at that rate (exact,
+        `geometry.Window.latency`); negative when a whole window lies in the top padding: that
+        window leaves while the first input beat is offered but not yet taken.
     """
 
     def __init__(self, shape, kernel, stride, pads, bits, lanes, pad_value=0):
@@ -188,10 +189,10 @@ class SlidingWindow(wiring.Component):
                              f"{self.padded[0]}x{self.padded[1]}")
         if not -(1 << (bits - 1)) <= pad_value < 1 << (bits - 1):
             raise ValueError(f"SlidingWindow: pad_value {pad_value} does not fit in {bits} bits")
-        self.groups = c // lanes
-        self.out_shape = Shape(c, (self.padded[0] - kh) // sh + 1, (self.padded[1] - kw) // sw + 1)
-        self.cycles_per_frame = self.padded[0] * self.padded[1] * self.groups
-        self.latency = ((kh - 1 - top) * self.padded[1] + kw - 1 - left) * self.groups + 1
+        self.geometry = walk = geometry.window(self.shape, kernel, stride, pads, lanes)
+        self.groups = walk.groups
+        self.out_shape = Shape(c, walk.out_h, walk.out_w)
+        self.cycles_per_frame, self.latency = walk.cycles_per_frame, walk.latency
         super().__init__({
             "i": In(stream.Signature(pixel_layout(bits, lanes))),
             "o": Out(stream.Signature(window_layout(bits, lanes, kh * kw))),

@@ -86,11 +86,12 @@ def test_dsps_left_over_take_back_logic_multipliers(dsp):
     found = explore(graph, board, cap=0.8)
     space = Space(graph, board.family)
     limit = np.array([found.limit[k] for k in KINDS])
-    assert any(f.logic_multipliers for f in found.plan.values()) or found.resources["dsp"] < limit[2]
+    assert (any(f.impl.logic_multipliers for f in found.plan.values())
+            or found.resources["dsp"] < limit[2])
     for name, folding in found.plan.items():
-        if folding.logic_multipliers:
-            fewer = {**found.plan, name: dataclasses.replace(
-                folding, logic_multipliers=folding.logic_multipliers - 1)}
+        if folding.impl.logic_multipliers:
+            fewer = {**found.plan, name: folding.with_impl(
+                logic_multipliers=folding.impl.logic_multipliers - 1)}
             assert not np.all(space.resources(fewer) <= limit)
 
 

@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import torch_models
-from dnnhw import golden, ir, quant
+from dnnhw import golden, ops, quant
 from dnnhw.errors import UserError
 from dnnhw.frontend import load, onnxruntime_outputs
 from dnnhw.ir import Format, Graph, Layer, Shape, WeightQuant
@@ -201,7 +201,7 @@ def test_torch_layers_and_shapes(exported):
         assert layer.bias.shape == (4 * hidden,)
         assert layer.attrs["h0"] is None and layer.attrs["c0"] is None   # PyTorch's zero states
         assert graph.shapes[layer.inputs[0]].h == 1
-        assert ir.macs(graph, layer) == layer.weight.size * graph.in_shape(layer).w
+        assert ops.macs(graph, layer) == layer.weight.size * graph.in_shape(layer).w
 
 
 def test_torch_weights_in_onnx_gate_order(exported):
@@ -400,7 +400,7 @@ def test_hand_built_layers(hand_built, name):
     assert tuple(graph.shapes[graph.input]) == (n_in, 1, steps)
     assert graph.input_frame_shape == (steps, n_in)
     for layer in lstm_layers(graph):
-        assert ir.macs(graph, layer) == layer.weight.size * graph.in_shape(layer).w
+        assert ops.macs(graph, layer) == layer.weight.size * graph.in_shape(layer).w
 
 
 @pytest.mark.parametrize("name", sorted(HAND_CASES))

@@ -7,7 +7,7 @@ last step's), one unit per beat.
 
 - amaranth.sim (default): small shapes, foldings, 4/8/16 bits, initial states, last-only.
 - cocotb + Verilator (default): sequences of 20+ steps, bit-exact under random stalls on both
-  streams; unstalled, cycles per frame and latency exactly `model.lstm_cycles`.
+  streams; unstalled, cycles per frame and latency exactly `geometry.lstm`.
 - cocotb + Verilator (slow): hidden and input sizes up to 256.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from dnnhw import golden, model, quant
+from dnnhw import geometry, golden, model, quant
 from dnnhw.ir import Graph, Layer, Shape
 from dnnhw.layers.lstm import LSTMCell
 from dnnhw.sim import run_stream_bench, to_beats
@@ -129,7 +129,8 @@ def test_cycles_per_step_formula():
     """A step is G·K beats plus the recurrence stall; only a frame's first step runs without it."""
     case = Case(2, 8, 21, (1, 8), frames=2)     # K = 10, I/ci = 2: stall = 15 + 8 - 2
     _, dut = cell(case)
-    per_step, per_frame, _ = model.lstm_cycles(2, 8, 21, 1, 8, False)
+    g = geometry.lstm(2, 8, 21, 1, 8, False)
+    per_step, per_frame = g.cycles_per_step, g.cycles_per_frame
     assert (per_step, per_frame) == (10 + 21, 21 * 10 + 20 * 21)
     assert dut.cycles_per_step == per_step and dut.cycles_per_frame == per_frame
     _, free = check_bench(case, "lstm_stall")

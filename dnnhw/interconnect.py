@@ -1,0 +1,169 @@
+"""Interconnect planning: what `accel.Accelerator` puts on every edge of the graph.
+
+For a graph and a plan (layer name → `Folding`), every tensor → reader connection gets the
+producer's and the reader's lanes (a `LaneConverter` where they differ) and a FIFO depth: deep
+enough that forked branches cannot deadlock, that a windowed layer's producer never waits on it,
+and that a layer as slow as the network loses no cycles to a moment's stall downstream. Plain
+Python over the op registry, like the performance model that reads these edges.
+"""
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ops
+from .folding import Folding
+from .pixel_timing import after
+
+
+__all__ = ["Edge", "edges"]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A tensor's connection to one reader, with what `accel.Accelerator` puts on it.
+
+    Attributes
+    ----------
+    tensor : str
+    reader : str or None
+        The reading layer's name; None for the accelerator's output port.
+    port : str
+        The reader's input port ("i", or "i0", "i1", … for layers with several inputs).
+    lanes_from, lanes_to : int
+        The producer's lanes and the reader's; a `LaneConverter` sits between when they differ.
+    fifo_depth : int
+        Beats of the `StreamFIFO` on the edge (0 for none), of `fifo_lanes` channels: the FIFO
+        sits on the wide side of the converter, so that a narrowing converter (one beat out per
+        cycle) never throttles a producer that delivers in bursts. On every branch of a forked
+        tensor and every input of a join: one frame of the tensor, +4. One frame bounds how far
+        one branch can run ahead of another, since every block finishes a frame's output before
+        it needs the next frame's input, so the branches cannot deadlock. Into a windowed layer:
+        the rows it cannot take yet (`_tail_depth`). Out of a layer as slow as the network
+        (`_NO_SLACK`): at least one row of the tensor. On a narrowing edge: at least
+        `_NARROWING_DEPTH`.
+    """
+    tensor: str
+    reader: str
+    port: str
+    lanes_from: int
+    lanes_to: int
+    fifo_depth: int
+
+    @property
+    def fifo_lanes(self):
+        """Channels per beat of the edge's FIFO: the wider side's."""
+        return max(self.lanes_from, self.lanes_to)
+
+
+def edges(graph, plan):
+    """Every tensor → reader connection of `graph` under `plan` (see `Edge`), in graph order."""
+    fold = {layer.name: plan.get(layer.name, Folding()) for layer in graph.layers}
+    first = graph.consumers(graph.input)[0]
+    lanes = {graph.input: ops.get(first.op).in_lanes(fold[first.name])}
+    for layer in graph.layers:
+        lanes[layer.output] = ops.get(layer.op).out_lanes(fold[layer.name])
+    cycles = {layer.name: ops.geometry(graph, layer, fold[layer.name]).cycles_per_frame
+              for layer in graph.layers}
+    rate = max(cycles.values())
+    out = []
+    for tensor in [graph.input, *(layer.output for layer in graph.layers)]:
+        readers = graph.consumers(tensor) + ([None] if tensor == graph.output else [])
+        for reader in readers:
+            if reader is None:
+                out.append(Edge(tensor, None, "o", lanes[tensor], lanes[tensor], 0))
+                continue
+            join = len(readers) > 1 or len(reader.inputs) > 1
+            port = f"i{reader.inputs.index(tensor)}" if len(reader.inputs) > 1 else "i"
+            lanes_to = ops.get(reader.op).in_lanes(fold[reader.name])
+            if join:
+                depth = graph.shapes[tensor].size // lanes_to + 4
+            elif tensor == graph.input:     # the host waits without losing anything
+                depth = 0
+            else:
+                depth = _tail_depth(graph, reader, fold[reader.name], cycles[reader.name],
+                                    lanes_to, rate)
+                producer = graph.producer(tensor)
+                if cycles[producer.name] >= (1 - _NO_SLACK) * rate:
+                    row = graph.shapes[tensor].w * graph.shapes[tensor].c // lanes_to
+                    depth = max(depth, row + 4)
+            wide = max(lanes[tensor], lanes_to)
+            depth = -(-depth * lanes_to // wide)            # in beats of the wider side
+            if lanes[tensor] > lanes_to:
+                depth = max(depth, _NARROWING_DEPTH)
+            out.append(Edge(tensor, reader.name, port, lanes[tensor], lanes_to, depth))
+    return out
+
+
+#: Wide beats queued before every narrowing lane converter: a pooled row arrives in a burst.
+_NARROWING_DEPTH = 16
+
+#: A layer within this fraction of the network's rate has no time to spare: its output gets a
+#: row of queue (`edges`), so that a moment's stall downstream costs it no cycles.
+_NO_SLACK = 0.02
+
+
+def _tail_depth(graph, layer, folding, cycles, lanes, rate):
+    """Beats to queue before a windowed layer so that its producer never waits on it.
+
+    Its producer, at the network's `rate` (cycles per frame), delivers rows evenly; rows
+    delivered before the layer can take them must wait in a queue, or the producer stalls — and
+    a producer as slow as the network cannot make that time up.
+
+    - A layer bound by its window (pooling; a conv whose engine keeps up) takes input as fast
+      as it walks the padded frame, except while it walks the bottom and top padding rows: what
+      arrives meanwhile waits. (Its own spare time per frame does not help: the blocks between
+      it and the network's slowest layer hold almost nothing, so that layer would stall.)
+    - A layer bound by its engine takes rows at the engine's pace (`_waiting_rows`).
+
+    0 for layers without a window (`Op.window`).
+    """
+    found = ops.get(layer.op).window(graph, layer, folding)
+    if found is None:
+        return 0
+    walk, engine_bound = found
+    shape = graph.in_shape(layer)
+    top, _, bottom, _ = walk.pads
+    if engine_bound:
+        rows = _waiting_rows(shape.h, walk.out_h, walk.kernel[0], walk.stride[0], top, cycles,
+                             rate)
+    else:
+        padding_walk = (top + bottom) * walk.cols * (shape.c // lanes)
+        rows = math.ceil(padding_walk * shape.h / rate)
+    return math.ceil(rows * shape.w * shape.c / lanes) + 4 if rows else 0
+
+
+@functools.lru_cache(maxsize=65536)
+def _waiting_rows(h, h_out, kh, sh, top, cycles, rate, frames=3):
+    """Most input rows delivered but not yet taken at any time (see `_tail_depth`).
+
+    Row r of frame k arrives at P = k·rate + (r+1)·rate/h. Output row i needs rows up to
+    need(i) = min(h-1, i·sh + kh-1-top) and takes Q = cycles/h_out cycles, ending at
+    E_i = max(P(need(i)), E_{i-1}) + Q (row after row, across frames). The window runs only a
+    few windows ahead of the engine: it takes row need(i) while output row i is computed (from
+    E_i - Q), and a row no window ends in once the windows before it are out (from E_j, j the
+    last output row before it, in this frame or the previous one); or on arrival if later.
+    Frame 0 is left out (a start-up transient).
+    """
+    per_row = cycles / h_out
+    r, i = np.arange(h), np.arange(h_out)
+    arrive = (r + 1) * rate / h
+    need = np.minimum(h - 1, i * sh + kh - 1 - top)
+    ready = np.concatenate([arrive[need] + k * rate for k in range(frames)]) + per_row
+    ends = after(ready, per_row)
+    emits = i * sh + kh - 1 - top                       # input row each output row ends in
+    before = np.searchsorted(emits, r, side="left") - 1 # last output row ending above row r
+    ends_in = np.searchsorted(emits, r, side="left")    # output row ending in row r, if any
+    ends_here = (ends_in < h_out) & (emits[np.minimum(ends_in, h_out - 1)] == r)
+    times, got = [], []
+    for k in range(1, frames):
+        row_end = ends[k * h_out + before]              # before = -1: the previous frame's last
+        taken = np.where(ends_here, ends[k * h_out + np.minimum(ends_in, h_out - 1)] - per_row,
+                         row_end)
+        times.append(arrive + k * rate)
+        got.append(np.where(taken > times[-1] + 0.5, taken, times[-1]))
+    times, got = np.concatenate(times), np.sort(np.concatenate(got))
+    waiting = np.searchsorted(times, times, side="right") - np.searchsorted(got, times, side="right")
+    return int(np.max(waiting))

@@ -1,0 +1,75 @@
+"""concat: tensors of one height and width joined over channels (`layers.concat.Concat`).
+
+Folding: lanes dividing every input's C. Cycles per frame H·W·ΣC_i/lanes; latency 1. The output
+takes the coarsest of the inputs' formats; each input is round-shifted to it and saturated.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import geometry, golden, resources
+from ..ir import Format
+from . import register
+from ._base import LanesOp
+
+
+@dataclass(frozen=True)
+class ConcatSpec:
+    """(bits, round shift to the output) per input, the output's bits, the most channels of an
+    input."""
+    inputs: tuple
+    bits_out: int
+    channels: int
+
+
+class ConcatOp(LanesOp):
+    name = "concat"
+    attrs = "inputs concatenated over channels"
+
+    def geometry(self, graph, layer, folding):
+        return geometry.concat([graph.shapes[t] for t in layer.inputs], folding.coarse_in)
+
+    def timing(self, graph, layer, folding, ins):
+        return ins[0][0] + 1, np.max([last for _, last in ins], axis=0) + 1
+
+    def output_format(self, graph, layer, bits, measured):
+        fmts = [graph.formats[t] for t in layer.inputs]
+        return Format(max(f.bits for f in fmts), min(f.frac for f in fmts))
+
+    def spec(self, graph, layer):
+        fmt_out = graph.formats[layer.output]
+        fmts = [graph.formats[t] for t in layer.inputs]
+        return ConcatSpec(tuple((f.bits, f.frac - fmt_out.frac) for f in fmts), fmt_out.bits,
+                          max(graph.shapes[t].c for t in layer.inputs))
+
+    def features(self, spec, folding, family):
+        t = resources.Features()
+        lanes = folding.coarse_in
+        t.add("part:concat", 1)
+        resources.counter(t, len(spec.inputs))
+        resources.counter(t, spec.channels // lanes)
+        for bits, shift in spec.inputs:
+            resources.saturate(t, lanes, resources.round_shift(t, lanes, bits, shift),
+                               spec.bits_out)
+        resources.mux(t, lanes * spec.bits_out, len(spec.inputs), family)
+        t.add("reg", lanes * spec.bits_out + 1)
+        t.add("handshake", len(spec.inputs) + 1)
+        return t
+
+    def run(self, graph, layer, xs):
+        fmt_out = graph.formats[layer.output]
+        parts = [golden.round_shift(v, graph.formats[t].frac - fmt_out.frac)
+                 for v, t in zip(xs, layer.inputs)]
+        return golden.saturate(np.concatenate(parts, axis=0), fmt_out.bits)
+
+    def run_float(self, graph, layer, xs):
+        return np.concatenate(xs, axis=0)
+
+    def block(self, graph, layer, folding):
+        from ..layers.concat import Concat
+        return Concat([graph.shapes[t] for t in layer.inputs], folding.coarse_in,
+                      [graph.formats[t] for t in layer.inputs], graph.formats[layer.output])
+
+
+register(ConcatOp())
