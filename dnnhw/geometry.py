@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 
-__all__ = ["TREE_RADIX", "ACTIVATION_LATENCY", "LSTM_PIPELINE", "tree_stages", "signed_bits",
+__all__ = ["TREE_RADIX", "ACTIVATION_LATENCY", "HARD_SIGMOID_LATENCY", "LSTM_PIPELINE", "tree_stages", "signed_bits",
            "Window", "window", "Engine", "engine", "queue_depth", "ConvGeometry", "conv", "POOL_STAGES", "PoolGeometry", "pool", "Stream",
            "global_pool", "elementwise", "concat", "FCGeometry", "fc",
            "LSTMGeometry", "lstm", "fifo_latency", "converter_latency"]
@@ -26,6 +26,9 @@ TREE_RADIX = 4
 
 #: Latency of the elementwise `Activation` block per kind.
 ACTIVATION_LATENCY = {"relu": 1, "clamp": 1, "leaky_relu": 2, "sigmoid": 4, "tanh": 4}
+
+#: `HardSigmoid`: the product-and-bias register, then the output register.
+HARD_SIGMOID_LATENCY = 2
 
 #: `LSTMCell`: cycles from a group's last beat to its first unit's output beat (5 engine stages,
 #: the serializer, 10 state-update stages, the output register).

@@ -25,6 +25,8 @@ Fixed-point rules (a format (bits, frac) means value = integer × 2**-frac):
   H×W.
 - Add: both inputs are left-shifted to the larger frac, added exactly, then round-shifted to the
   output format and saturated. Concat round-shifts each input to the output format and saturates.
+- HardSigmoid: ``clip(round_shift(x·alpha_q + beta_q, s), 0, 1)`` in the output format, the
+  constants at LEAKY_FRAC fractional bits (`hard_sigmoid`). Output format (bits, bits - 1).
 - Sigmoid and tanh: linear interpolation in a table of 2**TABLE_BITS + 1 samples over [-R, R]
   (`nonlinear_table`); inputs beyond clamp to the ends. Output format (bits, bits - 1).
 - LSTM (`lstm_step`), with b the layer's bits: hidden state h and the gates in G = (b, b - 1),
@@ -46,7 +48,7 @@ from .ir import Format
 __all__ = [
     "LEAKY_FRAC", "TABLE_BITS", "NONLINEAR_RANGE",
     "round_half_up", "quantize", "dequantize", "saturate", "round_shift",
-    "requant_shift", "clamp_bounds", "leaky_alpha", "leaky_floor", "avg_multiplier", "avg_divisors",
+    "requant_shift", "clamp_bounds", "leaky_alpha", "leaky_floor", "hard_sigmoid", "hard_sigmoid_constants", "avg_multiplier", "avg_divisors",
     "nonlinear_table", "segment_shift", "nonlinear", "nonlinear_float", "window_view",
     "LSTM_CELL_INT", "lstm_formats", "lstm_shifts", "lstm_initial", "lstm_step",
     "run_layer", "run_layer_float", "run_fixed", "run_float", "run", "input_to_chw", "output_to_onnx", "float_error",
@@ -124,6 +126,23 @@ def leaky_floor(alpha_q, bits):
         return -1
     bound = 1 << (bits - 1)         # |y·alpha_q| ≥ bound·2**LEAKY_FRAC saturates (-lo = hi + 1)
     return -((bound << LEAKY_FRAC) // abs(alpha_q)) - 1
+
+
+def hard_sigmoid(x, fmt_in, fmt_out, alpha, beta):
+    """HardSigmoid, max(0, min(1, alpha·x + beta)), of integers `x` in `fmt_in` as integers in
+    `fmt_out`: ``saturate(clip(round_shift(x·alpha_q + beta_q, s), 0, 2**frac_out))`` with
+    alpha_q = round(alpha·2**LEAKY_FRAC), beta_q = round(beta·2**(LEAKY_FRAC + frac_in)) and
+    s = LEAKY_FRAC + frac_in - frac_out (`hard_sigmoid_constants`)."""
+    alpha_q, beta_q, shift = hard_sigmoid_constants(fmt_in, fmt_out, alpha, beta)
+    y = round_shift(np.asarray(x, dtype=np.int64) * alpha_q + beta_q, shift)
+    return saturate(np.clip(y, 0, 1 << fmt_out.frac), fmt_out.bits)
+
+
+def hard_sigmoid_constants(fmt_in, fmt_out, alpha, beta):
+    """(alpha_q, beta_q, shift) of `hard_sigmoid`."""
+    alpha_q = int(round_half_up(alpha * 2.0 ** LEAKY_FRAC))
+    beta_q = int(round_half_up(beta * 2.0 ** (LEAKY_FRAC + fmt_in.frac)))
+    return alpha_q, beta_q, LEAKY_FRAC + fmt_in.frac - fmt_out.frac
 
 
 def avg_multiplier(n):

@@ -19,7 +19,7 @@ refused.
 import numpy as np
 from onnx import helper
 
-from .. import golden
+from .. import golden, ops
 from ..errors import UserError
 from ..ir import Layer, Shape
 
@@ -343,6 +343,12 @@ class _Mapper:
         x = self.data(node)
         self.emit(node, op, [x], self.shapes[x], hwc=node.input[0] in self.hwc, attrs=attrs)
 
+    def unary(self, op, attrs):
+        """The handler of an ONNX node that maps to one elementwise `op` of the registry
+        (`Op.onnx`), its attributes read by `attrs`."""
+        return lambda node: self.activation(node, op, **attrs(lambda name, default=None:
+                                                                 _attr(node, name, default)))
+
     def clip(self, node):
         if self.model.opset >= 11:
             lo, hi = self.const(node, 1, "min"), self.const(node, 2, "max")
@@ -568,10 +574,6 @@ class _Mapper:
             "BatchNormalization": self.batchnormalization,
             "Add": self.elementwise, "Sub": self.elementwise, "Mul": self.elementwise,
             "Div": self.elementwise,
-            "Relu": lambda n: self.activation(n, "relu"),
-            "LeakyRelu": lambda n: self.activation(n, "leaky_relu", alpha=_attr(n, "alpha", 0.01)),
-            "Sigmoid": lambda n: self.activation(n, "sigmoid"),
-            "Tanh": lambda n: self.activation(n, "tanh"),
             "Clip": self.clip,
             "MaxPool": self.maxpool, "AveragePool": self.averagepool,
             "GlobalAveragePool": lambda n: self.global_pool(n, "global_avgpool"),
@@ -582,6 +584,7 @@ class _Mapper:
             "Gather": self.gather, "Slice": self.slice, "LSTM": self.lstm,
             "Softmax": self.softmax, "LogSoftmax": self.softmax,
             **{layout_op: self.layout for layout_op in _LAYOUT_OPS},
+            **{onnx_op: self.unary(name, attrs) for onnx_op, (name, attrs) in ops.unary().items()},
         }
         if node.domain not in ("", "ai.onnx") or op not in handlers:
             inputs = ", ".join(name or "''" for name in node.input)

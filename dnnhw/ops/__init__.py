@@ -13,7 +13,7 @@ import pkgutil
 from ._base import LanesOp, Op
 
 
-__all__ = ["Op", "LanesOp", "register", "get", "names", "check", "geometry", "macs"]
+__all__ = ["Op", "LanesOp", "register", "get", "names", "unary", "check", "geometry", "macs"]
 
 
 _REGISTRY = {}
@@ -38,6 +38,13 @@ def get(name):
 def names():
     """Every registered op's name, sorted."""
     return sorted(_REGISTRY)
+
+
+def unary():
+    """ONNX op type → (op name, attribute reader) of every registered op that maps one-to-one
+    from a single-input ONNX node (`Op.onnx`)."""
+    return {onnx_op: (op.name, attrs) for op in _REGISTRY.values()
+            for onnx_op, attrs in op.onnx.items()}
 
 
 def check(graph, layer, folding):

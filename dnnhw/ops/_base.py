@@ -29,10 +29,15 @@ class Op:
         Its attributes (`Layer.attrs`), for the documentation.
     weighted : bool
         It has weights, multipliers and the engine's `Implementation` options (conv, fc).
+    onnx : dict
+        ONNX op type → attribute reader, for an elementwise op that a single-input ONNX node
+        maps to one-to-one: the reader takes ``attr(name, default)`` and returns the layer's
+        attrs. Ops the frontend maps itself (convolutions, pooling, ...) leave it empty.
     """
     name = None
     attrs = ""
     weighted = False
+    onnx = {}
 
     # -- parallelism ---------------------------------------------------------------------------
 

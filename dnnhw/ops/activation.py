@@ -75,6 +75,7 @@ class Rectifier(KeepsFormat, ActivationOp):
 
 class ReLU(Rectifier):
     name = "relu"
+    onnx = {"Relu": lambda attr: {}}
 
     def datapath(self, t, spec, lanes, family):
         resources.mux(t, lanes * spec.bits_out, 2, family)
@@ -97,6 +98,7 @@ class Clamp(Rectifier):
 class LeakyReLU(Rectifier):
     name = "leaky_relu"
     attrs = "alpha"
+    onnx = {"LeakyRelu": lambda attr: {"alpha": attr("alpha", 0.01)}}
 
     def spec(self, graph, layer):
         fmt_in, fmt_out = graph.formats[layer.inputs[0]], graph.formats[layer.output]
@@ -119,6 +121,7 @@ class Nonlinear(UnitFormat, ActivationOp):
 
     def __init__(self, name):
         self.name = name
+        self.onnx = {name.capitalize(): lambda attr: {}}
 
     def spec(self, graph, layer):
         fmt_in, fmt_out = graph.formats[layer.inputs[0]], graph.formats[layer.output]
