@@ -1,14 +1,14 @@
 """An LSTM layer: a sequence streams in one time step after another, hidden states stream out.
 
 The cell computes exactly what `golden.lstm_step` computes, step after step, with its state kept
-on chip. It is four stages in a row and the hidden-state memory they share:
+on chip. It is three stages in a row and the hidden-state memory they share:
 
 - `GateEngine`: per step, for each group of `coarse_out` hidden units, one beat per cycle over
   the words of [x_t; h_{t-1}] (``K = (I + H) / coarse_in`` beats): 4·coarse_out·coarse_in
   multipliers (the four gates of every unit of the group), accumulators loaded with the bias
-  on the group's first beat, and out one beat of the group's 4·coarse_out sums. x_t comes from
-  a `PixelBuffer` (`pixel_buffer.py`, as in the conv engine): two input vectors of `coarse_in`
-  features per word, one filled from the input stream while the other is read.
+  on the group's first beat, and one output beat per group with its 4·coarse_out sums. x_t
+  comes from a `PixelBuffer` (`pixel_buffer.py`, as in the conv engine): two input vectors of
+  `coarse_in` features per word, one filled from the input stream while the other is read.
 - `GateSerializer`: a group's sums, round-shifted to the pre-activations z, leave one unit per
   cycle (``coarse_out ≤ K`` keeps it ahead of the engine).
 - `StateUpdate`, one unit per cycle: sigmoid and tanh `Interpolator`s for the gates, the cell
