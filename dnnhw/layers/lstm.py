@@ -183,7 +183,7 @@ class GateEngine(wiring.Component):
     o : Out(stream.Signature(group_layout(acc_bits, coarse_out)))
         One beat per group, `depth` cycles after the group's last beat issues. `o.ready` is the
         engine's enable: every register after the pixel buffer advances exactly when it is high
-        (so it must not depend on `o.valid`).
+        (so a consumer must not wait for `o.valid` to raise it).
 
     Attributes
     ----------
