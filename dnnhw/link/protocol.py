@@ -190,24 +190,13 @@ class RequestReceiver(wiring.Component):
         crc, next_crc = Signal(16), Signal(16)
         index = Signal(range(max(self.length, 2)))   # byte of the field being received
         low = Signal(8)                               # the byte before this one
-        idle = Signal(range(self.timeout + 1))        # cycles since the last byte
         quiet, in_flight = Signal(), Signal()
         report, code = self._status_queue(m)
+        timed_out = self._idle_timer(m)
+        write, feeding = self._frame_buffer(m, index, low)
         m.d.comb += [self.i.ready.eq(1), next_crc.eq(_crc16_next(crc, byte))]
-        with m.If(got):
-            m.d.sync += idle.eq(0)
-        with m.Elif(idle != self.timeout):
-            m.d.sync += idle.eq(idle + 1)
         with m.If(self.done):
             m.d.sync += in_flight.eq(0)
-
-        m.submodules.buffer = buffer = memory.Memory(shape=unsigned(self.bits), depth=self.count,
-                                                     init=[])
-        write = buffer.write_port()
-        per_value = value_bytes(self.bits)
-        m.d.comb += [write.addr.eq(index >> (per_value - 1)),
-                     write.data.eq((Cat(low, byte) if per_value == 2 else byte)[:self.bits])]
-        feeding = self._feeder(m, buffer)
 
         def reject(status):
             m.d.comb += [report.eq(1), code.eq(status)]
@@ -242,16 +231,17 @@ class RequestReceiver(wiring.Component):
                             reject(Status.BUSY)
                         with m.Else():
                             m.next = "PAYLOAD"
-                with m.Elif(idle == self.timeout):
+                with m.Elif(timed_out):
                     reject(Status.TIMEOUT)
             with m.State("PAYLOAD"):
                 with m.If(got):
                     m.d.sync += [crc.eq(next_crc), low.eq(byte), index.eq(index + 1)]
-                    m.d.comb += write.en.eq(index[0] if per_value == 2 else 1)   # a value's last byte
+                    last = index[0] if value_bytes(self.bits) == 2 else 1    # a value's last byte
+                    m.d.comb += write.en.eq(last)
                     with m.If(index == self.length - 1):
                         m.d.sync += index.eq(0)
                         m.next = "CHECK"
-                with m.Elif(idle == self.timeout):
+                with m.Elif(timed_out):
                     reject(Status.TIMEOUT)
             with m.State("CHECK"):
                 with m.If(got):
@@ -263,9 +253,33 @@ class RequestReceiver(wiring.Component):
                             m.next = "HUNT"
                         with m.Else():
                             reject(Status.BAD_CHECKSUM)
-                with m.Elif(idle == self.timeout):
+                with m.Elif(timed_out):
                     reject(Status.TIMEOUT)
         return m
+
+    def _idle_timer(self, m):
+        """Counts the cycles since the last received byte; returns a flag set once they reach
+        `timeout` (and held until the next byte)."""
+        idle = Signal(range(self.timeout + 1))
+        with m.If(self.i.valid):
+            m.d.sync += idle.eq(0)
+        with m.Elif(idle != self.timeout):
+            m.d.sync += idle.eq(idle + 1)
+        return idle == self.timeout
+
+    def _frame_buffer(self, m, index, low):
+        """The memory of one input frame and its reader (`_feeder`); returns its write port,
+        addressed by the payload's byte `index` and carrying the value that ends with the
+        received byte (after `low`, for two-byte values), whose `en` the parser sets on a
+        value's last byte, and the feeder's flag."""
+        m.submodules.buffer = buffer = memory.Memory(shape=unsigned(self.bits), depth=self.count,
+                                                     init=[])
+        write = buffer.write_port()
+        per_value = value_bytes(self.bits)
+        m.d.comb += [write.addr.eq(index >> (per_value - 1)),
+                     write.data.eq((Cat(low, self.i.payload) if per_value == 2
+                                    else self.i.payload)[:self.bits])]
+        return write, self._feeder(m, buffer)
 
     def _status_queue(self, m):
         """The queue behind `status`; returns (report, code): `code` enters it in a cycle where
