@@ -12,6 +12,7 @@ import numbers
 
 import numpy as np
 
+from . import defaults
 from .ir import macs, params
 
 
@@ -119,7 +120,6 @@ def format_table(graph):
 # -- the build report: shared text ---------------------------------------------------------------
 
 RESOURCES = ("lut", "ff", "dsp", "bram")
-DEFAULT_CAP = 0.8        # the DSE's share of the budget when the report does not say
 _UNITS = {"lut": {"xc7": "LUT6", "ecp5": "LUT4", "ice40": "LUT4"},
           "bram": {"xc7": "RAMB18", "ecp5": "DP16KD", "ice40": "4 Kbit EBR"}}
 _SYNTH_WORDS = ("synth", "yosys")
@@ -161,7 +161,7 @@ def _delta(measured, predicted):
 
 
 def _cap(report):
-    return (report.get("dse") or {}).get("cap", DEFAULT_CAP)
+    return (report.get("dse") or {}).get("cap", defaults.CAP)
 
 
 def _binding(report):
