@@ -3,13 +3,13 @@ verification in cocotb + Verilator (bit-exact, rate and latency against the mode
 design caught, and bad input ending in one line with nothing left behind."""
 
 import json
-import pickle
 import shutil
 
 import onnx
 import pytest
 
 import onnx_models
+from dnnhw import record
 from test_cli import DIGITS, assert_user_error, dnnhw
 
 REPORT_KEYS = {"network", "board", "device", "clock_mhz", "objective", "macs_per_frame", "params",
@@ -76,15 +76,10 @@ def test_verify_catches_a_flipped_weight(digits_build, tmp_path):
 
     folder = tmp_path / "broken"
     shutil.copytree(digits_build[0], folder)
-    with open(folder / "design" / "graph.pkl", "rb") as f:
-        graph = pickle.load(f)
-    design = json.loads((folder / "design" / "design.json").read_text())
-    from dnnhw.model import Folding
-    plan = {name: Folding(*f) for name, f in design["plan"].items()}
-    layer = graph.layers[0]
-    layer.wq.weight[0, 0, 1, 1] ^= -128                 # flip the sign bit of one 8-bit weight
+    saved = record.read(folder / "design")
+    saved.graph.layers[0].wq.weight[0, 0, 1, 1] ^= -128   # flip the sign bit of one 8-bit weight
     (folder / "rtl" / "dnnhw_accel.v").write_text(
-        verilog.convert(Accelerator(graph, plan), name="dnnhw_accel", emit_src=False))
+        verilog.convert(Accelerator(saved.graph, saved.plan), name="dnnhw_accel", emit_src=False))
     result = dnnhw("verify", folder, "--frames", "3")
     assert result.returncode == 1
     assert "verification FAILED" in result.stderr and "frames differ" in result.stderr
