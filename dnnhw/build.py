@@ -1,4 +1,4 @@
-"""`dnnhw build`: ONNX → quantized graph → DSE plan → accelerator Verilog → Yosys → report; and
+"""`dnnhw build`: ONNX → quantized graph → DSE plan → accelerator Verilog → Yosys → report.
 `dnnhw build --plan`: the same from a build's record, without the first three stages.
 
 `front` is the front of every command that reads a network (build, explore, inspect): it
@@ -140,8 +140,8 @@ def replay(plan, out=None, synth=True):
         raise UserError(f"{plan}: the plan does not fit the graph: {error}") from None
     used = dse.Space(saved.graph, board.family).resources(saved.plan)
     try:
-        found = dse.Exploration(plan=saved.plan, perf=perf, resources=dict(zip(dse.KINDS, map(int, used))),
-                                **saved.search)
+        found = dse.Exploration(plan=saved.plan, perf=perf,
+                                resources=dict(zip(dse.KINDS, map(int, used))), **saved.search)
     except TypeError as error:
         raise UserError(f"{plan}: not a dnnhw build record ({error})") from None
     out = pathlib.Path(out or _default_out(pathlib.Path(saved.source), board))
@@ -258,8 +258,9 @@ def _finish(folder, saved, board, found, synthesized, pnr, notes, started):
               "quant": {"bits_w": saved.bits, "bits_a": saved.bits,
                         "float_error": saved.float_error},
               "notes": notes, "build_seconds": round(time.perf_counter() - started, 2)}
-    report.pareto_plot(result["dse"]["pareto"], {**found.resources, "fps": result["predicted"]["fps"]},
-                       folder / "pareto.png", title=f"{saved.graph.name} on {board.name}")
+    chosen = {**found.resources, "fps": result["predicted"]["fps"]}
+    report.pareto_plot(result["dse"]["pareto"], chosen, folder / "pareto.png",
+                       title=f"{saved.graph.name} on {board.name}")
     write_report(folder, result)
     return result
 
@@ -333,9 +334,9 @@ def _needs(board, used):
 
 def _still_too_large(board, used, plans):
     times = "once" if plans == 1 else f"{plans} times"
-    return (f"the synthesized design does not fit {board.part}: it needs {_needs(board, used)}; planned "
-            f"{times}, holding back what synthesis found the model had missed, and no plan fits "
-            "(a lower --cap leaves more room)")
+    return (f"the synthesized design does not fit {board.part}: it needs {_needs(board, used)}; "
+            f"planned {times}, holding back what synthesis found the model had missed, and no "
+            "plan fits (a lower --cap leaves more room)")
 
 
 def _implement(accel, board, folder, synth, notes):

@@ -218,7 +218,7 @@ def explore_command(args):
                     **options)
     summary = report.design_summary(q, board, found, options.get("clock_mhz", board.clock_mhz))
     total = summary["macs_per_frame"]
-    summary["roofline_fps"] = board.dsp * summary["clock_mhz"] * 1e6 / total if total else None
+    summary["roofline_fps"] = board.dsp * (summary["clock_mhz"] * 1e6) / total if total else None
     if args.plot:
         report.pareto_plot(summary["dse"]["pareto"],
                            {**found.resources, "fps": summary["predicted"]["fps"]}, args.plot,
@@ -240,7 +240,8 @@ def _exploration_text(s):
     table = "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                                 for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
     dse = s["dse"]
-    used = ", ".join(f"{k.upper()} {p['resources'][k]:,}/{dse['limit'][k]:,}" for k in p["resources"])
+    used = ", ".join(f"{k.upper()} {p['resources'][k]:,}/{dse['limit'][k]:,}"
+                     for k in p["resources"])
     front = [q for q in dse["pareto"] if q["pareto"]]
     roof = (f", {100 * p['fps'] / s['roofline_fps']:.0f}% of the DSP roofline"
             if s["roofline_fps"] else "")

@@ -129,14 +129,15 @@ def read(path):
     design = plan_file.parent
     _require(design, [plan_file.name if name == "plan.json" else name for name in FILES])
     graph, quant, source = _graph_file(design)
+    with _reading(design / "graph.json"):
+        bits, calibration, error = quant["bits"], quant["calibration"], quant["float_error"]
     plan = _json(plan_file)
     with _reading(plan_file):
         folding = plan_from_json(graph, plan["folding"])
         board, clock, search = plan["board"], plan["clock_mhz"], plan["search"]
     with _reading(design / "frames.npy"):
         frames = _npy(design / "frames.npy")
-    return Record(source, quant["bits"], quant["calibration"], quant["float_error"], graph,
-                  frames, board, clock, search, folding)
+    return Record(source, bits, calibration, error, graph, frames, board, clock, search, folding)
 
 
 def read_graph(design):
@@ -159,8 +160,8 @@ def _require(design, names):
 
 
 class _reading:
-    """A context in which `_Corrupt`, and the errors of data missing or of the wrong kind,
-    become the UserError "FILE: not a dnnhw build record (WHY)"."""
+    """A context in which the errors of data missing or of the wrong kind (`_Corrupt` is a
+    ValueError) become the UserError "FILE: not a dnnhw build record (WHY)"."""
 
     def __init__(self, path):
         self.path = path
@@ -169,7 +170,7 @@ class _reading:
         return self
 
     def __exit__(self, kind, error, traceback):
-        if kind is not None and issubclass(kind, (_Corrupt, KeyError, TypeError, ValueError,
+        if kind is not None and issubclass(kind, (KeyError, TypeError, ValueError,
                                                   AttributeError)):
             why = f"no {error}" if kind is KeyError else str(error)
             raise UserError(f"{self.path}: not a dnnhw build record ({why})") from None

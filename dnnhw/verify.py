@@ -82,7 +82,8 @@ def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, se
 def _inputs(folder, graph, frames, data, labels):
     """(input frames, their labels or None): the first `frames` of `data`'s frames (default
     all), or of the build's calibration frames (default `defaults.FRAMES`)."""
-    inputs = quant.load_frames(graph, data) if data else np.load(folder / "design" / "frames.npy")
+    inputs = (quant.load_frames(graph, data) if data
+              else np.load(folder / "design" / "frames.npy", allow_pickle=False))
     if frames is None:
         frames = len(inputs) if data else min(defaults.FRAMES, len(inputs))
     if frames < 1:
