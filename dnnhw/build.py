@@ -1,4 +1,8 @@
 """`dnnhw build`: ONNX → quantized graph → DSE plan → accelerator Verilog → Yosys → report.
+`dnnhw build --plan`: the same from a build's record, without the first three stages.
+
+`front` is the front of every command that reads a network (build, explore, inspect): it
+loads the ONNX file, loads or synthesizes calibration frames, and quantizes.
 
 The build folder (DESIGN.md, "Command line and reports") is written whole or not at all: every
 file goes to a temporary folder beside the destination, which replaces the destination only once
@@ -7,9 +11,10 @@ the build has succeeded. Its layout:
     report.json, report.html     the report (DESIGN.md's schema, plus `dse`, `notes`, `verify`)
     pareto.png                   frames/s against DSPs of the designs the DSE swept
     rtl/dnnhw_accel.v            the accelerator: stream in `i`, stream out `o`
-    design/graph.pkl             the quantized graph golden runs (the specification of rtl/)
-    design/design.json           ports of rtl/ and the plan, for `dnnhw verify`
-    design/frames.npy            the calibration frames, the default verification inputs
+    design/graph.json, graph.npz the build record (`dnnhw.record`): the quantized graph golden
+    design/plan.json, frames.npy runs (the specification of rtl/), the plan and the DSE's facts,
+                                 the calibration frames (the default verification inputs)
+    design/design.json           ports of rtl/ and its predicted rate and latency, for `verify`
     synth/                       Yosys' log and cell counts of the accelerator (Xilinx and DSE-only
                                  boards, unless --no-synth)
     board/                       the board top. UART link: for ECP5/iCE40 the build with the
@@ -18,25 +23,27 @@ the build has succeeded. Its layout:
                                  dnnhw_axis_top.v, the accelerator behind AXI4-Stream ports
 """
 
+import dataclasses
 import json
 import math
 import os
 import pathlib
-import pickle
 import shutil
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 import numpy as np
 
-from . import dse, frontend, golden, ops, quant, report
+from . import defaults, dse, frontend, golden, model, quant, record, report
+from .boards import get_board
 from .errors import DoesNotFit, UserError
-from .ir import params
-from .ops import macs
+from .ir import Graph
 
 
-__all__ = ["build", "progress", "TOP", "AXIS_TOP", "write_report", "load_design"]
+__all__ = ["front", "Front", "SYNTHETIC_CALIBRATION", "build", "replay", "progress", "TOP",
+           "AXIS_TOP", "write_report", "load_design", "link_reserve"]
 
 #: The accelerator's Verilog module name.
 TOP = "dnnhw_accel"
@@ -47,6 +54,13 @@ AXIS_TOP = "dnnhw_axis_top"
 #: Frames of the calibration set the fixed-point error is measured on.
 _ERROR_FRAMES = 64
 
+#: What `front` warns when the formats come from synthetic frames.
+SYNTHETIC_CALIBRATION = ("no --calibration data: formats come from synthetic N(0,1) inputs, "
+                         "which may not match the network's real inputs")
+
+#: `dse.Exploration`'s fields that follow from its plan: a replay computes them again.
+_PLANNED = ("plan", "perf", "resources")
+
 
 def progress(message):
     """One line on stderr when it is a terminal (quiet in CI and in pipes)."""
@@ -54,8 +68,36 @@ def progress(message):
         print(f"dnnhw: {message}", file=sys.stderr, flush=True)
 
 
-def build(network, board, out=None, objective="throughput", bits=8, calibration=None,
-          clock_mhz=None, synth=True, cap=dse.DEFAULT_CAP, seed=0):
+class Front(NamedTuple):
+    """A network read and quantized by `front`."""
+    graph: Graph            # float, as the frontend read it
+    quantized: Graph        # its quantized copy
+    frames: np.ndarray      # the calibration frames
+    warning: str | None     # SYNTHETIC_CALIBRATION when they are synthetic, else None
+
+
+def front(network, bits=defaults.BITS, calibration=None, layer_bits=None):
+    """The ONNX file `network` loaded and quantized to `bits` (`layer_bits`: layer name → bits
+    for some layers) on the calibration frames of the .npy `calibration`, or on synthetic
+    frames (`quant.synthetic_frames`) with `SYNTHETIC_CALIBRATION` as the warning.
+
+    Raises
+    ------
+    UserError
+        For an unreadable or unsupported network, calibration frames that do not fit it, or
+        bits out of range.
+    """
+    graph = frontend.load(network)
+    if calibration:
+        frames, warning = quant.load_frames(graph, calibration), None
+    else:
+        frames, warning = quant.synthetic_frames(graph), SYNTHETIC_CALIBRATION
+    quantized = quant.quantize(graph, frames, bits=bits, layer_bits=layer_bits)
+    return Front(graph, quantized, frames, warning)
+
+
+def build(network, board, out=None, objective=defaults.OBJECTIVE, bits=defaults.BITS,
+          calibration=None, clock_mhz=None, synth=True, cap=defaults.CAP, seed=defaults.SEED):
     """Build `network` (an ONNX path) for `board` (a `boards.Board`) into `out`; returns the
     folder and the report dict.
 
@@ -66,21 +108,61 @@ def build(network, board, out=None, objective="throughput", bits=8, calibration=
         output folder that cannot be written; nothing is left behind.
     """
     network = pathlib.Path(network)
-    out = pathlib.Path(out or pathlib.Path("build") / f"{network.stem}-{board.name}")
     clock = clock_mhz or board.clock_mhz
     if clock <= 0:
         raise UserError(f"--clock must be positive, got {clock:g}")
+    out = pathlib.Path(out or _default_out(network, board))
+    return out, _staged(out, lambda folder: _build(network, board, folder, objective, bits,
+                                                   calibration, clock, synth, cap, seed))
+
+
+def replay(plan, out=None, synth=True):
+    """Build again, into `out`, what the record at `plan` (a build's design/ folder, or its
+    plan.json) holds: its quantized graph with its plan, for its board and clock, without the
+    frontend, quantization or DSE; returns the folder and the report dict, as `build` does.
+
+    The Verilog and the design/ files are the recorded build's, byte for byte (with the same
+    dnnhw); the report's numbers too but for the time taken: its quantization error and the
+    DSE's facts are the record's, the rest computed again, and a note says it was replayed.
+
+    Raises
+    ------
+    UserError
+        If the record is missing or corrupt, its plan is not one for its graph, synthesis finds
+        the design larger than the device (a replay cannot plan again), or `out` cannot be
+        written; nothing is left behind.
+    """
+    saved = record.read(plan)
+    board = get_board(saved.board)
+    try:
+        perf = model.network(saved.graph, saved.plan)
+    except ValueError as error:
+        raise UserError(f"{plan}: the plan does not fit the graph: {error}") from None
+    used = dse.Space(saved.graph, board.family).resources(saved.plan)
+    try:
+        found = dse.Exploration(plan=saved.plan, perf=perf,
+                                resources=dict(zip(dse.KINDS, map(int, used))), **saved.search)
+    except TypeError as error:
+        raise UserError(f"{plan}: not a dnnhw build record ({error})") from None
+    out = pathlib.Path(out or _default_out(pathlib.Path(saved.source), board))
+    return out, _staged(out, lambda folder: _replay(saved, board, found, plan, folder, synth))
+
+
+def _default_out(network, board):
+    return pathlib.Path("build") / f"{network.stem}-{board.name}"
+
+
+def _staged(out, work):
+    """`work(folder)`'s result, `folder` a fresh staging folder that then replaces `out`, or
+    is removed if `work` raises."""
     staging = _staging_folder(out)
     try:
-        result = _build(network, board, staging, objective, bits, calibration, clock, synth, cap,
-                        seed)
+        result = work(staging)
         _replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out, result
-
-
+    return result
 def _staging_folder(out):
     """A fresh temporary folder in `out`'s parent (so the final move is a rename)."""
     parent = out.resolve().parent
@@ -110,17 +192,11 @@ def _replace(staging, out):
 
 def _build(network, board, folder, objective, bits, calibration, clock, synth, cap, seed):
     started = time.perf_counter()
-    graph = frontend.load(network)
-    notes = list(graph.notes)
-    if calibration:
-        frames = quant.load_frames(graph, calibration)
-    else:
-        frames = quant.synthetic_frames(graph)
-        notes.append("no --calibration data: formats come from synthetic N(0,1) inputs, which "
-                     "may not match the network's real inputs")
-    q = quant.quantize(graph, frames, bits=bits)
-    sample = frames[:_ERROR_FRAMES]
-    error = golden.float_error(frontend.onnxruntime_outputs(network, graph, sample),
+    read = front(network, bits, calibration)
+    q = read.quantized
+    notes = list(q.notes) + [read.warning] * (read.warning is not None)
+    sample = read.frames[:_ERROR_FRAMES]
+    error = golden.float_error(frontend.onnxruntime_outputs(network, read.graph, sample),
                                golden.run(q, sample))
 
     reserve, used = link_reserve(q, board) or {}, None
@@ -133,12 +209,11 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
             if used is None:
                 raise
             raise UserError(_still_too_large(board, used, attempt)) from None
-        accel = _write_design(folder, q, found.plan, frames)
-        try:
-            synthesized, pnr, used = _implement(accel, board, folder, synth, notes)
-            too_large = used is not None and bool(_over(board, used))
-        except DoesNotFit as error:
-            synthesized, pnr, used, too_large = None, None, error.used, True
+        search = {f.name: getattr(found, f.name) for f in dataclasses.fields(found)
+                  if f.name not in _PLANNED}
+        saved = record.Record(str(network), bits, str(calibration) if calibration else None,
+                              error, q, read.frames, board.name, clock, search, found.plan)
+        synthesized, pnr, used, too_large = _generate(folder, saved, board, synth, notes)
         if not too_large:
             break
         if attempt == _REPLANS:
@@ -148,13 +223,44 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
         progress(note)
         for part in ("rtl", "design", "synth", "board"):
             shutil.rmtree(folder / part, ignore_errors=True)
+    return _finish(folder, saved, board, found, synthesized, pnr, notes, started)
 
-    result = _report(network, board, q, found, clock, bits, error, synthesized, pnr, notes)
-    result["build_seconds"] = round(time.perf_counter() - started, 2)
-    result["dse"]["pareto"] = [{**p, "fps": clock * 1e6 / p["cycles_per_frame"]}
-                               for p in found.pareto]
-    report.pareto_plot(result["dse"]["pareto"], {**found.resources, "fps": result["predicted"]["fps"]},
-                       folder / "pareto.png", title=f"{q.name} on {board.name}")
+
+def _replay(saved, board, found, plan, folder, synth):
+    started = time.perf_counter()
+    notes = list(saved.graph.notes) + [SYNTHETIC_CALIBRATION] * (saved.calibration is None)
+    notes.append(f"replayed the record {plan}: the frontend, quantization and DSE did not run")
+    synthesized, pnr, used, too_large = _generate(folder, saved, board, synth, notes)
+    if too_large:
+        raise UserError(f"the synthesized design does not fit {board.part}: it needs "
+                        f"{_needs(board, used)}; a replayed plan cannot change (build from the "
+                        "network to plan again)")
+    return _finish(folder, saved, board, found, synthesized, pnr, notes, started)
+
+
+def _generate(folder, saved, board, synth, notes):
+    """rtl/, design/ and the implementation (`_implement`) of the build `saved` records:
+    (synth, pnr, used, too_large), `used` the resources synthesis found the design takes (None
+    when not synthesized), `too_large` whether they exceed `board` or nextpnr could not place
+    the design."""
+    accel = _write_design(folder, saved)
+    try:
+        synthesized, pnr, used = _implement(accel, board, folder, synth, notes)
+    except DoesNotFit as error:
+        return None, None, error.used, True
+    return synthesized, pnr, used, used is not None and bool(_over(board, used))
+
+
+def _finish(folder, saved, board, found, synthesized, pnr, notes, started):
+    """The report of the build `saved` records, with pareto.png, written into `folder`."""
+    result = {**report.design_summary(saved.graph, board, found, saved.clock_mhz),
+              "source": saved.source, "synth": synthesized, "pnr": pnr,
+              "quant": {"bits_w": saved.bits, "bits_a": saved.bits,
+                        "float_error": saved.float_error},
+              "notes": notes, "build_seconds": round(time.perf_counter() - started, 2)}
+    chosen = {**found.resources, "fps": result["predicted"]["fps"]}
+    report.pareto_plot(result["dse"]["pareto"], chosen, folder / "pareto.png",
+                       title=f"{saved.graph.name} on {board.name}")
     write_report(folder, result)
     return result
 
@@ -178,21 +284,20 @@ def link_reserve(q, board):
 _REPLANS = 2
 
 
-def _write_design(folder, q, plan, frames):
-    """rtl/ and design/ of the accelerator for `plan`; returns the `Accelerator`."""
+def _write_design(folder, saved):
+    """rtl/ and design/ of the accelerator the record `saved` describes; returns the
+    `Accelerator`."""
     from amaranth.back import verilog
     from .accel import Accelerator
 
     progress("generating Verilog")
-    accel = Accelerator(q, plan)
+    accel = Accelerator(saved.graph, saved.plan)
     (folder / "rtl").mkdir()
     (folder / "rtl" / f"{TOP}.v").write_text(verilog.convert(accel, name=TOP, emit_src=False))
     design = folder / "design"
     design.mkdir()
-    with open(design / "graph.pkl", "wb") as f:
-        pickle.dump(q, f)
-    np.save(design / "frames.npy", frames)
-    (design / "design.json").write_text(json.dumps(_design_json(q, accel), indent=2))
+    record.write(design, saved)
+    (design / "design.json").write_text(json.dumps(_design_json(saved.graph, accel), indent=2))
     return accel
 
 
@@ -218,15 +323,20 @@ def _over(board, used):
     return [k for k in dse.KINDS if used[k] > board.resources[k]]
 
 
-def _still_too_large(board, used, plans):
+def _needs(board, used):
+    """What a design that synthesis found too large needs: the resources over, or (none
+    over) its logic that nextpnr could not place."""
     over = "; ".join(f"{used[k]:,} {k.upper()} of {board.resources[k]:,}"
                      for k in _over(board, used))
-    need = over or (f"{used['lut']:,} LUTs and {used['ff']:,} flip-flops, more than nextpnr "
+    return over or (f"{used['lut']:,} LUTs and {used['ff']:,} flip-flops, more than nextpnr "
                     "could place")
+
+
+def _still_too_large(board, used, plans):
     times = "once" if plans == 1 else f"{plans} times"
-    return (f"the synthesized design does not fit {board.part}: it needs {need}; planned "
-            f"{times}, holding back what synthesis found the model had missed, and no plan fits "
-            "(a lower --cap leaves more room)")
+    return (f"the synthesized design does not fit {board.part}: it needs {_needs(board, used)}; "
+            f"planned {times}, holding back what synthesis found the model had missed, and no "
+            "plan fits (a lower --cap leaves more room)")
 
 
 def _implement(accel, board, folder, synth, notes):
@@ -294,49 +404,8 @@ def _design_json(q, accel):
         "ports": {"i": {"lanes": accel.input_lanes, "bits": fi.bits},
                   "o": {"lanes": accel.output_lanes, "bits": fo.bits}},
         "input_shape": list(q.shapes[q.input]), "output_shape": list(q.shapes[q.output]),
-        "plan": {name: [f.coarse_in, f.coarse_out, f.fine] for name, f in accel.plan.items()},
         "predicted": {"cycles_per_frame": accel.perf.cycles_per_frame,
                       "latency_cycles": accel.perf.latency},
-    }
-
-
-def _report(network, board, q, found, clock, bits, error, synthesized, pnr, notes):
-    from .resources import layer_resources
-
-    perf = found.perf
-    total_macs = sum(macs(q, layer) for layer in q.layers)
-    fps = clock * 1e6 / perf.cycles_per_frame
-    layers = []
-    for layer in q.layers:
-        f, lp = found.plan[layer.name], perf.layers[layer.name]
-        layers.append({
-            "name": layer.name, "op": layer.op,
-            "in_shape": list(q.in_shape(layer)), "out_shape": list(q.out_shape(layer)),
-            "macs": macs(q, layer), "coarse_in": f.coarse_in, "coarse_out": f.coarse_out,
-            "fine": f.fine, "cycles_per_frame": lp.cycles_per_frame, "latency_cycles": lp.latency,
-            "resources": layer_resources(q, layer, f, board.family).as_dict(),
-        })
-        if ops.get(layer.op).weighted:      # how its multipliers and weights are built
-            layers[-1].update(logic_multipliers=f.impl.logic_multipliers, paired=f.impl.paired,
-                              block_weights=f.impl.block_weights)
-    return {
-        "network": q.name, "board": board.name, "device": board.part, "family": board.family,
-        "clock_mhz": clock, "objective": found.objective, "source": str(network),
-        "macs_per_frame": total_macs, "params": sum(params(layer) for layer in q.layers),
-        "predicted": {
-            "cycles_per_frame": perf.cycles_per_frame, "fps": fps,
-            "latency_cycles": perf.latency, "latency_us": perf.latency / clock,
-            "gops": 2 * total_macs * fps / 1e9, "bottleneck": perf.bottleneck,
-            "resources": found.resources,
-        },
-        "budget": board.resources,
-        "dse": {"cap": found.cap, "limit": found.limit, "binding": found.binding,
-                "seed": found.seed, "evaluated": found.evaluated,
-                "seconds": round(found.seconds, 3)},
-        "synth": synthesized, "pnr": pnr,
-        "quant": {"bits_w": bits, "bits_a": bits, "float_error": error},
-        "layers": layers,
-        "notes": notes,
     }
 
 
@@ -351,15 +420,21 @@ def write_report(folder, result):
 
 
 def load_design(folder):
-    """(report dict, design dict, quantized graph) of a build folder, or a UserError."""
+    """(report dict, design dict, quantized graph) of a build folder.
+
+    Raises
+    ------
+    UserError
+        If `folder` is not a build folder, or its record does not read as one.
+    """
     folder = pathlib.Path(folder)
     needed = [folder / "report.json", folder / "design" / "design.json",
-              folder / "design" / "graph.pkl", folder / "rtl" / f"{TOP}.v"]
+              *(folder / "design" / name for name in ("graph.json", "graph.npz")),
+              folder / "rtl" / f"{TOP}.v"]
     missing = [str(p.relative_to(folder)) for p in needed if not p.exists()]
     if not folder.is_dir() or missing:
         raise UserError(f"'{folder}' is not a dnnhw build folder"
                         + (f" (missing {', '.join(missing)})" if folder.is_dir() else ""))
-    with open(folder / "design" / "graph.pkl", "rb") as f:
-        graph = pickle.load(f)
     return (json.loads((folder / "report.json").read_text()),
-            json.loads((folder / "design" / "design.json").read_text()), graph)
+            json.loads((folder / "design" / "design.json").read_text()),
+            record.read_graph(folder / "design"))

@@ -13,7 +13,7 @@ import traceback
 
 import numpy as np
 
-from . import frontend, golden, quant, report
+from . import defaults, frontend, golden, quant, report
 from .boards import BOARDS, DEFAULT_BOARD, get_board
 from .errors import UserError
 
@@ -45,8 +45,7 @@ def _parser():
     inspect = commands.add_parser(
         "inspect", help="show a network's layers, shapes, MACs, fixed-point formats and error")
     inspect.add_argument("network", metavar="NET.onnx")
-    inspect.add_argument("--bits", type=int, default=8,
-                         help=f"weight and activation bits, {quant.MIN_BITS}..{quant.MAX_BITS} (default 8)")
+    inspect.add_argument("--bits", type=int, default=defaults.BITS, help=_BITS_HELP)
     inspect.add_argument("--layer-bits", type=_layer_bits, action="append", default=[],
                          metavar="LAYER=BITS", help="bits for one layer (repeatable)")
     inspect.add_argument("--calibration", metavar="FILE.npy",
@@ -59,25 +58,29 @@ def _parser():
 
     build = commands.add_parser(
         "build", help="build a verified streaming accelerator for a board: DSE, Verilog, synthesis, report")
-    build.add_argument("network", metavar="NET.onnx")
+    build.add_argument("network", metavar="NET.onnx", nargs="?")
     _board_options(build)
+    build.add_argument("--plan", metavar="DIR/design/plan.json",
+                       help="rebuild a recorded build from its quantized graph and plan (its "
+                       "plan.json or design folder), without the frontend, quantization or DSE")
     build.add_argument("--out", metavar="DIR", help="build folder (default build/<net>-<board>)")
     build.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis")
     build.add_argument("--verify", action="store_true",
                        help="also run `verify` on the build (cocotb + Verilator against golden)")
-    build.add_argument("--frames", type=int, help="frames for --verify (default "
-                       f"{_default_frames()})")
+    build.add_argument("--frames", type=int,
+                       help=f"frames for --verify (default {defaults.FRAMES})")
 
     verify = commands.add_parser(
         "verify", help="simulate a build's Verilog in cocotb + Verilator against the golden model")
     verify.add_argument("folder", metavar="DIR")
     verify.add_argument("--frames", type=int, help="how many frames (default: all of --data, "
-                        f"else {_default_frames()} calibration frames)")
+                        f"else {defaults.FRAMES} calibration frames)")
     verify.add_argument("--data", metavar="FILE.npy", help="input frames to verify on")
     verify.add_argument("--labels", metavar="FILE.npy",
                         help="class labels of --data: reports the hardware's accuracy")
-    verify.add_argument("--stall", type=float, default=0.3,
-                        help="stall probability on both streams in the stalled run (default 0.3)")
+    verify.add_argument("--stall", type=float, default=defaults.STALL,
+                        help="stall probability on both streams in the stalled run (default "
+                        f"{defaults.STALL:g})")
     verify.add_argument("--waves", action="store_true",
                         help="write VCD waveforms of the runs to DIR/waves/")
 
@@ -103,35 +106,61 @@ def _parser():
     return parser
 
 
-def _default_frames():
-    from .verify import DEFAULT_FRAMES
+_BITS_HELP = (f"weight and activation bits, {quant.MIN_BITS}..{quant.MAX_BITS} (default "
+              f"{defaults.BITS})")
 
-    return DEFAULT_FRAMES
+#: The options `_board_options` adds, each by the keyword of `build.build` it sets. They have
+#: no argparse defaults (an option not given is absent from the arguments), so that the
+#: functions' own defaults (`dnnhw.defaults`) apply and `build --plan` can refuse them.
+_BOARD_OPTIONS = {"board": "board", "objective": "objective", "bits": "bits",
+                  "calibration": "calibration", "clock": "clock_mhz", "cap": "cap", "seed": "seed"}
 
 
 def _board_options(command):
-    command.add_argument("--board", default=DEFAULT_BOARD,
+    absent = argparse.SUPPRESS
+    command.add_argument("--board", default=absent,
                          help=f"target board (default {DEFAULT_BOARD}; see `dnnhw boards`)")
-    command.add_argument("--objective", default="throughput", choices=["throughput", "latency"],
-                         help="maximise frames/s or minimise batch-1 latency (default throughput)")
-    command.add_argument("--bits", type=int, default=8,
-                         help=f"weight and activation bits, {quant.MIN_BITS}..{quant.MAX_BITS} (default 8)")
-    command.add_argument("--calibration", metavar="FILE.npy",
+    command.add_argument("--objective", default=absent, choices=["throughput", "latency"],
+                         help="maximise frames/s or minimise batch-1 latency (default "
+                         f"{defaults.OBJECTIVE})")
+    command.add_argument("--bits", type=int, default=absent, help=_BITS_HELP)
+    command.add_argument("--calibration", metavar="FILE.npy", default=absent,
                          help="calibration inputs (N, ...input shape...); default: synthetic N(0,1)")
-    command.add_argument("--clock", type=_positive, metavar="MHZ", help="clock (default the board's)")
-    command.add_argument("--cap", type=float, default=0.8,
-                         help="fraction of each resource the design may use (default 0.8)")
-    command.add_argument("--seed", type=int, default=0, help="seed of the stochastic search")
+    command.add_argument("--clock", type=_positive, metavar="MHZ", default=absent,
+                         help="clock (default the board's)")
+    command.add_argument("--cap", type=float, default=absent,
+                         help="fraction of each resource the design may use (default "
+                         f"{defaults.CAP:g})")
+    command.add_argument("--seed", type=int, default=absent,
+                         help=f"seed of the stochastic search (default {defaults.SEED})")
+
+
+def _given(args, *keys):
+    """The board options among `keys` (`_BOARD_OPTIONS`' keywords) that the user gave, by
+    keyword; the board as a `boards.Board`."""
+    given = {key: getattr(args, option) for option, key in _BOARD_OPTIONS.items()
+             if key in keys and hasattr(args, option)}
+    if "board" in keys:
+        given["board"] = get_board(given.get("board", DEFAULT_BOARD))
+    return given
 
 
 def build_command(args):
-    from .build import build
+    from .build import build, replay
     from .report import format_report
 
-    folder, result = build(args.network, get_board(args.board), out=args.out,
-                           objective=args.objective, bits=args.bits, calibration=args.calibration,
-                           clock_mhz=args.clock, synth=not args.no_synth, cap=args.cap,
-                           seed=args.seed)
+    if args.plan:
+        extra = ([f"--{option}" for option in _BOARD_OPTIONS if hasattr(args, option)]
+                 + ["NET.onnx"] * (args.network is not None))
+        if extra:
+            raise UserError(f"--plan rebuilds a build as it was recorded: {', '.join(extra)} "
+                            "cannot be given with it")
+        folder, result = replay(args.plan, out=args.out, synth=not args.no_synth)
+    elif args.network is None:
+        raise UserError("build needs NET.onnx, or --plan to rebuild a recorded build")
+    else:
+        folder, result = build(args.network, out=args.out, synth=not args.no_synth,
+                               **_given(args, *_BOARD_OPTIONS.values()))
     for note in result["notes"]:
         print(f"dnnhw: note: {note}", file=sys.stderr)
     if args.verify:
@@ -179,21 +208,19 @@ def _verified(out):
 
 
 def explore_command(args):
-    from .build import link_reserve
+    from .build import front, link_reserve
     from .dse import explore
 
-    board = get_board(args.board)
-    graph = frontend.load(args.network)
-    frames = (quant.load_frames(graph, args.calibration) if args.calibration
-              else quant.synthetic_frames(graph))
-    q = quant.quantize(graph, frames, bits=args.bits)
-    found = explore(q, board, objective=args.objective, cap=args.cap, seed=args.seed,
-                    target_fps=args.target_fps, clock_mhz=args.clock,
-                    reserve=link_reserve(q, board))
-    clock = (args.clock or board.clock_mhz) * 1e6
-    summary = _exploration_summary(q, board, found, clock)
+    options = _given(args, "board", "objective", "cap", "seed", "clock_mhz")
+    board = options.pop("board")
+    q = front(args.network, **_given(args, "bits", "calibration")).quantized
+    found = explore(q, board, target_fps=args.target_fps, reserve=link_reserve(q, board),
+                    **options)
+    summary = report.design_summary(q, board, found, options.get("clock_mhz", board.clock_mhz))
+    total = summary["macs_per_frame"]
+    summary["roofline_fps"] = board.dsp * (summary["clock_mhz"] * 1e6) / total if total else None
     if args.plot:
-        report.pareto_plot([{**p, "fps": clock / p["cycles_per_frame"]} for p in found.pareto],
+        report.pareto_plot(summary["dse"]["pareto"],
                            {**found.resources, "fps": summary["predicted"]["fps"]}, args.plot,
                            title=f"{q.name} on {board.name}")
     if args.json:
@@ -204,29 +231,6 @@ def explore_command(args):
             print(f"Pareto plot: {args.plot}")
 
 
-def _exploration_summary(q, board, found, clock):
-    from .ops import macs
-
-    perf, total = found.perf, sum(macs(q, layer) for layer in q.layers)
-    fps = clock / perf.cycles_per_frame
-    return {
-        "network": q.name, "board": board.name, "objective": found.objective,
-        "predicted": {"cycles_per_frame": perf.cycles_per_frame, "fps": fps,
-                      "latency_cycles": perf.latency, "latency_us": perf.latency / clock * 1e6,
-                      "gops": 2 * total * fps / 1e9, "bottleneck": perf.bottleneck,
-                      "resources": found.resources},
-        "budget": board.resources, "limit": found.limit, "binding": found.binding,
-        "roofline_fps": board.dsp * clock / total if total else None,
-        "layers": [{"name": l.name, "op": l.op, "coarse_in": found.plan[l.name].coarse_in,
-                    "coarse_out": found.plan[l.name].coarse_out, "fine": found.plan[l.name].fine,
-                    "cycles_per_frame": perf.layers[l.name].cycles_per_frame,
-                    "latency_cycles": perf.layers[l.name].latency} for l in q.layers],
-        "pareto": [{**p, "fps": clock / p["cycles_per_frame"]} for p in found.pareto],
-        "search": {"cap": found.cap, "seed": found.seed, "evaluated": found.evaluated,
-                   "seconds": round(found.seconds, 3)},
-    }
-
-
 def _exploration_text(s):
     p = s["predicted"]
     rows = [["layer", "op", "coarse_in", "coarse_out", "fine", "cycles/frame", "latency"]]
@@ -235,16 +239,18 @@ def _exploration_text(s):
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table = "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                                 for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
-    used = ", ".join(f"{k.upper()} {p['resources'][k]:,}/{s['limit'][k]:,}" for k in p["resources"])
-    front = [q for q in s["pareto"] if q["pareto"]]
+    dse = s["dse"]
+    used = ", ".join(f"{k.upper()} {p['resources'][k]:,}/{dse['limit'][k]:,}"
+                     for k in p["resources"])
+    front = [q for q in dse["pareto"] if q["pareto"]]
     roof = (f", {100 * p['fps'] / s['roofline_fps']:.0f}% of the DSP roofline"
             if s["roofline_fps"] else "")
     return "\n".join([
         f"{s['network']} on {s['board']} ({s['objective']}): {p['fps']:,.1f} frames/s "
         f"({p['cycles_per_frame']:,} cycles/frame{roof}), batch-1 latency "
         f"{p['latency_cycles']:,} cycles ({p['latency_us']:.1f} µs), {p['gops']:.2f} GOPS",
-        f"resources (used/limit at {s['search']['cap']:.0%} of the board): {used}; "
-        f"bottleneck {p['bottleneck']}; binding: {s['binding']}",
+        f"resources (used/limit at {dse['cap']:.0%} of the board): {used}; "
+        f"bottleneck {p['bottleneck']}; binding: {dse['binding']}",
         "", table, "",
         f"Pareto front ({len(front)} designs): " + ", ".join(
             f"{q['fps']:,.0f} fps @ {q['dsp']} DSP" for q in front)])
@@ -280,19 +286,15 @@ def list_boards(args):
 
 
 def inspect(args):
-    graph = frontend.load(args.network)
-    warnings = []
-    if args.calibration:
-        calibration, source = quant.load_frames(graph, args.calibration), args.calibration
-    else:
-        calibration, source = quant.synthetic_frames(graph), "synthetic"
-        warnings.append("no --calibration data: formats come from synthetic N(0,1) inputs, "
-                        "which may not match the network's real inputs")
+    from .build import front
+
     if args.labels and not args.data:
         raise UserError("--labels needs --data")
-    frames = quant.load_frames(graph, args.data) if args.data else calibration
     layer_bits = dict(args.layer_bits)
-    q = quant.quantize(graph, calibration, bits=args.bits, layer_bits=layer_bits)
+    graph, q, calibration, warning = front(args.network, args.bits, args.calibration, layer_bits)
+    warnings = [warning] * (warning is not None)
+    source = args.calibration or "synthetic"
+    frames = quant.load_frames(graph, args.data) if args.data else calibration
     reference = frontend.onnxruntime_outputs(args.network, graph, frames)
     error = golden.float_error(reference, golden.run(q, frames))
     summary = report.graph_summary(q)

@@ -6,17 +6,19 @@ matplotlib is imported inside the plotting functions, so importing this module s
 """
 
 import base64
+import dataclasses
 import html
 import io
 import numbers
 
 import numpy as np
 
+from . import defaults, ops
 from .ir import params
 from .ops import macs
 
 
-__all__ = ["layer_summary", "graph_summary", "format_table",
+__all__ = ["layer_summary", "graph_summary", "format_table", "design_summary",
            "write_html", "pareto_plot", "format_report"]
 
 
@@ -117,10 +119,72 @@ def format_table(graph):
                                for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows)
 
 
+# -- the design: what the DSE's choice decides ----------------------------------------------------
+
+#: A folding's fields that set a layer's lanes (the rest say how its multipliers and weights
+#: are built).
+_LANE_FIELDS = ("coarse_in", "coarse_out", "fine")
+
+
+def design_summary(graph, board, found, clock_mhz):
+    """The report's keys that the quantized `graph`, the `board` and the DSE's choice `found`
+    (a `dse.Exploration`) at `clock_mhz` decide: report.json's (DESIGN.md) but `synth`, `pnr`,
+    `quant` and `notes`, plus `family`, the DSE's facts as `dse` (with its Pareto sweep, each
+    design's frames/s added), and for conv and fc layers the rest of their folding (how their
+    multipliers and weights are built). `dnnhw explore --json` prints it; `dnnhw build`
+    reports it with the rest."""
+    from .resources import layer_resources
+
+    perf = found.perf
+    total_macs = sum(macs(graph, layer) for layer in graph.layers)
+    fps = clock_mhz * 1e6 / perf.cycles_per_frame
+    layers = []
+    for layer in graph.layers:
+        f, lp = found.plan[layer.name], perf.layers[layer.name]
+        layers.append({
+            "name": layer.name, "op": layer.op,
+            "in_shape": list(graph.in_shape(layer)), "out_shape": list(graph.out_shape(layer)),
+            "macs": macs(graph, layer), **{name: getattr(f, name) for name in _LANE_FIELDS},
+            "cycles_per_frame": lp.cycles_per_frame, "latency_cycles": lp.latency,
+            "resources": layer_resources(graph, layer, f, board.family).as_dict(),
+        })
+        if ops.get(layer.op).weighted:
+            layers[-1].update(_implementation(f))
+    return {
+        "network": graph.name, "board": board.name, "device": board.part, "family": board.family,
+        "clock_mhz": clock_mhz, "objective": found.objective,
+        "macs_per_frame": total_macs, "params": sum(params(layer) for layer in graph.layers),
+        "predicted": {
+            "cycles_per_frame": perf.cycles_per_frame, "fps": fps,
+            "latency_cycles": perf.latency, "latency_us": perf.latency / clock_mhz,
+            "gops": 2 * total_macs * fps / 1e9, "bottleneck": perf.bottleneck,
+            "resources": found.resources,
+        },
+        "budget": board.resources,
+        "dse": {"cap": found.cap, "limit": found.limit, "binding": found.binding,
+                "seed": found.seed, "evaluated": found.evaluated,
+                "seconds": round(found.seconds, 3),
+                "pareto": [{**p, "fps": clock_mhz * 1e6 / p["cycles_per_frame"]}
+                           for p in found.pareto]},
+        "layers": layers,
+    }
+
+
+def _implementation(folding):
+    """The fields of `folding` but `_LANE_FIELDS`, those of a nested dataclass flattened in."""
+    fields = {}
+    for f in dataclasses.fields(folding):
+        value = getattr(folding, f.name)
+        if dataclasses.is_dataclass(value):
+            fields.update(_implementation(value))
+        elif f.name not in _LANE_FIELDS:
+            fields[f.name] = value
+    return fields
+
+
 # -- the build report: shared text ---------------------------------------------------------------
 
 RESOURCES = ("lut", "ff", "dsp", "bram")
-DEFAULT_CAP = 0.8        # the DSE's share of the budget when the report does not say
 _UNITS = {"lut": {"xc7": "LUT6", "ecp5": "LUT4", "ice40": "LUT4"},
           "bram": {"xc7": "RAMB18", "ecp5": "DP16KD", "ice40": "4 Kbit EBR"}}
 _SYNTH_WORDS = ("synth", "yosys")
@@ -162,7 +226,7 @@ def _delta(measured, predicted):
 
 
 def _cap(report):
-    return (report.get("dse") or {}).get("cap", DEFAULT_CAP)
+    return (report.get("dse") or {}).get("cap", defaults.CAP)
 
 
 def _binding(report):

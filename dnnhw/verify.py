@@ -16,32 +16,31 @@ given) and into the report (`report.json`'s `verify`, and `report.html`).
 import json
 import pathlib
 import time
+from typing import NamedTuple
 
 import numpy as np
 from amaranth.hdl import signed
 
-from . import golden, quant
+from . import defaults, golden, quant
 from .build import TOP, load_design, progress, write_report
 from .errors import UserError
 from .sim import bench, from_beats, to_beats, verilate_text
 
 
-__all__ = ["verify", "DEFAULT_FRAMES"]
-
-#: Frames verified when neither --frames nor --data says otherwise.
-DEFAULT_FRAMES = 8
+__all__ = ["verify"]
 
 #: Frames of the stalled run.
 _STALLED_FRAMES = 3
 
 
-def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0, waves=False):
+def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, seed=0,
+           waves=False):
     """Verify the build in `folder`; returns the verify.json dict (also written there).
 
     Parameters
     ----------
     frames : int, optional
-        How many input frames (default: all of `data`, else `DEFAULT_FRAMES` of the build's
+        How many input frames (default: all of `data`, else `defaults.FRAMES` of the build's
         calibration frames).
     data : str, optional
         A .npy of input frames (N, ...ONNX input shape without batch...).
@@ -51,27 +50,68 @@ def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0, waves
         Probability of a stalled cycle on each stream in the second run.
     waves : bool
         Also write VCD waveforms of both runs to DIR/waves/ (a slower, separate Verilator build).
+
+    Raises
+    ------
+    UserError
+        If `folder` is not a build, `data` or `labels` do not fit it, or `frames` < 1.
     """
     folder = pathlib.Path(folder)
     started = time.perf_counter()
     result, design, graph = load_design(folder)
-    inputs = (quant.load_frames(graph, data) if data
-              else np.load(folder / "design" / "frames.npy"))
-    if frames is None:
-        frames = len(inputs) if data else min(DEFAULT_FRAMES, len(inputs))
-    count = frames
-    if count < 1:
-        raise UserError(f"--frames must be at least 1, got {count}")
-    truth = quant.load_labels(labels, len(inputs))[:count] if labels else None
-    inputs = inputs[:count]
-
-    xs = [golden.quantize(golden.input_to_chw(graph, f), graph.formats[graph.input]) for f in inputs]
+    inputs, truth = _inputs(folder, graph, frames, data, labels)
+    xs = [golden.quantize(golden.input_to_chw(graph, f), graph.formats[graph.input])
+          for f in inputs]
     want = np.stack([golden.run_fixed(graph, x)[graph.output] for x in xs])
+    runs = _simulate(folder, design, xs, stall, seed, waves)
+    out = {**_compare(runs, want), "predicted_cycles_per_frame": runs.predicted["cycles_per_frame"],
+           "predicted_latency_cycles": runs.predicted["latency_cycles"],
+           "simulated_cycles": runs.free.cycles + runs.stalled.cycles,
+           "simulator": _simulator(), "stall": stall,
+           "seconds": round(time.perf_counter() - started, 2),
+           "compile_seconds": round(runs.compile_seconds, 2),
+           "cycles_per_second": round((runs.free.cycles + runs.stalled.cycles) / runs.sim_seconds)}
+    if truth is not None:
+        out["accuracy"] = _accuracy(graph, inputs, runs.got, want, truth)
+    (folder / "verify.json").write_text(json.dumps(out, indent=2))
+    result["verify"] = out
+    write_report(folder, result)
+    return out
+
+
+def _inputs(folder, graph, frames, data, labels):
+    """(input frames, their labels or None): the first `frames` of `data`'s frames (default
+    all), or of the build's calibration frames (default `defaults.FRAMES`)."""
+    inputs = (quant.load_frames(graph, data) if data
+              else np.load(folder / "design" / "frames.npy", allow_pickle=False))
+    if frames is None:
+        frames = len(inputs) if data else min(defaults.FRAMES, len(inputs))
+    if frames < 1:
+        raise UserError(f"--frames must be at least 1, got {frames}")
+    truth = quant.load_labels(labels, len(inputs))[:frames] if labels else None
+    return inputs[:frames], truth
+
+
+class _Runs(NamedTuple):
+    """The two simulations of `_simulate`: their `sim.bench` results and output frames."""
+    free: object
+    stalled: object
+    got: np.ndarray
+    got_stalled: np.ndarray
+    per_frame: int              # output beats a frame
+    predicted: dict             # design.json's cycles_per_frame, latency_cycles
+    compile_seconds: float
+    sim_seconds: float
+
+
+def _simulate(folder, design, xs, stall, seed, waves):
+    """Verilator runs of rtl/ on the integer input frames `xs`: all back to back unstalled,
+    then the first `_STALLED_FRAMES` under random stalls on both streams."""
     ports = {port: (p["lanes"], signed(p["bits"])) for port, p in design["ports"].items()}
     lanes_in, lanes_out = design["ports"]["i"]["lanes"], design["ports"]["o"]["lanes"]
     out_shape = tuple(design["output_shape"])
     per_frame = int(np.prod(out_shape)) // lanes_out
-    predicted = design["predicted"]
+    predicted, count = design["predicted"], len(xs)
 
     progress("compiling the design with Verilator")
     compiled = time.perf_counter()
@@ -82,48 +122,43 @@ def verify(folder, frames=None, data=None, labels=None, stall=0.3, seed=0, waves
     progress(f"simulating {count} frames")
     free = bench(runner, build_dir, TOP, ports, {"i": beats}, {"o": per_frame * count},
                  timeout=budget, seed=seed, waves=waves and folder / "waves" / "unstalled.vcd")
-    got = _frames(free.outputs["o"], count, per_frame, out_shape)
     stalled_count = min(_STALLED_FRAMES, count)
     progress(f"simulating {stalled_count} frames under random stalls")
     stalled = bench(runner, build_dir, TOP, ports, {"i": beats[:len(beats) * stalled_count // count]},
                     {"o": per_frame * stalled_count}, stall_in=stall, stall_out=stall, seed=seed + 1,
                     timeout=int(budget / (1 - stall)) + 10_000,
                     waves=waves and folder / "waves" / "stalled.vcd")
-    got_stalled = _frames(stalled.outputs["o"], stalled_count, per_frame, out_shape)
-    sim_seconds = time.perf_counter() - simulated
+    return _Runs(free, stalled, _frames(free.outputs["o"], count, per_frame, out_shape),
+                 _frames(stalled.outputs["o"], stalled_count, per_frame, out_shape), per_frame,
+                 predicted, simulated - compiled, time.perf_counter() - simulated)
 
-    wrong = [k for k in range(count) if not np.array_equal(got[k], want[k])]
-    wrong_stalled = [k for k in range(stalled_count) if not np.array_equal(got_stalled[k], want[k])]
-    ends = free.out_cycles["o"][per_frame - 1::per_frame]
+
+def _compare(runs, want):
+    """verify.json's comparison of both runs' outputs with the golden model's `want`: whether
+    bit-exact, the mismatching frames, the first mismatch, and the measured rate and latency."""
+    count, stalled_count = len(runs.got), len(runs.got_stalled)
+    wrong = [k for k in range(count) if not np.array_equal(runs.got[k], want[k])]
+    wrong_stalled = [k for k in range(stalled_count)
+                     if not np.array_equal(runs.got_stalled[k], want[k])]
+    extra = runs.free.extra["o"] + runs.stalled.extra["o"]
+    ends = runs.free.out_cycles["o"][runs.per_frame - 1::runs.per_frame]
     out = {
-        "bit_exact": not wrong and not wrong_stalled and not free.extra["o"] and not stalled.extra["o"],
+        "bit_exact": not wrong and not wrong_stalled and not runs.free.extra["o"]
+                     and not runs.stalled.extra["o"],
         "frames": count,
         "mismatches": len(wrong),
         "stalled_frames": stalled_count,
         "stalled_mismatches": len(wrong_stalled),
-        "extra_beats": free.extra["o"] + stalled.extra["o"],
+        "extra_beats": extra,
         "measured_cycles_per_frame": _steady_rate(ends),
-        "measured_latency_cycles": ends[0] - free.in_cycles["i"][0],
-        "predicted_cycles_per_frame": predicted["cycles_per_frame"],
-        "predicted_latency_cycles": predicted["latency_cycles"],
-        "simulated_cycles": free.cycles + stalled.cycles,
-        "simulator": _simulator(),
-        "stall": stall,
-        "seconds": round(time.perf_counter() - started, 2),
-        "compile_seconds": round(simulated - compiled, 2),
-        "cycles_per_second": round((free.cycles + stalled.cycles) / sim_seconds),
+        "measured_latency_cycles": ends[0] - runs.free.in_cycles["i"][0],
     }
     if wrong or wrong_stalled:
         k = (wrong or wrong_stalled)[0]
-        have = got[k] if wrong else got_stalled[k]
+        have = runs.got[k] if wrong else runs.got_stalled[k]
         index = tuple(int(i) for i in np.argwhere(have != want[k])[0])
         out["first_mismatch"] = {"frame": k, "stalled": not wrong, "index": list(index),
                                  "got": int(have[index]), "want": int(want[k][index])}
-    if truth is not None:
-        out["accuracy"] = _accuracy(graph, inputs, got, want, truth)
-    (folder / "verify.json").write_text(json.dumps(out, indent=2))
-    result["verify"] = out
-    write_report(folder, result)
     return out
 
 

@@ -3,13 +3,13 @@ verification in cocotb + Verilator (bit-exact, rate and latency against the mode
 design caught, and bad input ending in one line with nothing left behind."""
 
 import json
-import pickle
 import shutil
 
 import onnx
 import pytest
 
 import onnx_models
+from dnnhw import record
 from test_cli import DIGITS, assert_user_error, dnnhw
 
 REPORT_KEYS = {"network", "board", "device", "clock_mhz", "objective", "macs_per_frame", "params",
@@ -54,6 +54,23 @@ def test_build_writes_the_contract(digits_build):
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]     # no staging left
 
 
+def test_explore_reports_what_build_reports(digits_build):
+    """`explore --json` prints the report's design keys, from the same builder, equal."""
+    result = dnnhw("explore", DIGITS / "digits.onnx", "--calibration", DIGITS / "digits_calib.npy",
+                   "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    report = json.loads((digits_build[0] / "report.json").read_text())
+    roofline = summary.pop("roofline_fps")
+    dsp, clock = report["budget"]["dsp"], report["clock_mhz"]
+    assert roofline == dsp * (clock * 1e6) / report["macs_per_frame"]
+    for found in (summary, report):
+        del found["dse"]["seconds"]
+    assert summary == {key: report[key] for key in summary}
+    assert set(report) - set(summary) == {"source", "synth", "pnr", "quant", "notes",
+                                          "build_seconds"}
+
+
 def test_verify_bit_exact_rate_and_latency(digits_build):
     folder, _ = digits_build
     result = dnnhw("verify", folder, "--frames", "6")
@@ -76,15 +93,10 @@ def test_verify_catches_a_flipped_weight(digits_build, tmp_path):
 
     folder = tmp_path / "broken"
     shutil.copytree(digits_build[0], folder)
-    with open(folder / "design" / "graph.pkl", "rb") as f:
-        graph = pickle.load(f)
-    design = json.loads((folder / "design" / "design.json").read_text())
-    from dnnhw.model import Folding
-    plan = {name: Folding(*f) for name, f in design["plan"].items()}
-    layer = graph.layers[0]
-    layer.wq.weight[0, 0, 1, 1] ^= -128                 # flip the sign bit of one 8-bit weight
+    saved = record.read(folder / "design")
+    saved.graph.layers[0].wq.weight[0, 0, 1, 1] ^= -128   # flip the sign bit of one 8-bit weight
     (folder / "rtl" / "dnnhw_accel.v").write_text(
-        verilog.convert(Accelerator(graph, plan), name="dnnhw_accel", emit_src=False))
+        verilog.convert(Accelerator(saved.graph, saved.plan), name="dnnhw_accel", emit_src=False))
     result = dnnhw("verify", folder, "--frames", "3")
     assert result.returncode == 1
     assert "verification FAILED" in result.stderr and "frames differ" in result.stderr
@@ -173,6 +185,91 @@ def test_nonpositive_numbers_are_refused(digits_build, tmp_path):
     assert dnnhw("build", DIGITS / "digits.onnx", "--clock", "0", "--out", tmp_path / "b").returncode == 2
     assert not (tmp_path / "b").exists()
     assert_user_error(dnnhw("verify", digits_build[0], "--frames", "0"), "--frames must be at least 1")
+
+
+# -- replay: the record rebuilt, byte for byte ---------------------------------------------------
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.parts[len(folder.parts)] in ("rtl", "design", "board")}
+
+
+def test_replay_is_byte_identical(digits_build, tmp_path):
+    """`build --plan` rebuilds from the record alone (no ONNX file, no calibration): the same
+    Verilog, design and board files, byte for byte, and the same report but for the time it
+    took and a note that it was replayed."""
+    folder = digits_build[0]
+    plan = folder / "design" / "plan.json"
+    out = tmp_path / "replayed"
+    result = dnnhw("build", "--plan", plan, "--no-synth", "--out", out)
+    assert result.returncode == 0, result.stderr
+    original, replayed = _files(folder), _files(out)
+    assert {p.parts[0] for p in original} == {"rtl", "design", "board"}
+    assert replayed.keys() == original.keys()
+    assert [p for p in original if replayed[p] != original[p]] == []
+    before, after = (json.loads((f / "report.json").read_text()) for f in (folder, out))
+    note = f"replayed the record {plan}: the frontend, quantization and DSE did not run"
+    front_notes = len(record.read_graph(folder / "design").notes)   # then the hardware's
+    assert after["notes"].index(note) == front_notes
+    after["notes"].remove(note)
+    for report in (before, after):
+        del report["build_seconds"]
+    assert after == before
+    assert f"dnnhw: note: {note}" in result.stderr
+
+
+def _replay_fails(tmp_path, plan, *options, message):
+    out = tmp_path / "out" / "net"
+    result = dnnhw("build", "--plan", plan, "--no-synth", "--out", out, *options)
+    assert_user_error(result)
+    assert result.stderr.strip() == f"dnnhw: error: {message}"
+    assert not (tmp_path / "out").exists()
+
+
+def _copied_design(digits_build, tmp_path):
+    design = tmp_path / "design"
+    shutil.copytree(digits_build[0] / "design", design)
+    return design
+
+
+def test_replay_refuses_a_missing_or_corrupt_record(digits_build, tmp_path):
+    _replay_fails(tmp_path, tmp_path / "nope",
+                  message=f"'{tmp_path / 'nope'}': no such file or folder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _replay_fails(tmp_path, empty, message=f"'{empty}' holds no dnnhw build record (missing "
+                  "graph.json, graph.npz, plan.json, frames.npy)")
+    design = _copied_design(digits_build, tmp_path)
+    (design / "plan.json").write_text('{"record": 1, "board": ')
+    _replay_fails(tmp_path, design, message=f"{design / 'plan.json'}: not a dnnhw build record "
+                  "(not JSON: Expecting value: line 1 column 24 (char 23))")
+
+
+def test_replay_refuses_a_plan_unfit_for_its_graph(digits_build, tmp_path):
+    design = _copied_design(digits_build, tmp_path)
+    plan = json.loads((design / "plan.json").read_text())
+    plan["folding"]["/3/Conv"]["coarse_in"] = 3
+    (design / "plan.json").write_text(json.dumps(plan))
+    _replay_fails(tmp_path, design / "plan.json", message=f"{design / 'plan.json'}: the plan "
+                  "does not fit the graph: '/3/Conv' (conv): coarse_in=3 must divide 8")
+    plan["folding"]["/3/Conv"]["coarse_in"] = 2
+    plan["search"]["temperature"] = 1
+    (design / "plan.json").write_text(json.dumps(plan))
+    _replay_fails(tmp_path, design / "plan.json", message=f"{design / 'plan.json'}: not a dnnhw "
+                  "build record (Exploration.__init__() got an unexpected keyword argument "
+                  "'temperature')")
+
+
+def test_replay_takes_no_planning_options(digits_build, tmp_path):
+    plan = digits_build[0] / "design" / "plan.json"
+    _replay_fails(tmp_path, plan, "--bits", "4", "--board", "arty", message="--plan rebuilds "
+                  "a build as it was recorded: --board, --bits cannot be given with it")
+    _replay_fails(tmp_path, plan, DIGITS / "digits.onnx", message="--plan rebuilds a build as "
+                  "it was recorded: NET.onnx cannot be given with it")
+    result = dnnhw("build", "--no-synth")
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "dnnhw: error: build needs NET.onnx, or --plan to rebuild a recorded build")
 
 
 # -- synthesis finds the design larger than the model said ---------------------------------------

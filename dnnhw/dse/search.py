@@ -34,7 +34,7 @@ __all__ = ["OBJECTIVES", "Exploration", "explore", "DEFAULT_CAP"]
 OBJECTIVES = ("throughput", "latency")
 
 #: Fraction of each of the board's resources a design may use.
-DEFAULT_CAP = 0.8
+from ..defaults import CAP as DEFAULT_CAP
 
 _WEIGHT_ROUNDS = 12
 _PARETO_POINTS = 40

@@ -8,7 +8,6 @@ import functools
 import gc
 import io
 import json
-import pickle
 import random
 import warnings
 
@@ -22,7 +21,7 @@ from amaranth.sim import Simulator
 
 import onnx_models
 from graphs import conv_graph
-from dnnhw import golden, host, quant
+from dnnhw import golden, host, quant, record
 from dnnhw.accel import Accelerator
 from dnnhw.boards import get_board
 from dnnhw.errors import UserError
@@ -530,8 +529,10 @@ def build_folder(tmp_path, graph):
     (folder / "report.json").write_text(json.dumps({"board": "arty"}))
     (folder / "design" / "design.json").write_text("{}")
     (folder / "rtl" / "dnnhw_accel.v").write_text("")
-    with open(folder / "design" / "graph.pkl", "wb") as f:
-        pickle.dump(graph, f)
+    record.write(folder / "design", record.Record(
+        source="tiny.onnx", bits=8, calibration=None, float_error={}, graph=graph,
+        frames=np.zeros((1, *graph.input_frame_shape)), board="arty", clock_mhz=100.0, search={},
+        plan={layer.name: Folding() for layer in graph.layers}))
     return folder
 
 
