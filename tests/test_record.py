@@ -194,9 +194,8 @@ def _edit(path, change):
     ("graph.json", lambda d: d.pop("quant"), "no 'quant'"),
     ("graph.json", lambda d: d["graph"]["$Graph"]["layers"][0].update({"$Layer": 3}),
      "'$Layer' holds 3, not the fields of a Layer"),
-    ("graph.json", lambda d: d["graph"].update({"$Graph": {"name": "x"}}),
-     "Graph.__init__() missing 6 required positional arguments: 'input', 'output', 'shapes', "
-     "'layers', 'onnx_input_shape', and 'onnx_output_shape'"),
+    ("graph.json", lambda d: d["graph"]["$Graph"]["shapes"].update(x={"$Shape": {"c": 1}}),
+     "Shape.__init__() missing 2 required positional arguments: 'h' and 'w'"),
     ("graph.json", lambda d: d.update(graph={"$Pickle": {}}), "unknown type 'Pickle'"),
     ("graph.json", lambda d: d.update(graph={"$tuple": 1}), "'$tuple' holds 1, not a list"),
     ("graph.json", lambda d: d.update(graph=[]), "'graph' holds a list, not a Graph"),
