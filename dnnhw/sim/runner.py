@@ -20,6 +20,7 @@ import numpy as np
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
+from .stalls import default_timeout
 from .streams import element_shape, pack, unpack
 
 
@@ -90,7 +91,9 @@ def port_shapes(component):
 def run_stream_bench(component, inputs, outputs, *, name="dut", stall_in=0.0, stall_out=0.0,
                      seed=0, timeout=None, drain=16):
     """Drive `inputs` ({port: (beats, elements) ints}) into `component` and collect `outputs`
-    ({port: number of beats}) under random stalls; raises AssertionError on a timeout."""
+    ({port: number of beats}) under random stalls (`dnnhw.sim.stalls`), in cocotb + Verilator:
+    the same transfers as `dnnhw.sim.amaranth_sim.run_stream_sim` for the same arguments.
+    Raises AssertionError on a timeout."""
     assert isinstance(component, wiring.Component)
     runner, build_dir = verilate(component, name)
     return bench(runner, build_dir, name, port_shapes(component), inputs, outputs,
@@ -138,10 +141,9 @@ def bench(runner, build_dir, name, ports, inputs, outputs, *, stall_in=0.0, stal
         beats = np.asarray(beats).reshape(len(beats), -1)
         assert beats.shape[1] == count, (port, beats.shape, count)
         words[port] = [pack(b, shape) for b in beats]
-    total = sum(len(w) for w in words.values()) + sum(outputs.values())
     raw = run_json_test(runner, build_dir, name, "dnnhw.sim.bench", "DNNHW_BENCH", {
         "inputs": words, "outputs": outputs, "stall_in": stall_in, "stall_out": stall_out,
-        "seed": seed, "drain": drain, "timeout": timeout if timeout is not None else 200 + 20 * total},
+        "seed": seed, "drain": drain, "timeout": timeout or default_timeout(inputs, outputs)},
         waves=waves)
     collected = {}
     for port, got in raw["outputs"].items():
