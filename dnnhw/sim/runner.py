@@ -56,8 +56,6 @@ def verilate_text(text, name, waves=False):
     """Build the Verilog `text` (top module `name`) with Verilator; returns (runner, build_dir).
     Cached by the text's hash; a lock file keeps concurrent processes (parallel tests) from
     building the same design at once. The verilated runtime comes compiled from `runtime`."""
-    from cocotb_tools.runner import get_runner
-
     setup_environment()
     digest = hashlib.sha256((text + str(waves)).encode()).hexdigest()[:16]
     build_dir = build_dir_root() / f"{name}-{digest}"
@@ -67,9 +65,9 @@ def verilate_text(text, name, waves=False):
             # link the compiled runtime in place of the model's own copy of it, and compile
             # the model unoptimised: a third less compile time for a tenth more simulation
             # time, in designs whose simulation the Python testbench paces anyway
-            _build(get_runner("verilator"), build_dir, name, text, waves,
+            _build(_runner(), build_dir, name, text, waves,
                    makeflags=f"VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LIBS={_RUNTIME} OPT_FAST=-O0 OPT_SLOW=-O0")
-    return get_runner("verilator"), build_dir
+    return _runner(), build_dir
 
 
 _BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
@@ -81,21 +79,34 @@ def runtime(waves=False):
     compiled once per build root, Verilator and tracing mode by building a one-register design:
     about nine tenths of a small design's compile time, which `verilate_text` saves by linking
     this object. Returns its path."""
-    from cocotb_tools.runner import get_runner
-
     setup_environment()
     verilator = pathlib.Path(os.environ.get("VERILATOR_ROOT") or shutil.which("verilator") or "verilator")
     key = f"{verilator.resolve()} {verilator.stat().st_mtime_ns if verilator.exists() else 0} {waves}"
     folder = build_dir_root() / f"_runtime-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     with _locked(folder):
         if not (folder / _RUNTIME).exists():
-            _build(get_runner("verilator"), folder, "runtime",
+            _build(_runner(), folder, "runtime",
                    "module runtime(input clk, input d, output reg q);\n"
                    "  always @(posedge clk) q <= d;\nendmodule\n", waves)
             objects = sorted(map(str, folder.glob("verilated*.o")))
             subprocess.run(["ld", "-r", "-o", str(folder / f"{_RUNTIME}.tmp"), *objects], check=True)
             os.replace(folder / f"{_RUNTIME}.tmp", folder / _RUNTIME)
     return folder / _RUNTIME
+
+
+def _runner():
+    """cocotb's Verilator runner, with only the top level's signals public: cocotb's own
+    `--public-flat-rw` makes every signal of the design public, and the C++ for a network about
+    2.5 times as large, and the benches touch only the top level's ports."""
+    from cocotb_tools.runner import Verilator
+
+    class TopLevelPublic(Verilator):
+        def _build_command(self):
+            verilate, *rest = super()._build_command()
+            return [[arg for arg in verilate if arg != "--public-flat-rw"] + ["--public-depth", "1"],
+                    *rest]
+
+    return TopLevelPublic()
 
 
 @contextlib.contextmanager
