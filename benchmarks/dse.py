@@ -134,7 +134,7 @@ def lenet_build():
     found the first too large)."""
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
     import onnx
-    import zoo
+    from support import zoo
     model, frames = zoo.lenet()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)

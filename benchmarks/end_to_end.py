@@ -1,4 +1,4 @@
-"""End-to-end benchmark of the network zoo (tests/zoo.py): build, verify, compare with the model.
+"""End-to-end benchmark of the network zoo (tests/support/zoo.py): build, verify, compare with the model.
 
 For each network (all of `zoo.NETWORKS`, or those named on the command line): `dnnhw build` for a
 board (synthesis with Yosys only with --synth: a whole network takes minutes), then `dnnhw
@@ -33,7 +33,7 @@ import onnx
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-import zoo  # noqa: E402
+from support import zoo  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "end_to_end.json"
 
@@ -158,7 +158,7 @@ def main(argv=None):
     order = list(zoo.NETWORKS) + [n for n in results if n not in zoo.NETWORKS]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({
-        "description": "tests/zoo.py networks built with `dnnhw build` and simulated with "
+        "description": "tests/support/zoo.py networks built with `dnnhw build` and simulated with "
                        "`dnnhw verify` (cocotb + Verilator); errors are measured / predicted - 1; "
                        "each entry names the commit it ran at (a dirty tree shows as '+')",
         "commit": _commit(),

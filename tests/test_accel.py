@@ -6,30 +6,13 @@ import numpy as np
 import onnx
 import pytest
 
-import onnx_models
-from dnnhw import golden, quant
-from dnnhw.accel import Accelerator
+from dnnhw import quant
 from dnnhw.frontend import load
 from dnnhw.model import Folding
-from dnnhw.sim import from_beats, run_stream_bench, to_beats
+from support import onnx_models
+from support.accel import run_accelerator
 
 DIGITS = pathlib.Path(__file__).parents[1] / "examples" / "digits"
-
-
-def run(graph, plan, frames, name, stall):
-    accel = Accelerator(graph, plan)
-    xs = [golden.quantize(golden.input_to_chw(graph, f), graph.formats[graph.input]) for f in frames]
-    want = [golden.run_fixed(graph, x)[graph.output] for x in xs]
-    out_shape = graph.shapes[graph.output]
-    per_frame = out_shape.size // accel.output_lanes
-    beats = np.concatenate([to_beats(x, accel.input_lanes) for x in xs])
-    result = run_stream_bench(accel, {"i": beats}, {"o": per_frame * len(xs)}, name=name,
-                              stall_in=stall, stall_out=stall, seed=3, timeout=2_000_000)
-    assert result.extra == {"o": 0}
-    got = result.outputs["o"].reshape(len(xs), per_frame, accel.output_lanes)
-    for g, w in zip(got, want):
-        np.testing.assert_array_equal(from_beats(g, tuple(out_shape)), w)
-    return accel, result, per_frame
 
 
 @pytest.mark.slow          # `dnnhw build` + `verify` of digits in tests/test_build.py run by default
@@ -40,7 +23,7 @@ def test_digits_network():
             q.layers[2].name: Folding(8, 8), q.layers[3].name: Folding(4, 4, 9),
             q.layers[4].name: Folding(4, 4), q.layers[5].name: Folding(4, 5)}
     frames = np.load(DIGITS / "digits_x.npy")[:3]
-    run(q, plan, frames, "digits", stall=0.2)
+    run_accelerator(q, plan, frames, "digits", stall=0.2)
 
 
 def test_residual_network(tmp_path):
@@ -49,7 +32,7 @@ def test_residual_network(tmp_path):
     graph = load(tmp_path / "residual.onnx")
     frames = np.stack([onnx_models.sample_input(model, s)[0] for s in range(3)])
     q = quant.quantize(graph, frames, bits=8)
-    run(q, {}, frames, "residual", stall=0.2)
+    run_accelerator(q, {}, frames, "residual", stall=0.2)
 
 
 @pytest.mark.slow
@@ -61,7 +44,7 @@ def test_digits_rate_and_latency_against_model():
     plan = {q.layers[0].name: Folding(1, 8, 9), q.layers[1].name: Folding(2, 8, 9),
             q.layers[2].name: Folding(8, 8), q.layers[3].name: Folding(4, 4, 9),
             q.layers[4].name: Folding(4, 4), q.layers[5].name: Folding(4, 5)}
-    accel, result, per_frame = run(q, plan, np.load(DIGITS / "digits_x.npy")[:4], "digits", stall=0.0)
+    accel, result, per_frame = run_accelerator(q, plan, np.load(DIGITS / "digits_x.npy")[:4], "digits", stall=0.0)
     ends = result.out_cycles["o"][per_frame - 1::per_frame]
     measured = ends[3] - ends[2]
     latency = result.out_cycles["o"][per_frame - 1] - result.in_cycles["i"][0]

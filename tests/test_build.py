@@ -8,9 +8,9 @@ import shutil
 import onnx
 import pytest
 
-import onnx_models
 from dnnhw import record
-from test_cli import DIGITS, assert_user_error, dnnhw
+from support import onnx_models
+from support.cli import DIGITS, assert_user_error, dnnhw
 
 REPORT_KEYS = {"network", "board", "device", "clock_mhz", "objective", "macs_per_frame", "params",
                "predicted", "budget", "synth", "pnr", "quant", "layers"}

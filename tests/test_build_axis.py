@@ -6,9 +6,9 @@ import re
 
 import onnx
 
-import onnx_models
-from test_cli import dnnhw
 from dnnhw.link.axis import tdata_width
+from support import onnx_models
+from support.cli import dnnhw
 
 
 def tiny_onnx(path):

@@ -1,31 +1,13 @@
 """The command line as a user meets it: output, exit status, one-line errors."""
 
 import json
-import pathlib
-import subprocess
-import sys
 
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
-import onnx_models
-
-DIGITS = pathlib.Path(__file__).parents[1] / "examples" / "digits"
-
-
-def dnnhw(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "dnnhw", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd)
-
-
-def assert_user_error(result, *fragments):
-    """Exit status 2, one line on stderr containing every fragment, no traceback."""
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("dnnhw: error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+from support import onnx_models
+from support.cli import DIGITS, assert_user_error, dnnhw
 
 
 def test_inspect_digits_text():

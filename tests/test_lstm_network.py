@@ -11,8 +11,8 @@ from torch import nn
 from dnnhw import golden, model, quant
 from dnnhw.frontend import load, onnxruntime_outputs
 from dnnhw.model import Folding
-from test_accel import run
-from test_cli import dnnhw
+from support.accel import run_accelerator
+from support.cli import dnnhw
 
 STEPS, FEATURES = 24, 12
 
@@ -44,10 +44,10 @@ def frames(count, seed=0):
 
 
 def run_network(graph, plan, xs, name):
-    """Bit-exact unstalled and under stalls (`test_accel.run`); the unstalled run's (cycles per
+    """Bit-exact unstalled and under stalls (`support.accel.run_accelerator`); the unstalled run's (cycles per
     frame, batch-1 latency)."""
-    run(graph, plan, xs, name, stall=0.3)
-    _, result, per_frame = run(graph, plan, xs, name, stall=0.0)
+    run_accelerator(graph, plan, xs, name, stall=0.3)
+    _, result, per_frame = run_accelerator(graph, plan, xs, name, stall=0.0)
     ends = np.array(result.out_cycles["o"])[per_frame - 1::per_frame]
     return int(np.diff(ends)[-1]), ends[0] - result.in_cycles["i"][0]
 

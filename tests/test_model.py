@@ -17,7 +17,7 @@ from dnnhw.layers.fc import FullyConnected
 from dnnhw.layers.global_pool import GlobalAveragePool
 from dnnhw.layers.pool import Pool
 from dnnhw.model import Folding
-from graphs import conv_graph, out_hw
+from support.graphs import conv_graph, out_hw
 
 
 # -- one-layer graphs -----------------------------------------------------------------------------

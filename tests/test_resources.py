@@ -12,7 +12,7 @@ from dnnhw.ir import Shape
 from dnnhw.model import Folding, foldings
 from dnnhw.resources import Resources, layer_resources
 
-from graphs import conv_graph
+from support.graphs import conv_graph
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))

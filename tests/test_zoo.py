@@ -1,4 +1,4 @@
-"""End-to-end acceptance on the network zoo (tests/zoo.py): each network built for arty with
+"""End-to-end acceptance on the network zoo (tests/support/zoo.py): each network built for arty with
 `dnnhw build`, then simulated with `dnnhw verify`: bit-exact against the golden model, cycles per
 frame within 5 % and batch-1 latency within 10 % of the model's prediction. The builds run with
 `-m slow` (tests/test_build.py builds and verifies digits by default); loading and quantizing
@@ -11,9 +11,9 @@ import numpy as np
 import onnx
 import pytest
 
-import zoo
 from dnnhw import frontend, golden, quant
-from test_cli import dnnhw
+from support import zoo
+from support.cli import dnnhw
 
 #: Networks quick enough for the default suite (tens of seconds each, Verilator compile included).
 QUICK = ()         # tests/test_build.py builds and verifies digits by default

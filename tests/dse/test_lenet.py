@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
-import zoo
-from test_cli import dnnhw
+from support import zoo
+from support.cli import dnnhw
 
 
 @pytest.mark.slow

@@ -14,11 +14,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import torch_models
 from dnnhw import golden, ops, quant
 from dnnhw.errors import UserError
 from dnnhw.frontend import load, onnxruntime_outputs
 from dnnhw.ir import Format, Graph, Layer, Shape, WeightQuant
+from support import torch_models
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
                                         "ignore::UserWarning")

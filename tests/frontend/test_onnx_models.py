@@ -6,10 +6,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-import onnx_models
 from dnnhw import golden, quant
 from dnnhw.errors import UserError
 from dnnhw.frontend import load, onnxruntime_outputs
+from support import onnx_models
 
 OPSETS = (11, 13, 17, 18, 21)
 

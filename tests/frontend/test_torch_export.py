@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import torch_models
 from dnnhw import golden, quant
 from dnnhw.frontend import load, onnxruntime_outputs
+from support import torch_models
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
                                         "ignore::UserWarning")

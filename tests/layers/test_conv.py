@@ -8,7 +8,7 @@ from dnnhw import golden
 from dnnhw.ir import Shape
 from dnnhw.layers.conv import Conv
 from dnnhw.sim import from_beats, run_stream_bench, to_beats
-from graphs import conv_graph
+from support.graphs import conv_graph
 
 
 CASES = {   # name: graph arguments, folding (coarse_in, coarse_out, fine[, logic multipliers])

@@ -16,27 +16,19 @@ from `golden.window_view` in window-stream order. Expected outputs are `golden.r
 
 import gc
 import itertools
-import random
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from dnnhw import golden, quant
 from dnnhw.ir import Format, Graph, Layer, Shape, WeightQuant
 from dnnhw.layers.conv_engine import ConvEngine, leaky_floor
-from dnnhw.sim import run_stream_bench, to_beats
-from dnnhw.sim.streams import element_shape, pack, unpack
+from dnnhw.sim import to_beats
+from support.engines import ACTS, VARIANTS, check_bench, divisors, input_frames, simulate
 
 
 # -- one-layer graphs and their streams ---------------------------------------------------------
-
-ACTS = {None: {}, "relu": {"act": "relu"}, "clamp": {"act": "clamp", "lo": -0.75, "hi": 1.5},
-        "leaky": {"act": "leaky_relu", "alpha": 0.1},
-        "leaky_steep": {"act": "leaky_relu", "alpha": 1.5},
-        "leaky_negative": {"act": "leaky_relu", "alpha": -0.3}}
-
 
 @dataclass(frozen=True)
 class Case:
@@ -91,15 +83,6 @@ def conv_graph(case):
     return q
 
 
-def input_frames(graph, count, seed=0):
-    """Quantized normal data, then frames uniform over the input format's whole range."""
-    rng = np.random.default_rng(seed + 1000)
-    fmt, shape = graph.formats[graph.input], tuple(graph.shapes[graph.input])
-    frames = [golden.quantize(rng.standard_normal(shape), fmt)]
-    frames += [rng.integers(fmt.min, fmt.max + 1, shape) for _ in range(count - 1)]
-    return frames
-
-
 def window_beats(x, attrs, lanes):
     """The window stream of (C, H, W) integers `x`: per output pixel, per channel group, the
     element [k][lane] = window position k (row-major), channel group·lanes + lane."""
@@ -124,49 +107,6 @@ def pixel_beats(x, attrs, lanes):
 
 
 # -- amaranth.sim --------------------------------------------------------------------------------
-
-def simulate(dut, inputs, count, stall_in=0.3, stall_out=0.3, seed=0, timeout=100_000):
-    """Run `dut` in amaranth.sim: feed `inputs`, take `count` output beats, random stalls; fails
-    after `timeout` cycles."""
-    rng = random.Random(seed)
-    _, in_shape = element_shape(dut.i.payload.shape())
-    out_count, out_shape = element_shape(dut.o.payload.shape())
-    got = []
-
-    async def producer(ctx):
-        for beat in inputs:
-            while rng.random() < stall_in:
-                await ctx.tick()
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload.as_value(), pack(beat, in_shape))
-            await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
-
-    async def consumer(ctx):
-        for _ in range(count):
-            while rng.random() < stall_out:
-                await ctx.tick()
-            ctx.set(dut.o.ready, 1)
-            word, = await ctx.tick().sample(dut.o.payload.as_value()).until(dut.o.valid)
-            ctx.set(dut.o.ready, 0)
-            got.append(unpack(word, out_count, out_shape))
-        for _ in range(16):                     # nothing more comes out
-            await ctx.tick()
-            assert not ctx.get(dut.o.valid)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    async def watchdog(ctx):
-        for _ in range(timeout):
-            await ctx.tick()
-        raise AssertionError(f"timeout: {len(got)} of {count} output beats after {timeout} cycles")
-
-    sim.add_testbench(consumer)
-    sim.add_testbench(watchdog, background=True)
-    sim.run()
-    return np.array(got, dtype=np.int64).reshape(count, out_count)
-
 
 QUICK = [
     Case(4, 6, 1, (3, 3), (2, 3, 3), pads=(1, 1, 1, 1), act="relu"),
@@ -279,25 +219,6 @@ def test_errors():
 
 # -- cocotb + Verilator --------------------------------------------------------------------------
 
-def check_bench(dut, inputs, want, frames, cycles_per_frame, latency, name, seed=0):
-    """Bit-exact with random stalls on both sides; with none, cycles per frame (the interval
-    between frame ends over `frames` frames back to back) and latency (first input transfer to
-    first output transfer) exactly as stated. Returns the unstalled run."""
-    timeout = 4 * (frames * cycles_per_frame + latency) + 500
-    free = run_stream_bench(dut, {"i": inputs}, {"o": len(want)}, name=name, timeout=timeout)
-    assert free.extra == {"o": 0}
-    np.testing.assert_array_equal(free.outputs["o"], want)
-    per_frame = len(want) // frames
-    ends = np.array(free.out_cycles["o"])[per_frame - 1::per_frame]
-    assert list(np.diff(ends)) == [cycles_per_frame] * (frames - 1)
-    assert free.out_cycles["o"][0] - free.in_cycles["i"][0] == latency
-    stalled = run_stream_bench(dut, {"i": inputs}, {"o": len(want)}, name=name, timeout=timeout,
-                               stall_in=0.3, stall_out=0.3, seed=seed)
-    assert stalled.extra == {"o": 0}
-    np.testing.assert_array_equal(stalled.outputs["o"], want)
-    return free
-
-
 def bench(case, engine, graph, name, beats=window_beats):
     """`check_bench` of the engine on `case.frames` frames."""
     inputs, want = streams(graph, input_frames(graph, case.frames, case.seed), case.fold, beats)
@@ -354,14 +275,6 @@ GEOMETRIES = [  # kernel, stride, pads, input (H, W)
     ((5, 5), (1, 1), (2, 2, 2, 2), (4, 4)),
     ((4, 10), (2, 1), (1, 2, 0, 3), (5, 8)),
 ]
-VARIANTS = [(8, "relu", False), (16, "leaky", False), (8, "clamp", True), (4, None, False),
-            (16, None, True), (8, "leaky", False), (4, "relu", True)]
-
-
-def divisors(n):
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 def foldings(c_in, c_out, groups, kernel):
     """Smallest, middle and largest folding."""
     options = [divisors(c_in // groups), divisors(c_out // groups), divisors(kernel[0] * kernel[1])]

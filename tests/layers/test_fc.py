@@ -22,8 +22,7 @@ from dnnhw import golden, quant
 from dnnhw.ir import Format, Graph, Layer, Shape, WeightQuant
 from dnnhw.layers.fc import FullyConnected
 from dnnhw.sim import to_beats
-
-from test_conv_engine import ACTS, VARIANTS, check_bench, divisors, input_frames, simulate
+from support.engines import ACTS, VARIANTS, check_bench, divisors, input_frames, simulate
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,11 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from dnnhw.layers.fifo import StreamFIFO
-from dnnhw.sim.amaranth_sim import run_stream_sim
 from dnnhw.sim import run_stream_bench
-from dnnhw.sim.amaranth_sim import stream_get, stream_put
+from dnnhw.sim.amaranth_sim import run_stream_sim, stream_get, stream_put
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
 
 
 def check(bits, lanes, depth, buffered, beats, run, seed=0, **stalls):

@@ -10,13 +10,11 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from dnnhw.layers.fork import Fork
-from dnnhw.sim.amaranth_sim import run_stream_sim
 from dnnhw.sim import run_stream_bench
-from dnnhw.sim.amaranth_sim import stream_get, stream_put
+from dnnhw.sim.amaranth_sim import run_stream_sim, stream_get, stream_put
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
 
 
 def check(bits, lanes, n, beats, run, seed=0, **stalls):
@@ -40,10 +38,7 @@ def assert_timing(dut, result, n):
 
 
 def verilator(name):
-    # drain=0: dnnhw.sim.bench leaves the last input beat's valid up while it drains, which a
-    # block of latency 0 passes on as extra beats; the amaranth.sim runs check the drain instead
-    return lambda dut, inputs, outputs, **kw: run_stream_bench(dut, inputs, outputs, name=name,
-                                                               drain=0, **kw)
+    return lambda dut, inputs, outputs, **kw: run_stream_bench(dut, inputs, outputs, name=name, **kw)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])

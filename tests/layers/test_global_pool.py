@@ -1,7 +1,7 @@
 """Tests of global average pooling (dnnhw/layers/global_pool.py) against the golden model.
 
 Expected outputs come from `golden.run_fixed` on a one-layer "global_avgpool" graph quantized
-with `dnnhw.quant.quantize`. Harness and checks are the sliding window's (test_sliding_window.py):
+with `dnnhw.quant.quantize`. Harness and checks are the sliding window's (`support.windows`):
 bit-exact under random stalls on both sides, exact cycles per frame and latency without stalls,
 frames back to back, no extra beat. The matrix: shapes (odd sizes, a single pixel, a single
 channel group) × lanes (1, 2, C) × bits (8, 16).
@@ -18,7 +18,7 @@ from dnnhw import golden, quant
 from dnnhw.ir import Graph, Layer, Shape
 from dnnhw.layers.global_pool import GlobalAveragePool
 from dnnhw.sim import to_beats
-from test_sliding_window import BITS, FRAMES, check_stream, params, random_frames, seed_of
+from support.windows import BITS, FRAMES, check_stream, params, random_frames, seed_of
 
 
 SHAPES = [Shape(4, 7, 9), Shape(6, 1, 1), Shape(2, 5, 3), Shape(8, 4, 4)]

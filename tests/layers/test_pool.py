@@ -3,7 +3,7 @@
 Expected outputs come from `golden.run_fixed` on a one-layer graph ("maxpool" or "avgpool")
 quantized with `dnnhw.quant.quantize`. The harness, the checks (bit-exact under random stalls on
 both sides, exact cycles per frame and latency without stalls, frames back to back, no extra
-beat) and the generated matrix's axes are the sliding window's (test_sliding_window.py), with the
+beat) and the generated matrix's axes are the sliding window's (`support.windows`), with the
 pooling kind as one more axis: max, average excluding padding, average including padding.
 """
 
@@ -13,14 +13,14 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from dnnhw import golden, quant
 from dnnhw.ir import Graph, Layer, Shape
 from dnnhw.layers.pool import AverageScale, Pool
 from dnnhw.sim import to_beats
-from test_sliding_window import (BITS, FRAMES, KERNELS, LANES, PADS, SHAPE, STRIDES, check_stream,
-                                 params, random_frames, seed_of)
+from dnnhw.sim.amaranth_sim import run_stream_sim
+from support.windows import (BITS, FRAMES, KERNELS, LANES, PADS, SHAPE, STRIDES, check_stream, params,
+                             random_frames, seed_of)
 
 
 KINDS = {                       # case kind: (graph op, Pool kind, count_include_pad)
@@ -127,28 +127,7 @@ def test_average_scale_any_divisors():
     mk = np.vectorize(golden.avg_multiplier)(n)
     expected = golden.saturate(golden.round_shift(sums * mk[0], mk[1]), bits).reshape(-1, lanes)
     assert np.any(expected == 127) and np.any(expected == -128) and np.any(np.abs(expected) < 127)
-    got = []
-    random_gen = random.Random(3)
-
-    async def producer(ctx):
-        for beat in sums.reshape(-1, lanes):
-            while random_gen.random() < 0.3:
-                await ctx.tick()
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, beat.tolist())
-            await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
-
-    async def consumer(ctx):
-        while len(got) < len(expected):
-            ctx.set(dut.o.ready, random_gen.random() >= 0.3)
-            _, _, ready, valid, payload = await ctx.tick().sample(dut.o.ready, dut.o.valid, dut.o.payload)
-            if ready and valid:
-                got.append([int(v) for v in payload])
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
-    np.testing.assert_array_equal(np.array(got), expected)
+    result = run_stream_sim(dut, {"i": sums.reshape(-1, lanes)}, {"o": len(expected)},
+                            stall_in=0.3, stall_out=0.3, seed=3)
+    assert result.extra == {"o": 0}
+    np.testing.assert_array_equal(result.outputs["o"], expected)

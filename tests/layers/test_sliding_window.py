@@ -6,15 +6,13 @@ block's stated formulas, exactly). The generated matrix runs in `amaranth.sim` (
 a few designs also run in cocotb + Verilator. The whole matrix is marked slow except a subset
 that covers every kernel, stride, padding, lane count and width at least once.
 
-`simulate` (amaranth.sim) mirrors `dnnhw.sim.run_stream_bench` (cocotb + Verilator) and returns
-the same `BenchResult`, so both simulators go through the same checks (`check_stream`);
-test_pool.py and test_global_pool.py import this harness and the matrix's axes from here.
+Both simulators go through the same checks (`support.windows.check_stream`), which the pool and
+global pool tests share, with the matrix's axes.
 """
 
 import gc
 import itertools
 import random
-import zlib
 from typing import NamedTuple
 
 import numpy as np
@@ -25,106 +23,9 @@ from amaranth.sim import Simulator
 from dnnhw import golden
 from dnnhw.ir import Shape
 from dnnhw.layers.sliding_window import DelayLine, SlidingWindow
-from dnnhw.sim import run_stream_bench, to_beats
-from dnnhw.sim.runner import BenchResult
-from dnnhw.sim.streams import element_shape, pack, unpack
-
-
-FRAMES = {"amaranth": 2, "verilator": 3}    # frames back to back per run
-STALLS = [(0.3, 0.3), (0.1, 0.7)]           # (stall_in, stall_out): balanced, and output-bound
-
-
-# -- shared harness -----------------------------------------------------------------------------
-
-def simulate(dut, beats, n_out, *, stall_in=0.0, stall_out=0.0, seed=0, drain=16):
-    """`run_stream_bench` in amaranth.sim: drive `beats` into `dut.i` with random valid gaps,
-    take `n_out` beats from `dut.o` with random ready gaps; cycle of every transfer. It runs
-    until every input beat is taken too, then `drain` cycles with no input and `o` ready: any
-    output beat past `n_out` is counted in `extra`."""
-    rng = random.Random(seed)
-    words = [pack(b, element_shape(dut.i.payload.shape())[1]) for b in beats]
-    count, shape = element_shape(dut.o.payload.shape())
-    got, in_cycles, out_cycles, extra = [], [], [], [0]
-
-    async def bench(ctx):
-        sent, presenting, cycle = 0, False, 0
-        while len(got) < n_out or sent < len(words):
-            assert cycle < 200 + 20 * (len(words) + n_out), f"timeout: {len(got)} of {n_out} beats"
-            if not presenting and sent < len(words):
-                presenting = rng.random() >= stall_in
-            ctx.set(dut.i.valid, presenting)
-            if presenting:
-                ctx.set(dut.i.payload.as_value(), words[sent])
-            ready = rng.random() >= stall_out
-            ctx.set(dut.o.ready, ready)
-            if presenting and ctx.get(dut.i.ready):
-                in_cycles.append(cycle)
-                sent, presenting = sent + 1, False
-            if ready and ctx.get(dut.o.valid):
-                got.append(unpack(ctx.get(dut.o.payload.as_value()), count, shape))
-                out_cycles.append(cycle)
-            await ctx.tick()
-            cycle += 1
-        ctx.set(dut.i.valid, 0)
-        ctx.set(dut.o.ready, 1)
-        for _ in range(drain):
-            extra[0] += ctx.get(dut.o.valid)
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    extra[0] += len(got) - n_out
-    outputs = np.array(got[:n_out], dtype=np.int64).reshape(n_out, count)
-    return BenchResult({"o": outputs}, {"i": in_cycles}, {"o": out_cycles[:n_out]}, len(out_cycles),
-                       {"o": extra[0]})
-
-
-def run(simulator, dut, name, beats, n_out, **stalls):
-    if simulator == "verilator":
-        return run_stream_bench(dut, {"i": beats}, {"o": n_out}, name=name, **stalls)
-    result = simulate(dut, beats, n_out, **stalls)
-    assert len(result.in_cycles["i"]) == len(beats)
-    return result
-
-
-def check_stream(dut, name, simulator, beats, expected, frames, seed):
-    """Bit-exact under stalls; cycles per frame and latency exact without stalls."""
-    for stall_in, stall_out in STALLS:
-        result = run(simulator, dut, name, beats, len(expected),
-                     stall_in=stall_in, stall_out=stall_out, seed=seed)
-        assert result.extra == {"o": 0}
-        np.testing.assert_array_equal(result.outputs["o"], expected)
-    result = run(simulator, dut, name, beats, len(expected))
-    assert result.extra == {"o": 0}
-    np.testing.assert_array_equal(result.outputs["o"], expected)
-    per_frame = len(expected) // frames
-    ends = [result.out_cycles["o"][(f + 1) * per_frame - 1] for f in range(frames)]
-    assert np.diff(ends).tolist() == [dut.cycles_per_frame] * (frames - 1)
-    assert result.out_cycles["o"][0] - result.in_cycles["i"][0] == dut.latency
-
-
-def random_frames(shape, bits, rng, frames):
-    """Integers over the whole range of `bits`, extremes included."""
-    lo, hi = -(1 << (bits - 1)), 1 << (bits - 1)
-    xs = rng.integers(lo, hi, size=(frames, *shape))
-    xs[0].flat[:2] = lo, hi - 1
-    return xs
-
-
-# -- the matrix ---------------------------------------------------------------------------------
-
-SHAPE = Shape(4, 7, 9)
-KERNELS = [(1, 1), (2, 2), (3, 3), (5, 5), (7, 7), (4, 10), (3, 1)]
-STRIDES = [(1, 1), (2, 2), (1, 2)]
-PADS = {
-    "nopad": lambda kh, kw: (0, 0, 0, 0),
-    "sym": lambda kh, kw: (kh // 2, kw // 2, kh // 2, kw // 2),
-    "asym": lambda kh, kw: (kh // 2, kw - 1, kh, 0),      # bottom exceeds kh - 1, as ceil mode
-}
-LANES = [1, 2, SHAPE.c]
-BITS = [8, 16]
+from dnnhw.sim import to_beats
+from support.windows import (BITS, FRAMES, KERNELS, LANES, PADS, SHAPE, STRIDES, check_stream, params,
+                             random_frames, seed_of)
 
 
 class Case(NamedTuple):
@@ -160,17 +61,6 @@ _draw = random.Random(0)
 VERILATOR_SLOW = [case for case in (Case(k, s, p, _draw.choice(LANES), _draw.choice(BITS))
                                     for k, s, p in itertools.product(KERNELS, STRIDES, PADS))
                   if case.fits() and case not in VERILATOR]
-
-
-def seed_of(name):
-    """A seed per design, stable across runs."""
-    return zlib.crc32(name.encode())
-
-
-def params(default, everything):
-    return ([pytest.param(case, id=case.name) for case in default] +
-            [pytest.param(case, id=case.name, marks=pytest.mark.slow)
-             for case in everything if case not in default])
 
 
 def expected_windows(x, kernel, stride, pads, lanes, pad_value):

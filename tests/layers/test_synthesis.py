@@ -8,7 +8,7 @@ from dnnhw.layers.activation import Activation
 from dnnhw.layers.add import Add
 from dnnhw.layers.fifo import StreamFIFO
 from dnnhw.toolchain.yosys import synthesize
-from graphs import conv_graph
+from support.graphs import conv_graph
 
 
 def test_sigmoid_table_and_multiplier():

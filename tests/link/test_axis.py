@@ -16,7 +16,6 @@ from amaranth.sim import Simulator
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-import onnx_models
 from dnnhw import golden, quant
 from dnnhw.accel import Accelerator
 from dnnhw.frontend import load
@@ -25,6 +24,7 @@ from dnnhw.model import Folding
 from dnnhw.sim import from_beats, to_beats, verilate
 from dnnhw.sim.runner import run_json_test
 from dnnhw.sim.streams import pack, unpack
+from support import onnx_models
 
 
 BITS = 6            # 2 input lanes: 12 of 16 TDATA bits; 3 output lanes: 18 of 24

@@ -8,7 +8,6 @@ import functools
 import gc
 import io
 import json
-import random
 import warnings
 
 import numpy as np
@@ -19,8 +18,6 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-import onnx_models
-from graphs import conv_graph
 from dnnhw import golden, host, quant, record
 from dnnhw.accel import Accelerator
 from dnnhw.boards import get_board
@@ -35,6 +32,10 @@ from dnnhw.link.top import BoardTop, UartAccelerator, baud_for
 from dnnhw.link.uart import UARTReceiver, UARTTransmitter
 from dnnhw.model import Folding
 from dnnhw.sim import from_beats, to_beats
+from dnnhw.sim.amaranth_sim import collect
+from dnnhw.sim.stalls import Stalls
+from support import onnx_models
+from support.graphs import conv_graph
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -173,9 +174,9 @@ class Echo(wiring.Component):
 
 def echo_sim(dut, segments, expect, stall=0.3, seed=0):
     """Send `segments` ((wait for this many bytes back, gap in cycles, bytes)) into `dut` one
-    byte per cycle, take its bytes under random ready stalls; returns the bytes that came back."""
-    rng = random.Random(seed)
-    got = []
+    byte per cycle, take its `expect` bytes under random ready stalls (`dnnhw.sim.amaranth_sim.
+    collect`); returns them, after checking that no byte more comes."""
+    got, sent, extra = [], [], []
 
     async def host(ctx):
         for wait_rx, gap, data in segments:
@@ -188,22 +189,23 @@ def echo_sim(dut, segments, expect, stall=0.3, seed=0):
                 ctx.set(dut.i.payload, byte)
                 await ctx.tick()
             ctx.set(dut.i.valid, 0)
+        sent.append(True)
         for _ in range(20 * expect + 200):
+            if extra:
+                return
             await ctx.tick()
+        raise AssertionError(f"{len(got)} of {expect} bytes came back")
 
     async def device(ctx):
-        while True:
-            ready = rng.random() >= stall
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            if ready and valid:
-                got.append(payload)
+        extra.append(await collect(ctx, dut.o, expect, Stalls(stall, seed, "o"), got, [],
+                                   lambda: bool(sent), drain=16))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(host)
-    sim.add_testbench(device, background=True)
+    sim.add_testbench(device)
     sim.run()
+    assert extra == [0]
     return bytes(got)
 
 

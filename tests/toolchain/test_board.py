@@ -5,8 +5,8 @@ import json
 import onnx
 import pytest
 
-import onnx_models
-from test_cli import dnnhw
+from support import onnx_models
+from support.cli import dnnhw
 
 
 @pytest.mark.slow

@@ -40,7 +40,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from torch_models import seeded
+from support.torch_models import seeded
 
 __all__ = ["NETWORKS", "lenet", "vgg_cifar", "kws_dscnn", "residual", "bundle64", "mlp", "digits",
            "lstm_kws"]
@@ -51,7 +51,7 @@ FRAMES = 32
 #: ONNX IR version of the hand-built models: onnxruntime 1.31 reads up to 11; opset 17 needs 8.
 IR_VERSION = 9
 
-DIGITS = pathlib.Path(__file__).resolve().parent.parent / "examples" / "digits"
+DIGITS = pathlib.Path(__file__).resolve().parents[2] / "examples" / "digits"
 
 
 # -- PyTorch --------------------------------------------------------------------------------------
