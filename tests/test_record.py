@@ -10,11 +10,10 @@ import numpy as np
 import onnx
 import pytest
 
-import onnx_models
-import zoo
 from dnnhw import frontend, quant, record
 from dnnhw.errors import UserError
 from dnnhw.model import Folding
+from support import onnx_models, zoo
 
 
 def assert_same(a, b, where="graph"):
