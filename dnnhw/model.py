@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import geometry, ops
-from .folding import Folding, Implementation
+from .folding import Folding
 from .interconnect import edges
 
 
-__all__ = ["Folding", "Implementation", "LayerPerf", "NetworkPerf", "foldings", "check",
+__all__ = ["Folding", "LayerPerf", "NetworkPerf", "foldings", "check",
            "in_lanes", "out_lanes", "cycles_per_frame", "latency", "network"]
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .. import geometry, golden, resources
 from . import register
-from ._base import KeepsFormat, LanesOp, UnitFormat
+from ._base import KeepsFormat, LanesOp, UnitFormat, stream_shift
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,7 @@ class ActivationOp(LanesOp):
                                     geometry.ACTIVATION_LATENCY[self.name])
 
     def timing(self, graph, layer, folding, ins):
-        latency = geometry.ACTIVATION_LATENCY[self.name]
-        first, last = ins[0]
-        return first + latency, last + latency
+        return stream_shift(*ins[0], geometry.ACTIVATION_LATENCY[self.name])
 
     def spec(self, graph, layer):
         fmt_in, fmt_out = graph.formats[layer.inputs[0]], graph.formats[layer.output]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .. import geometry, golden, resources
 from . import register
-from ._base import LanesOp, UnitFormat
+from ._base import LanesOp, UnitFormat, stream_shift
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,7 @@ class HardSigmoidOp(UnitFormat, LanesOp):
                                     geometry.HARD_SIGMOID_LATENCY)
 
     def timing(self, graph, layer, folding, ins):
-        first, last = ins[0]
-        return first + geometry.HARD_SIGMOID_LATENCY, last + geometry.HARD_SIGMOID_LATENCY
+        return stream_shift(*ins[0], geometry.HARD_SIGMOID_LATENCY)
 
     def spec(self, graph, layer):
         return HardSigmoidSpec(graph.formats[layer.inputs[0]].bits,

@@ -35,12 +35,10 @@ class PoolOp(KeepsFormat, LanesOp):
         self.name = f"{kind}pool"
         self.attrs = "kernel, stride, pads" + (", count_include_pad" if kind == "avg" else "")
 
-    def _geometry(self, shape, attrs, lanes):
-        return geometry.pool(shape, attrs["kernel"], attrs["stride"], attrs["pads"], lanes,
-                             self.kind)
-
     def geometry(self, graph, layer, folding):
-        return self._geometry(graph.in_shape(layer), layer.attrs, folding.coarse_in)
+        a = layer.attrs
+        return geometry.pool(graph.in_shape(layer), a["kernel"], a["stride"], a["pads"],
+                             folding.coarse_in, self.kind)
 
     def timing(self, graph, layer, folding, ins):
         g, shape = self.geometry(graph, layer, folding), graph.in_shape(layer)
@@ -64,8 +62,7 @@ class PoolOp(KeepsFormat, LanesOp):
     def features(self, spec, folding, family):
         t = resources.Features()
         lanes, bits = folding.coarse_in, spec.bits
-        attrs = {"kernel": spec.kernel, "stride": spec.stride, "pads": spec.pads}
-        walk = self._geometry(spec.shape, attrs, lanes).window
+        walk = geometry.window(spec.shape, spec.kernel, spec.stride, spec.pads, lanes)
         positions = spec.kernel[0] * spec.kernel[1]
         resources.window_part(t, walk, bits, family)
         t.add("part:reduce", 1)
