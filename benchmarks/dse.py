@@ -81,7 +81,7 @@ def summary(graph, board, found, clock_mhz):
             "latency_cycles": found.perf.latency, "resources": found.resources,
             "limit": found.limit, "binding": found.binding, "evaluated": found.evaluated,
             "seconds": round(found.seconds, 3),
-            "logic_multipliers": sum(f.logic_multipliers for f in found.plan.values()),
+            "logic_multipliers": sum(f.impl.logic_multipliers for f in found.plan.values()),
             "plan": {n: dataclasses.astuple(f) for n, f in found.plan.items()}}
 
 

@@ -43,7 +43,8 @@ from .ir import Graph
 
 
 __all__ = ["front", "Front", "SYNTHETIC_CALIBRATION", "build", "replay", "progress", "TOP",
-           "AXIS_TOP", "write_report", "load_design", "link_reserve"]
+           "AXIS_TOP", "Source", "accelerator", "finish", "write_report", "load_design",
+           "link_reserve"]
 
 #: The accelerator's Verilog module name.
 TOP = "dnnhw_accel"
@@ -97,9 +98,11 @@ def front(network, bits=defaults.BITS, calibration=None, layer_bits=None):
 
 
 def build(network, board, out=None, objective=defaults.OBJECTIVE, bits=defaults.BITS,
-          calibration=None, clock_mhz=None, synth=True, cap=defaults.CAP, seed=defaults.SEED):
+          calibration=None, clock_mhz=None, synth=True, cap=defaults.CAP, seed=defaults.SEED,
+          batch=None):
     """Build `network` (an ONNX path) for `board` (a `boards.Board`) into `out`; returns the
-    folder and the report dict.
+    folder and the report dict. A network the board does not hold in one design is built in
+    partitions (`dnnhw.partitioned`), run over batches of `batch` frames.
 
     Raises
     ------
@@ -113,7 +116,7 @@ def build(network, board, out=None, objective=defaults.OBJECTIVE, bits=defaults.
         raise UserError(f"--clock must be positive, got {clock:g}")
     out = pathlib.Path(out or _default_out(network, board))
     return out, _staged(out, lambda folder: _build(network, board, folder, objective, bits,
-                                                   calibration, clock, synth, cap, seed))
+                                                   calibration, clock, synth, cap, seed, batch))
 
 
 def replay(plan, out=None, synth=True):
@@ -190,7 +193,16 @@ def _replace(staging, out):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _build(network, board, folder, objective, bits, calibration, clock, synth, cap, seed):
+class Source(NamedTuple):
+    """What every record of a build shares: the ONNX file, the quantization's options and the
+    fixed-point model's error against onnxruntime."""
+    network: str
+    bits: int
+    calibration: str | None
+    float_error: dict
+
+
+def _build(network, board, folder, objective, bits, calibration, clock, synth, cap, seed, batch):
     started = time.perf_counter()
     read = front(network, bits, calibration)
     q = read.quantized
@@ -198,24 +210,39 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
     sample = read.frames[:_ERROR_FRAMES]
     error = golden.float_error(frontend.onnxruntime_outputs(network, read.graph, sample),
                                golden.run(q, sample))
+    source = Source(str(network), bits, str(calibration) if calibration else None, error)
+    progress(f"exploring foldings for {board.name}")
+    found = dse.design(q, board, objective=objective, cap=cap, seed=seed, clock_mhz=clock,
+                       batch=batch, reserve=lambda sub: link_reserve(sub, board))
+    if isinstance(found, dse.PartitionedExploration):
+        from .partitioned import build_partitions
 
-    reserve, used = link_reserve(q, board) or {}, None
+        return build_partitions(folder, source, read, board, found, synth, notes, started)
+    saved, found, synthesized, pnr = accelerator(folder, source, q, read.frames, board, clock,
+                                                 found, synth, notes)
+    return finish(folder, saved, board, found, synthesized, pnr, notes, started)
+
+
+def accelerator(folder, source, q, frames, board, clock, found, synth, notes):
+    """rtl/, design/ and the implementation of the quantized graph `q` under the DSE's choice
+    `found` (a `dse.Exploration`) in `folder`: (record, exploration, synth, pnr). When
+    synthesis finds the design larger than the device, the DSE plans again (`_REPLANS` times
+    at most) with what the model missed held back, `notes` saying so.
+
+    Raises
+    ------
+    UserError
+        If no plan fits once synthesized.
+    """
+    reserve = link_reserve(q, board) or {}
     for attempt in range(_REPLANS + 1):
-        progress(f"exploring foldings for {board.name}")
-        try:
-            found = dse.explore(q, board, objective=objective, cap=cap, seed=seed,
-                                clock_mhz=clock, reserve=reserve)
-        except UserError:
-            if used is None:
-                raise
-            raise UserError(_still_too_large(board, used, attempt)) from None
         search = {f.name: getattr(found, f.name) for f in dataclasses.fields(found)
                   if f.name not in _PLANNED}
-        saved = record.Record(str(network), bits, str(calibration) if calibration else None,
-                              error, q, read.frames, board.name, clock, search, found.plan)
+        saved = record.Record(source.network, source.bits, source.calibration,
+                              source.float_error, q, frames, board.name, clock, search, found.plan)
         synthesized, pnr, used, too_large = _generate(folder, saved, board, synth, notes)
         if not too_large:
-            break
+            return saved, found, synthesized, pnr
         if attempt == _REPLANS:
             raise UserError(_still_too_large(board, used, _REPLANS + 1))
         reserve, note = _hold_back(board, found, reserve, used)
@@ -223,7 +250,12 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
         progress(note)
         for part in ("rtl", "design", "synth", "board"):
             shutil.rmtree(folder / part, ignore_errors=True)
-    return _finish(folder, saved, board, found, synthesized, pnr, notes, started)
+        progress(f"exploring foldings for {board.name} again")
+        try:
+            found = dse.explore(q, board, objective=found.objective, cap=found.cap,
+                                seed=found.seed, clock_mhz=clock, reserve=reserve)
+        except UserError:
+            raise UserError(_still_too_large(board, used, attempt + 1)) from None
 
 
 def _replay(saved, board, found, plan, folder, synth):
@@ -235,7 +267,7 @@ def _replay(saved, board, found, plan, folder, synth):
         raise UserError(f"the synthesized design does not fit {board.part}: it needs "
                         f"{_needs(board, used)}; a replayed plan cannot change (build from the "
                         "network to plan again)")
-    return _finish(folder, saved, board, found, synthesized, pnr, notes, started)
+    return finish(folder, saved, board, found, synthesized, pnr, notes, started)
 
 
 def _generate(folder, saved, board, synth, notes):
@@ -251,7 +283,7 @@ def _generate(folder, saved, board, synth, notes):
     return synthesized, pnr, used, used is not None and bool(_over(board, used))
 
 
-def _finish(folder, saved, board, found, synthesized, pnr, notes, started):
+def finish(folder, saved, board, found, synthesized, pnr, notes, started):
     """The report of the build `saved` records, with pareto.png, written into `folder`."""
     result = {**report.design_summary(saved.graph, board, found, saved.clock_mhz),
               "source": saved.source, "synth": synthesized, "pnr": pnr,
@@ -411,9 +443,12 @@ def _design_json(q, accel):
 
 def write_report(folder, result):
     """report.json and report.html in `folder`, each replaced in one rename."""
+    from .report_partitions import write_partitioned_html
+
     folder = pathlib.Path(folder)
+    page = write_partitioned_html if result.get("partitioned") else report.write_html
     for name, write in (("report.json", lambda p: p.write_text(json.dumps(result, indent=2))),
-                        ("report.html", lambda p: report.write_html(result, p))):
+                        ("report.html", lambda p: page(result, p))):
         partial = folder / f".{name}.partial"
         write(partial)
         os.replace(partial, folder / name)

@@ -113,7 +113,8 @@ _BITS_HELP = (f"weight and activation bits, {quant.MIN_BITS}..{quant.MAX_BITS} (
 #: no argparse defaults (an option not given is absent from the arguments), so that the
 #: functions' own defaults (`dnnhw.defaults`) apply and `build --plan` can refuse them.
 _BOARD_OPTIONS = {"board": "board", "objective": "objective", "bits": "bits",
-                  "calibration": "calibration", "clock": "clock_mhz", "cap": "cap", "seed": "seed"}
+                  "calibration": "calibration", "clock": "clock_mhz", "cap": "cap", "seed": "seed",
+                  "batch": "batch"}
 
 
 def _board_options(command):
@@ -133,6 +134,10 @@ def _board_options(command):
                          f"{defaults.CAP:g})")
     command.add_argument("--seed", type=int, default=absent,
                          help=f"seed of the stochastic search (default {defaults.SEED})")
+    command.add_argument("--batch", type=int, default=absent, metavar="B",
+                         help="frames per batch of a network run in partitions (default: 1 "
+                         "for --objective latency, else the largest the board's DRAM holds, "
+                         "up to 256)")
 
 
 def _given(args, *keys):
@@ -167,7 +172,12 @@ def build_command(args):
         from .verify import verify
 
         result["verify"] = verify(folder, frames=args.frames)
-    print(format_report(result))
+    if result.get("partitioned"):
+        from .report_partitions import format_partitioned
+
+        print(format_partitioned(result))
+    else:
+        print(format_report(result))
     print(f"report: {folder / 'report.html'}")
     return _verified(result.get("verify"))
 
@@ -181,12 +191,10 @@ def verify_command(args):
         raise UserError(f"--stall must be in [0, 1), got {args.stall:g}")
     out = verify(args.folder, frames=args.frames, data=args.data, labels=args.labels,
                  stall=args.stall, waves=args.waves)
-    rate = out["measured_cycles_per_frame"]
-    print(f"{out['frames']} frames: {'bit-exact' if out['bit_exact'] else 'MISMATCH'} against "
-          f"the golden model ({out['stalled_frames']} also under random stalls); cycles/frame "
-          f"measured {rate if rate is not None else '—'}, predicted "
-          f"{out['predicted_cycles_per_frame']}; batch-1 latency measured "
-          f"{out['measured_latency_cycles']}, predicted {out['predicted_latency_cycles']} cycles")
+    if out.get("chained"):
+        _print_chained(out)
+    else:
+        _print_verified(out)
     if "accuracy" in out:
         a = out["accuracy"]
         print(f"top-1 accuracy on {a['frames']} frames: hardware {100 * a['hardware']:.2f}%, "
@@ -195,10 +203,35 @@ def verify_command(args):
     return _verified(out)
 
 
+def _print_chained(out):
+    print(f"{out['frames']} frames through {len(out['partitions'])} partitions, each fed the "
+          f"outputs the one before computed: {'bit-exact' if out['bit_exact'] else 'MISMATCH'} "
+          "against the golden model of the whole network")
+    for p in out["partitions"]:
+        print(f"  partition {p['index']}: {'bit-exact' if p['bit_exact'] else 'MISMATCH'} "
+              f"({p['stalled_frames']} frames also under stalls); cycles/frame measured "
+              f"{p['measured_cycles_per_frame'] if p['measured_cycles_per_frame'] is not None else '—'}"
+              f", predicted {p['predicted_cycles_per_frame']}")
+
+
+def _print_verified(out):
+    rate = out["measured_cycles_per_frame"]
+    print(f"{out['frames']} frames: {'bit-exact' if out['bit_exact'] else 'MISMATCH'} against "
+          f"the golden model ({out['stalled_frames']} also under random stalls); cycles/frame "
+          f"measured {rate if rate is not None else '—'}, predicted "
+          f"{out['predicted_cycles_per_frame']}; batch-1 latency measured "
+          f"{out['measured_latency_cycles']}, predicted {out['predicted_latency_cycles']} cycles")
+
+
 def _verified(out):
     """Exit status of a verification: 0 when bit-exact (or not run), else 1 with the reason."""
     if out is None or out["bit_exact"]:
         return 0
+    if out.get("chained"):
+        wrong = [str(p["index"]) for p in out["partitions"] if not p["bit_exact"]]
+        print(f"dnnhw: verification FAILED: partition {', '.join(wrong) or 'outputs'} differ "
+              "from the golden model (see each partition's verify.json)", file=sys.stderr)
+        return 1
     first = out.get("first_mismatch", {})
     print(f"dnnhw: verification FAILED: {out['mismatches']} of {out['frames']} frames differ "
           f"from the golden model ({out['stalled_mismatches']} under stalls); first: frame "
@@ -209,13 +242,19 @@ def _verified(out):
 
 def explore_command(args):
     from .build import front, link_reserve
-    from .dse import explore
+    from .dse import PartitionedExploration, design
 
-    options = _given(args, "board", "objective", "cap", "seed", "clock_mhz")
+    options = _given(args, "board", "objective", "cap", "seed", "clock_mhz", "batch")
     board = options.pop("board")
     q = front(args.network, **_given(args, "bits", "calibration")).quantized
-    found = explore(q, board, target_fps=args.target_fps, reserve=link_reserve(q, board),
-                    **options)
+    found = design(q, board, target_fps=args.target_fps,
+                   reserve=lambda sub: link_reserve(sub, board), **options)
+    if isinstance(found, PartitionedExploration):
+        from .report_partitions import format_partitioned
+
+        summary = report.partitioned_summary(q, board, found)
+        print(json.dumps(summary, indent=2) if args.json else format_partitioned(summary))
+        return
     summary = report.design_summary(q, board, found, options.get("clock_mhz", board.clock_mhz))
     total = summary["macs_per_frame"]
     summary["roofline_fps"] = board.dsp * (summary["clock_mhz"] * 1e6) / total if total else None

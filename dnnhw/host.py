@@ -135,7 +135,7 @@ class Link:
     port : str
         A serial port (``/dev/ttyUSB1``, ``COM3``) or a pyserial URL.
     baud : int
-        The board's baud rate (`dnnhw.link.top.baud_for` of its clock).
+        The board's baud rate (`dnnhw.link.baud.baud_for` of its clock).
     bits_in, bits_out : int
         Bits of the design's input and output values.
     timeout : float

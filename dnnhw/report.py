@@ -19,7 +19,7 @@ from .ops import macs
 
 
 __all__ = ["layer_summary", "graph_summary", "format_table", "design_summary",
-           "write_html", "pareto_plot", "format_report"]
+           "partitioned_summary", "write_html", "pareto_plot", "format_report"]
 
 
 def _fmt(fmt):
@@ -167,6 +167,47 @@ def design_summary(graph, board, found, clock_mhz):
                 "pareto": [{**p, "fps": clock_mhz * 1e6 / p["cycles_per_frame"]}
                            for p in found.pareto]},
         "layers": layers,
+    }
+
+
+def partitioned_summary(graph, board, found):
+    """The JSON-able summary of a partitioned design (`dse.PartitionedExploration`): the
+    schedule's figures and, per partition, its layers, weights reloading, cycles and shares,
+    and its own `design_summary` (of its sub-graph, chunk 0 where it reloads)."""
+    perf, clock = found.perf, found.clock_mhz
+    total_macs = sum(macs(graph, layer) for layer in graph.layers)
+    route = perf.path
+    parts = []
+    for k, (plan, time) in enumerate(zip(found.partitions, perf.partitions), 1):
+        part, cost = plan.part, plan.cost
+        parts.append({
+            "index": k, "layers": [layer.name for layer in graph.layers[part.start:part.stop]],
+            "input": plan.graph.input, "output": plan.graph.output, "reload": part.reload,
+            "cycles_per_frame": cost.cycles_per_frame, "latency_cycles": cost.latency,
+            "in_bits": cost.in_bits, "out_bits": cost.out_bits, "weight_bits": cost.weight_bits,
+            "slowdown": time.slowdown, "batch_cycles": {"compute": time.compute,
+                                                        "bandwidth": time.stall,
+                                                        "weight_loading": time.loading},
+            "resources": plan.found.resources, "binding": plan.found.binding,
+            "design": design_summary(plan.graph, board, plan.found, clock)})
+    return {
+        "network": graph.name, "board": board.name, "device": board.part, "family": board.family,
+        "clock_mhz": clock, "objective": found.objective, "partitioned": True,
+        "macs_per_frame": total_macs, "params": sum(params(layer) for layer in graph.layers),
+        "predicted": {"batch": perf.batch, "fps": perf.fps, "batch_s": perf.batch_s,
+                      "latency_s": perf.batch_s, "gops": 2 * total_macs * perf.fps / 1e9,
+                      "reconfiguration_s": perf.reconfiguration_s, "binding": perf.binding,
+                      "shares": perf.shares(clock)},
+        "path": None if route is None else {
+            "name": route.name, "bits_per_cycle": route.bits_per_cycle, "duplex": route.duplex,
+            "bytes_per_s": route.bits_per_cycle * clock * 1e6 / 8},
+        "memory": None if board.memory is None else dataclasses.asdict(board.memory),
+        "reconfiguration": {"seconds": board.reconfiguration_s,
+                            "source": board.reconfiguration_source},
+        "budget": board.resources,
+        "dse": {"cap": found.cap, "seed": found.seed, "ranges": found.ranges,
+                "seconds": round(found.seconds, 3)},
+        "partitions": parts,
     }
 
 

@@ -21,8 +21,9 @@ from typing import NamedTuple
 import numpy as np
 from amaranth.hdl import signed
 
-from . import defaults, golden, quant
+from . import defaults, golden, quant, record
 from .build import TOP, load_design, progress, write_report
+from .partitioned import is_partitioned
 from .errors import UserError
 from .sim import bench, from_beats, to_beats, verilate_text
 
@@ -57,12 +58,24 @@ def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, se
         If `folder` is not a build, `data` or `labels` do not fit it, or `frames` < 1.
     """
     folder = pathlib.Path(folder)
+    if is_partitioned(folder):
+        return _verify_partitions(folder, frames, data, labels, stall, seed, waves)
     started = time.perf_counter()
     result, design, graph = load_design(folder)
     inputs, truth = _inputs(folder, graph, frames, data, labels)
     xs = [golden.quantize(golden.input_to_chw(graph, f), graph.formats[graph.input])
           for f in inputs]
     want = np.stack([golden.run_fixed(graph, x)[graph.output] for x in xs])
+    out, runs = _check(folder, design, xs, want, stall, seed, waves, started)
+    if truth is not None:
+        out["accuracy"] = _accuracy(graph, inputs, runs.got, want, truth)
+    _write(folder, result, out)
+    return out
+
+
+def _check(folder, design, xs, want, stall, seed, waves, started):
+    """(verify.json's dict without `accuracy`, the `_Runs`) of the build in `folder` on the
+    integer input frames `xs`, against golden's output frames `want`."""
     runs = _simulate(folder, design, xs, stall, seed, waves)
     out = {**_compare(runs, want), "predicted_cycles_per_frame": runs.predicted["cycles_per_frame"],
            "predicted_latency_cycles": runs.predicted["latency_cycles"],
@@ -71,12 +84,54 @@ def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, se
            "seconds": round(time.perf_counter() - started, 2),
            "compile_seconds": round(runs.compile_seconds, 2),
            "cycles_per_second": round((runs.free.cycles + runs.stalled.cycles) / runs.sim_seconds)}
-    if truth is not None:
-        out["accuracy"] = _accuracy(graph, inputs, runs.got, want, truth)
+    return out, runs
+
+
+def _write(folder, result, out):
+    """verify.json in `folder`, and `out` into its report."""
     (folder / "verify.json").write_text(json.dumps(out, indent=2))
     result["verify"] = out
     write_report(folder, result)
+
+
+def _verify_partitions(folder, frames, data, labels, stall, seed, waves):
+    """`verify` of a partitioned build (`dnnhw.partitioned`): each partition's Verilog in turn,
+    the first on the network's input frames and every later one on the outputs the one before
+    it computed in simulation (the host's part between bitstreams), each compared bit for bit
+    with golden's values of its output tensor in the whole network; the last partition's
+    outputs are then the network's."""
+    started = time.perf_counter()
+    result = json.loads((folder / "report.json").read_text())
+    graph = record.read_graph(folder / "design")
+    inputs, truth = _inputs(folder, graph, frames, data, labels)
+    xs = [golden.quantize(golden.input_to_chw(graph, f), graph.formats[graph.input])
+          for f in inputs]
+    values = [golden.run_fixed(graph, x) for x in xs]
+    parts, current = [], xs
+    for part in result["partitions"]:
+        sub = folder / part["folder"]
+        progress(f"partition {part['index']} of {len(result['partitions'])}")
+        sub_result, design, sub_graph = load_design(sub)
+        want = np.stack([v[sub_graph.output] for v in values])
+        out, runs = _check(sub, design, current, want, stall, seed, waves, time.perf_counter())
+        _write(sub, sub_result, out)
+        parts.append({"index": part["index"], **{k: out[k] for k in _PARTITION_KEYS}})
+        current = list(runs.got)
+    final = np.stack(current)
+    want = np.stack([v[graph.output] for v in values])
+    out = {"bit_exact": all(p["bit_exact"] for p in parts) and np.array_equal(final, want),
+           "frames": len(xs), "chained": True, "partitions": parts, "stall": stall,
+           "simulator": _simulator(), "seconds": round(time.perf_counter() - started, 2)}
+    if truth is not None:
+        out["accuracy"] = _accuracy(graph, inputs, final, want, truth)
+    _write(folder, result, out)
     return out
+
+
+#: What a partitioned build's verify.json keeps of each partition's own.
+_PARTITION_KEYS = ("bit_exact", "mismatches", "stalled_frames", "stalled_mismatches",
+                   "measured_cycles_per_frame", "predicted_cycles_per_frame",
+                   "measured_latency_cycles", "predicted_latency_cycles", "compile_seconds")
 
 
 def _inputs(folder, graph, frames, data, labels):

@@ -1,6 +1,9 @@
-"""Design-space exploration: the folding of every layer for the best design a board holds."""
+"""Design-space exploration: the folding of every layer for the best design a board holds, and
+the partitions of a network the board does not hold in one design."""
 
-from .search import DEFAULT_CAP, OBJECTIVES, Exploration, explore
+from .partitions import MAX_BATCH, PartitionedExploration, PartitionPlan, design, explore_partitions
+from .search import DEFAULT_CAP, OBJECTIVES, DoesNotFit, Exploration, explore
 from .space import KINDS, Space
 
-__all__ = ["DEFAULT_CAP", "OBJECTIVES", "Exploration", "explore", "KINDS", "Space"]
+__all__ = ["DEFAULT_CAP", "OBJECTIVES", "DoesNotFit", "Exploration", "explore", "KINDS", "Space",
+           "MAX_BATCH", "PartitionedExploration", "PartitionPlan", "design", "explore_partitions"]

@@ -29,7 +29,7 @@ from ..errors import UserError
 from .space import KINDS, Space
 
 
-__all__ = ["OBJECTIVES", "Exploration", "explore", "DEFAULT_CAP"]
+__all__ = ["OBJECTIVES", "Exploration", "DoesNotFit", "explore", "budget", "DEFAULT_CAP"]
 
 OBJECTIVES = ("throughput", "latency")
 
@@ -75,6 +75,14 @@ class Exploration:
     pareto: list = field(default_factory=list)
     evaluated: int = 0
     seconds: float = 0.0
+
+
+class DoesNotFit(UserError):
+    """The graph's slowest design exceeds the budget (`used`, `limit`: LUT, FF, DSP, BRAM)."""
+
+    def __init__(self, message, used, limit):
+        super().__init__(message)
+        self.used, self.limit = used, limit
 
 
 class _Search:
@@ -174,8 +182,15 @@ class _Search:
         return KINDS[int(np.argmax(used / np.maximum(self.limit, 1)))]
 
 
+def budget(board, cap, reserve=None):
+    """LUT, FF, DSP, BRAM a design may take on `board`: `cap` of each, less `reserve`."""
+    reserve = reserve or {}
+    return np.array([math.floor(cap * board.resources[k]) - reserve.get(k, 0) for k in KINDS],
+                    dtype=np.int64)
+
+
 def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, target_fps=None,
-            clock_mhz=None, steps=2000, logic_multipliers=True, reserve=None):
+            clock_mhz=None, steps=2000, logic_multipliers=True, reserve=None, cache=None):
     """Choose a folding per layer of the quantized `graph` for `board`.
 
     Parameters
@@ -194,27 +209,29 @@ def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, targe
         Let layers build some multipliers from logic (LUTs) when DSPs run out.
     reserve : dict, optional
         Resources taken off the budget for what surrounds the accelerator (the board top).
+    cache : dict, optional
+        Layer candidates to share with other explorations of sub-graphs (`Space`).
 
     Raises
     ------
-    UserError
+    DoesNotFit
         If even the slowest design does not fit (saying by how much and which boards it would
-        fit), or `target_fps` is out of reach (saying what is reachable).
+        fit).
+    UserError
+        If `target_fps` is out of reach (saying what is reachable).
     """
     if objective not in OBJECTIVES:
         raise UserError(f"unknown objective '{objective}' (known: {', '.join(OBJECTIVES)})")
     if not 0 < cap <= 1:
         raise UserError(f"the utilisation cap must be in (0, 1], got {cap}")
     start = time.perf_counter()
-    space = Space(graph, board.family, logic=logic_multipliers)
-    reserve = reserve or {}
-    limit = np.array([math.floor(cap * board.resources[k]) - reserve.get(k, 0) for k in KINDS],
-                     dtype=np.int64)
+    space = Space(graph, board.family, logic=logic_multipliers, cache=cache)
+    limit = budget(board, cap, reserve)
     search = _Search(space, limit)
     targets = sorted({int(c) for cand in space.candidates.values() for c in cand.cycles})
     slowest, used = search.threshold_plan(targets[-1])
     if not search.fits(used):
-        raise UserError(_does_not_fit(graph, board, cap, used, limit))
+        raise DoesNotFit(_does_not_fit(graph, board, cap, used, limit), used, limit)
     clock = (clock_mhz or board.clock_mhz) * 1e6
     if target_fps is not None:
         target = math.floor(clock / target_fps)

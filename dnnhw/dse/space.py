@@ -50,26 +50,25 @@ class Space:
         "xc7", "ecp5" or "ice40".
     logic : bool
         Also consider building some multipliers from logic (LUTs) instead of DSPs.
+    cache : dict, optional
+        Candidates computed before, shared by the spaces of sub-graphs of one graph (the
+        partitions the DSE tries): a layer's candidates depend only on the layer, its input and
+        output, which a sub-graph keeps (keyed by name and output shape, which weights
+        reloading changes).
     """
 
-    def __init__(self, graph, family, logic=True):
+    def __init__(self, graph, family, logic=True, cache=None):
         self.graph, self.family = graph, family
         self.layers = graph.layers
         self._by_name = {layer.name: layer for layer in graph.layers}
         self.candidates, self._index, self._others = {}, {}, {}
+        cache = {} if cache is None else cache
         for layer in self.layers:
-            foldings = model.foldings(graph, layer)
-            if pairs_fit_one_dsp(graph, layer, family):
-                foldings += [f.with_impl(paired=True) for f in foldings
-                             if f.coarse_out % 2 == 0]
-            if logic:
-                foldings = [v for f in foldings for v in _logic_variants(layer, f)]
-            foldings, resources = _with_block_weights(graph, layer, foldings, family)
-            cycles = np.array([model.cycles_per_frame(graph, layer, f) for f in foldings])
-            order = np.lexsort((resources.sum(axis=1), -cycles))
-            self.candidates[layer.name] = Candidates([foldings[k] for k in order], cycles[order],
-                                                     resources[order])
-            self._index[layer.name] = {foldings[k]: j for j, k in enumerate(order)}
+            key = (layer.name, graph.out_shape(layer), family, logic)
+            if key not in cache:
+                cand = _candidates(graph, layer, family, logic)
+                cache[key] = cand, {f: j for j, f in enumerate(cand.foldings)}
+            self.candidates[layer.name], self._index[layer.name] = cache[key]
         self._edge_cache = {}
 
     def index(self, name, folding):
@@ -132,6 +131,19 @@ class Space:
         for layer in self.layers:
             total = total + self.layer_cost(layer.name, plan[layer.name])[1]
         return total
+
+
+def _candidates(graph, layer, family, logic):
+    """`layer`'s `Candidates`."""
+    foldings = model.foldings(graph, layer)
+    if pairs_fit_one_dsp(graph, layer, family):
+        foldings += [f.with_impl(paired=True) for f in foldings if f.coarse_out % 2 == 0]
+    if logic:
+        foldings = [v for f in foldings for v in _logic_variants(layer, f)]
+    foldings, resources = _with_block_weights(graph, layer, foldings, family)
+    cycles = np.array([model.cycles_per_frame(graph, layer, f) for f in foldings])
+    order = np.lexsort((resources.sum(axis=1), -cycles))
+    return Candidates([foldings[k] for k in order], cycles[order], resources[order])
 
 
 def _logic_variants(layer, folding):

@@ -4,15 +4,7 @@
 lane unpacking → `ResponseSender` → UART transmitter (`dnnhw.link.protocol` states the protocol).
 `BoardTop` puts it on a board's UART pins, clocked by the board's oscillator.
 
-The baud rate rule (`baud_for`): the fastest of `BAUD_RATES` whose divisor
-D = round(clock / baud) is at least 16 and whose rate, clock / D, is within 1.5% of the
-nominal one. The receiver samples each bit once, near its middle; its sampling point is off by
-at most 1/D bit (the start edge is seen to within a cycle) plus 9.5·(rate mismatch) by the stop
-bit. With D ≥ 16 and 1.5% from the divisor plus 0.5% from the USB bridge, that is at most
-0.0625 + 9.5 × 0.02 = 0.25 bit: half of the half bit either way is left for slow edges and
-jitter. At 100 MHz (Arty) that gives 3 Mbaud, at 25 MHz (ULX3S) 1 Mbaud, at 12 MHz
-(iCEBreaker) 460800 baud. The FT2232H bridges of Arty and iCEBreaker and the ULX3S's FT231X
-all run 3 Mbaud; 115200 works everywhere.
+The baud rate follows the clock by `dnnhw.link.baud.baud_for`.
 """
 
 import math
@@ -24,44 +16,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..errors import UserError
 from ..layers.lanes import LaneConverter
+from .baud import BAUD_RATES, MAX_RATE_ERROR, MIN_OVERSAMPLING, baud_for, rate_error
 from .protocol import RequestReceiver, ResponseSender
 from .uart import UARTReceiver, UARTTransmitter
 
 
 __all__ = ["BAUD_RATES", "MIN_OVERSAMPLING", "MAX_RATE_ERROR", "baud_for", "board_link",
            "UartAccelerator", "BoardTop"]
-
-#: Standard rates USB-UART bridges (FTDI FT2232H, FT231X; pyserial on Linux) support, fastest first.
-BAUD_RATES = (3_000_000, 2_000_000, 1_500_000, 1_000_000, 921_600, 460_800, 230_400, 115_200)
-
-#: The smallest divisor (clock cycles per bit) `baud_for` picks.
-MIN_OVERSAMPLING = 16
-
-#: The largest relative difference between clock / divisor and the nominal rate.
-MAX_RATE_ERROR = 0.015
-
-
-def _rate_error(clock_hz, baud):
-    divisor = round(clock_hz / baud)
-    return divisor, abs(clock_hz / (divisor * baud) - 1)
-
-
-def baud_for(clock_hz):
-    """The fastest reliable standard baud rate at `clock_hz` (the module docstring's rule).
-
-    Raises
-    ------
-    ValueError
-        If no standard rate fits (a clock below 1.8432 MHz = 16 × 115200 Hz, or one a little
-        above it that no divisor matches closely enough).
-    """
-    for baud in BAUD_RATES:
-        divisor, error = _rate_error(clock_hz, baud)
-        if divisor >= MIN_OVERSAMPLING and error <= MAX_RATE_ERROR:
-            return baud
-    raise ValueError(f"no standard baud rate fits a {clock_hz / 1e6:g} MHz clock with at least "
-                     f"{MIN_OVERSAMPLING} cycles per bit, within {MAX_RATE_ERROR:.1%}")
-
 
 def board_link(board):
     """(clock_hz, baud) of `BoardTop` on `board`: its oscillator's frequency (there is no PLL)
@@ -114,7 +75,7 @@ class UartAccelerator(wiring.Component):
 
     def __init__(self, accel, clock_hz, baud, *, timeout=0.1):
         graph = accel.graph
-        self.divisor, error = _rate_error(clock_hz, baud)
+        self.divisor, error = rate_error(clock_hz, baud)
         if error > MAX_RATE_ERROR:
             raise ValueError(f"UartAccelerator: {baud} baud at {clock_hz / 1e6:g} MHz needs a divisor "
                              f"of {clock_hz / baud:.2f}; {self.divisor} is {error:.1%} off (at most "

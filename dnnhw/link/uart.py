@@ -35,7 +35,7 @@ class UARTReceiver(wiring.Component):
 
     The sampling point moves by at most one cycle against the start edge, so a sender whose
     bit rate differs from clock / divisor by ε still has its stop bit sampled inside the bit
-    while 1/divisor + 9.5·|ε| < 0.5 (`dnnhw.link.top.baud_for` keeps a wide margin).
+    while 1/divisor + 9.5·|ε| < 0.5 (`dnnhw.link.baud.baud_for` keeps a wide margin).
 
     Parameters
     ----------

@@ -109,6 +109,14 @@ class Op:
         """The layer's `WeightQuant`, or None for an op without weights."""
         return None
 
+    # -- partitions ----------------------------------------------------------------------------
+
+    def reload_factors(self, graph, layer):
+        """The weights-reloading factors wr > 1 the layer allows (`dnnhw.partition`): its output
+        channels split into wr equal chunks, one per run, each run with only its chunk's
+        weights on chip. Default: none."""
+        return []
+
     # -- hardware ------------------------------------------------------------------------------
 
     def block(self, graph, layer, folding):

@@ -74,6 +74,14 @@ class WeightedOp(Op):
         return WeightQuant(bits=bits, frac=frac, weight=weight_q, bias=bias_q,
                            acc_bits=bound.bit_length() + 1)
 
+    def reload_factors(self, graph, layer):
+        """Every divisor wr > 1 of the output channels, with one group (a grouped conv's chunks
+        would each need a slice of the input channels too)."""
+        if layer.attrs.get("groups", 1) != 1:
+            return []
+        filters = graph.out_shape(layer).c
+        return [r for r in range(2, filters + 1) if filters % r == 0]
+
     def engine_spec(self, graph, layer):
         """The layer's `EngineSpec`."""
         fmt_in, fmt_out = graph.formats[layer.inputs[0]], graph.formats[layer.output]

@@ -200,6 +200,28 @@ def residual(opset: int = 17) -> onnx.ModelProto:
     return b.model("residual", [1, 4, 8, 8], [1, 12, 8, 8])
 
 
+def vgg(convs, fcs, in_shape=(3, 32, 32), name="vgg", opset: int = 17, seed: int = 7) -> onnx.ModelProto:
+    """A VGG: 3x3 pad-1 Conv + Relu per width in ``convs`` ("M": MaxPool 2x2/2), Flatten, then
+    Gemm layers of ``fcs`` outputs with Relu between them, on 1 x ``in_shape``."""
+    b = _Builder(opset, seed=seed)
+    t, (c, h, w) = "x", in_shape
+    for item in convs:
+        if item == "M":
+            t, h, w = b.op("MaxPool", [t], kernel_shape=[2, 2], strides=[2, 2]), h // 2, w // 2
+        else:
+            t, c = b.op("Relu", [b.conv(t, c, item, pads=[1, 1, 1, 1])]), item
+    t, n = b.op("Flatten", [t]), c * h * w
+    for k, size in enumerate(fcs):
+        last = k == len(fcs) - 1
+        t = b.fc(t, n, size, out="y" if last else None)
+        t, n = (t if last else b.op("Relu", [t])), size
+    return b.model(name, [1, *in_shape], [1, fcs[-1]])
+
+
+#: The CIFAR-10 VGG that does not fit arty at 16 bits (its 16-bit weights need 142 BRAM18).
+VGG_CIFAR = ([32, 32, "M", 64, 64, "M", 128, "M"], [10])
+
+
 def _mlp(opset: int, activation: str, seed: int) -> onnx.ModelProto:
     """MatMul + Add + Relu, Gemm(alpha=0.5, beta=2, transB=0) -> 10, then ``activation``."""
     b = _Builder(opset, seed)

@@ -1,0 +1,171 @@
+"""`dnnhw build` of a network run in partitions (`dnnhw.partition`, `dse.explore_partitions`):
+one ordinary build per partition, and the schedule that runs them one after another.
+
+The build folder, written whole or not at all like any build:
+
+    schedule.json        how to run the partitions (`schedule_json`): their order and folders,
+                         the tensor each reads and writes with its shape, format, stream lanes
+                         and bytes per frame, where those feature maps wait between partitions
+                         (two DRAM regions used in turn, or the host), the batch, and the
+                         predicted cycles and seconds of one batch
+    report.json, .html   the partitioned design (`report.partitioned_summary`) with each
+                         partition's synthesis and place-and-route figures, and the notes
+    design/              the whole network's record (`dnnhw.record`): the quantized graph and
+                         calibration frames `verify` checks the chained partitions against, every
+                         layer's folding, and the partitions among the DSE's facts
+    partition-K/         partition K's build folder, as `dnnhw build` writes one, for its
+                         sub-graph: `verify partition-K` checks it alone
+"""
+
+import json
+import time
+from dataclasses import asdict, replace
+
+import numpy as np
+
+from . import defaults, golden, record, schedule
+from .build import accelerator, finish, progress, write_report
+from .dse.partitions import cost_of
+from .errors import UserError
+from .report import partitioned_summary
+
+
+__all__ = ["build_partitions", "partition_frames", "schedule_json", "is_partitioned"]
+
+
+def is_partitioned(folder):
+    """Whether the build folder `folder` holds a partitioned design."""
+    return (folder / "schedule.json").is_file()
+
+
+def build_partitions(folder, source, read, board, found, synth, notes, started):
+    """Build the partitioned design `found` (a `dse.PartitionedExploration`) of the front
+    `read` (`build.Front`) into `folder`; returns the report dict.
+
+    Raises
+    ------
+    UserError
+        If a partition reloads weights (modelled, not built yet), or a partition's design does
+        not fit once synthesized.
+    """
+    reloaded = [p for p in found.partitions if p.part.reload > 1]
+    if reloaded:
+        layer = reloaded[0].graph.layers[-1].name
+        raise UserError(f"network '{read.quantized.name}' needs {len(found.partitions)} "
+                        f"partitions on {board.name}, and its layer '{layer}' reloads its "
+                        f"weights in {reloaded[0].part.reload} chunks: dnnhw plans weights "
+                        "reloading (`dnnhw explore` shows the design) but cannot build it yet")
+    q, clock = read.quantized, found.clock_mhz
+    inputs = partition_frames(q, found.partitions, read.frames[:defaults.FRAMES])
+    plans, results, designs = [], [], []
+    for k, (plan, frames) in enumerate(zip(found.partitions, inputs), 1):
+        progress(f"partition {k} of {len(found.partitions)}: {plan.graph.name}")
+        sub = folder / f"partition-{k}"
+        sub.mkdir()
+        sub_notes = [f"partition {k} of {len(found.partitions)} of '{q.name}'"]
+        saved, chosen, synthesized, pnr = accelerator(sub, source, plan.graph, frames, board,
+                                                      clock, plan.found, synth, sub_notes)
+        results.append(finish(sub, saved, board, chosen, synthesized, pnr, sub_notes, started))
+        designs.append(json.loads((sub / "design" / "design.json").read_text()))
+        plans.append(replace(plan, found=chosen, cost=cost_of(plan.graph, plan.part, chosen.perf)))
+    perf = schedule.schedule([p.cost for p in plans], board, clock, found.perf.batch)
+    found = replace(found, partitions=plans, perf=perf)
+    _write_record(folder / "design", source, read, board, found)
+    (folder / "schedule.json").write_text(json.dumps(schedule_json(q, board, found, designs),
+                                                     indent=2))
+    result = {**partitioned_summary(q, board, found), "source": source.network,
+              "quant": {"bits_w": source.bits, "bits_a": source.bits,
+                        "float_error": source.float_error},
+              "notes": notes + _path_notes(board, found)}
+    for part, built in zip(result["partitions"], results):
+        part.update(folder=f"partition-{part['index']}", synth=built["synth"], pnr=built["pnr"])
+    result["build_seconds"] = round(time.perf_counter() - started, 2)
+    write_report(folder, result)
+    return result
+
+
+def partition_frames(q, partitions, frames):
+    """Each partition's input frames (float, in the shape its sub-graph's ONNX input takes)
+    for the network's input `frames`: the network's own for the first, golden's fixed-point
+    values of the tensor a later one reads (exact in its format) for the others."""
+    values = [golden.run_fixed(q, golden.quantize(golden.input_to_chw(q, f),
+                                                  q.formats[q.input])) for f in frames]
+    out = [np.asarray(frames)]
+    for plan in partitions[1:]:
+        tensor = plan.graph.input
+        out.append(np.stack([golden.dequantize(v[tensor], q.formats[tensor])[None]
+                             for v in values]))
+    return out
+
+
+def schedule_json(q, board, found, designs):
+    """schedule.json's dict: the order of the partitions, their streams (each from its build's
+    design.json), the feature-map buffers and the predicted batch."""
+    perf, route = found.perf, found.perf.path
+    in_dram = route is not None and route.name == "DRAM"
+    streams = [_streams(d) for d in designs]
+    buffer = perf.batch * max(max(s["bytes_per_frame"].values()) for s in streams)
+    parts = []
+    for k, (plan, stream, spent) in enumerate(zip(found.partitions, streams, perf.partitions)):
+        size = stream["bytes_per_frame"]
+        regions = ({"input": {"offset": k % 2 * buffer, "bytes": perf.batch * size["i"]},
+                    "output": {"offset": (k + 1) % 2 * buffer, "bytes": perf.batch * size["o"]}}
+                   if in_dram else {"input": "host", "output": "host"})
+        parts.append({"index": k + 1, "folder": f"partition-{k + 1}",
+                      "layers": [layer.name for layer in plan.graph.layers],
+                      "reload": plan.part.reload, **stream, "memory": regions,
+                      "predicted": {"cycles_per_frame": plan.cost.cycles_per_frame,
+                                    "latency_cycles": plan.cost.latency,
+                                    "batch_cycles": spent.cycles, "slowdown": spent.slowdown}})
+    return {"network": q.name, "board": board.name, "clock_mhz": found.clock_mhz,
+            "batch": perf.batch, "path": None if route is None else asdict(route),
+            "buffers": ({"count": 2, "bytes": buffer} if in_dram else None),
+            "reconfiguration_s": board.reconfiguration_s,
+            "predicted": {"batch_s": perf.batch_s, "fps": perf.fps,
+                          "shares": perf.shares(found.clock_mhz)},
+            "partitions": parts}
+
+
+def _streams(design):
+    """The input and output streams of a partition's build (its design.json): tensor shapes,
+    formats, lanes, and bytes per frame in memory (beats × TDATA bytes, AXI4-Stream's width)."""
+    def one(port, shape):
+        lanes, bits = design["ports"][port]["lanes"], design["ports"][port]["bits"]
+        beats = int(np.prod(shape)) // lanes
+        return lanes, bits, beats * -(-lanes * bits // 8)
+
+    (li, bi, si), (lo, bo, so) = one("i", design["input_shape"]), one("o", design["output_shape"])
+    return {"input_shape": design["input_shape"], "output_shape": design["output_shape"],
+            "lanes": {"i": li, "o": lo}, "bits": {"i": bi, "o": bo},
+            "bytes_per_frame": {"i": si, "o": so}}
+
+
+def _write_record(design, source, read, board, found):
+    """design/: the whole network's record, every layer's folding and the partitions."""
+    design.mkdir()
+    plan = {name: f for p in found.partitions for name, f in p.found.plan.items()}
+    search = {"objective": found.objective, "cap": found.cap, "seed": found.seed,
+              "batch": found.perf.batch,
+              "partitions": [[p.part.start, p.part.stop, p.part.reload] for p in found.partitions]}
+    record.write(design, record.Record(source.network, source.bits, source.calibration,
+                                       source.float_error, read.quantized, read.frames,
+                                       board.name, found.clock_mhz, search, plan))
+
+
+def _path_notes(board, found):
+    """What the report must say about where the feature maps travel."""
+    route = found.perf.path
+    if route is None or len(found.partitions) == 1:
+        return []
+    if route.name == "DRAM":
+        return [f"feature maps wait in {board.name}'s DRAM between partitions "
+                f"({board.memory.kind}, survives reconfiguration); loading a bitstream takes "
+                f"{board.reconfiguration_s * 1e3:g} ms ({board.reconfiguration_source})"]
+    why = ("its DRAM controller lives in the fabric and a reconfiguration loses the contents"
+           if board.memory is not None else "it has no DRAM")
+    return [f"{board.name} runs the partitions one after another with the host keeping the "
+            f"feature maps between them, since {why}: every boundary tensor crosses the host "
+            f"link ({route.bits_per_cycle * found.clock_mhz * 1e6 / 8 / 1e3:,.0f} KB/s each way), "
+            f"and loading a bitstream takes {board.reconfiguration_s:g} s "
+            f"({board.reconfiguration_source}). A single bitstream with the weights in on-board "
+            "DRAM (weights reloading) would avoid both; dnnhw does not build one yet"]
