@@ -277,6 +277,10 @@ STALLED = [   # back-to-back commands, random stalls on our side, pauses on thei
 CASES = TIMED + STALLED
 
 
+def timed(name):
+    return next(c for c in TIMED if c["name"] == name)
+
+
 @pytest.fixture(scope="module")
 def logs():
     """Every case of `CASES` on the default bench (16-beat bursts, 4 outstanding)."""
@@ -382,7 +386,7 @@ def test_cycles_match_model(logs, name):
     """Full, half and quarter bandwidth, and 24 cycles of added latency that 4 outstanding
     bursts hide: the cycles of the whole transfer as `timing.read_cycles` / `write_cycles`
     say, the steady-state rate as `read_rate` / `write_rate` say (within `TOLERANCE`)."""
-    c, = [c for c in TIMED if c["name"] == name]
+    c = timed(name)
     got, want = measured_cycles(c, logs[name]), model_cycles(c, outstanding=4)
     assert within_tolerance(got, want), (got, want)
     rate, want_rate = steady_rate(logs[name]), model_rate(c, outstanding=4)
@@ -390,17 +394,27 @@ def test_cycles_match_model(logs, name):
 
 
 def test_one_outstanding_request_pays_the_latency():
-    """The latency cases with one outstanding burst: every burst waits the whole round trip,
-    as the model says (0.36 beats per cycle instead of 1)."""
-    cases = [dict(c) for c in TIMED if c["name"].endswith("latency")]
+    """One outstanding burst: every burst waits the whole round trip, as the model says
+    (0.36 beats per cycle with 24 added cycles instead of 1). Under a k-of-n pause pattern
+    each burst then starts on an idle channel and may wait up to n − k cycles for a data
+    cycle, which the model leaves out (see `timing`): the measured cycles lie between the
+    model's and the model's plus n − k per burst."""
+    cases = [dict(c) for c in TIMED]
     logs = run_bench(bench_of(outstanding=1), "axi_bench_b16_o1", cases)
     check_transfers(cases, logs, max_burst=16)
     for c in cases:
-        got, want = measured_cycles(c, logs[c["name"]]), model_cycles(c, outstanding=1)
-        assert within_tolerance(got, want), (c["name"], got, want)
-        rate, want_rate = steady_rate(logs[c["name"]]), model_rate(c, outstanding=1)
-        assert abs(rate - want_rate) <= TOLERANCE[0] * want_rate, (rate, want_rate)
-        assert want_rate < 0.4
+        log = logs[c["name"]]
+        got, want = measured_cycles(c, log), model_cycles(c, outstanding=1)
+        k, n = c.get("r_pause") or c.get("w_pause") or [1, 1]
+        if k == n:
+            assert within_tolerance(got, want), (c["name"], got, want)
+            rate, want_rate = steady_rate(log), model_rate(c, outstanding=1)
+            assert abs(rate - want_rate) <= TOLERANCE[0] * want_rate, (rate, want_rate)
+        else:
+            assert want - TOLERANCE[1] <= got <= want + (n - k) * len(log["bursts"]), (
+                c["name"], got, want)
+    slow = timed("read_latency")
+    assert model_rate(slow, outstanding=1) < 0.37 and model_rate(slow, outstanding=4) == 1
 
 
 def test_latency_wrapper_at_zero_is_axiram(logs):
@@ -415,3 +429,54 @@ def test_latency_wrapper_at_zero_is_axiram(logs):
             shift = ours["cmd"][0] - theirs["cmd"][0]
             assert [e[0] if isinstance(e, list) else e for e in ours[key]] == [
                 (e[0] if isinstance(e, list) else e) + shift for e in theirs[key]], key
+
+
+def random_cases(seed, data_width, max_burst):
+    """Reads (low half of the RAM) and writes (high half) of random commands, each a few
+    beats before a 4 KB boundary, under random stalls and pause patterns; then a read of
+    everything written. Plus a full-rate read and write of one command, and the same with 24
+    cycles of added latency, for the cycle model."""
+    rng, size = random.Random(seed), data_width // 8
+
+    def commands(base, count):
+        out, cursor = [], base
+        for _ in range(count):
+            address = (cursor // 4096 + 1) * 4096 - size * rng.randint(0, 5)
+            beats = rng.randint(1, min(700, 3000 // size))
+            out.append((address, beats))
+            cursor = address + beats * size + size * rng.randint(1, 40)
+        assert cursor <= base + RAM_BYTES // 2
+        return out
+
+    def pattern():
+        n = rng.choice([1, 2, 3, 4])
+        return [rng.randint(1, n), n]
+
+    reads, writes = commands(0, 5), commands(RAM_BYTES // 2, 5)
+    cases = [case(f"read_{k}", "read", [c], seed=k, stall=rng.random() * 0.6, r_pause=pattern())
+             for k, c in enumerate(reads)]
+    cases += [case(f"write_{k}", "write", [c], seed=10 + k, stall=rng.random() * 0.6,
+                   w_pause=pattern(), b_pause=pattern()) for k, c in enumerate(writes)]
+    cases.append(case("read_back", "read", writes, seed=20, stall=0.3))
+    long_read, long_write = max(reads, key=lambda c: c[1]), max(writes, key=lambda c: c[1])
+    timed = [case("timed_read", "read", [long_read]), case("timed_write", "write", [long_write], seed=30),
+             case("timed_read_latency", "read", [long_read], read_latency=24),
+             case("timed_write_latency", "write", [long_write], seed=31, write_latency=24)]
+    return cases, timed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data_width, max_burst, outstanding, id_width", [
+    (32, 256, 2, 0), (128, 8, 3, 1), (64, 256, 8, 0), (8, 16, 4, 0), (1024, 256, 2, 0)])
+def test_parameter_sweep(data_width, max_burst, outstanding, id_width):
+    """Other widths, burst lengths, outstanding counts and an ID: random transfers bit-exact
+    with legal bursts, and full-rate transfers in the model's cycles."""
+    cases, timed = random_cases(data_width + max_burst, data_width, max_burst)
+    name = f"axi_bench_{data_width}_b{max_burst}_o{outstanding}_id{id_width}"
+    logs = run_bench(bench_of(max_burst, outstanding, data_width, id_width), name,
+                     [dict(c) for c in cases + timed])
+    check_transfers(cases + timed, logs, max_burst, data_width)
+    for c in timed:
+        got = measured_cycles(c, logs[c["name"]])
+        want = model_cycles(c, outstanding, max_burst, data_width)
+        assert within_tolerance(got, want), (c["name"], got, want)
