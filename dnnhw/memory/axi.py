@@ -71,7 +71,7 @@ class AxiSignature(wiring.Signature):
         AxID, RID and BID bits; 0 leaves the ID signals out (a master with a single ID, whose
         interconnect ties them to zero).
     read, write : bool
-        Include the read channels, the write channels.
+        Include the read channels, the write channels (one or both).
 
     Members
     -------
@@ -79,20 +79,28 @@ class AxiSignature(wiring.Signature):
         Read address channel (if `read`); `arid` only if `id_width` > 0.
     arready : In(1)
     rid, rdata, rresp, rlast, rvalid : In
-        Read data channel (if `read`).
+        Read data channel (if `read`); `rid` only if `id_width` > 0.
     rready : Out(1)
     awid, awaddr, awlen, awsize, awburst, awlock, awcache, awprot, awvalid : Out
-        Write address channel (if `write`).
+        Write address channel (if `write`); `awid` only if `id_width` > 0.
     awready : In(1)
     wdata, wstrb, wlast, wvalid : Out
         Write data channel (if `write`).
     wready : In(1)
     bid, bresp, bvalid : In
-        Write response channel (if `write`).
+        Write response channel (if `write`); `bid` only if `id_width` > 0.
     bready : Out(1)
+
+    Raises
+    ------
+    ValueError
+        If neither `read` nor `write`.
     """
 
     def __init__(self, address_width, data_width, id_width=0, *, read=True, write=True):
+        if not (read or write):
+            raise ValueError("AxiSignature: a port needs its read channels, its write channels "
+                             "or both")
         self.address_width, self.data_width, self.id_width = address_width, data_width, id_width
         self.read, self.write = read, write
         members = {}
@@ -108,7 +116,8 @@ class AxiSignature(wiring.Signature):
                 (other.address_width, other.data_width, other.id_width, other.read, other.write))
 
     def __repr__(self):
-        channels = "read and write" if self.read and self.write else "read" if self.read else "write"
+        channels = {(True, True): "read and write", (True, False): "read",
+                    (False, True): "write"}[self.read, self.write]
         return (f"AxiSignature({self.address_width}, {self.data_width}, {self.id_width}, "
                 f"{channels})")
 

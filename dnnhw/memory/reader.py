@@ -25,7 +25,8 @@ class AxiReader(wiring.Component):
     Timing: the AR of a command's first burst goes out the cycle after the command is taken;
     ARs follow one per cycle; an R beat reaches `o` 2 cycles after its handshake (the
     `SyncFIFOBuffered`'s latency); an outstanding slot is free again the cycle after a
-    burst's RLAST. Rate: one beat per cycle when the memory and the consumer allow, provided
+    burst's RLAST, and each beat's credit the cycle after it leaves `o` (with the default FIFO
+    depth the credits bind first: with `o` ready, 3 cycles after RLAST). Rate: one beat per cycle when the memory and the consumer allow, provided
     `outstanding` bursts cover the memory's latency (`timing.read_cycles`). RRESP is not
     checked: an error response's data is streamed like any other.
 
@@ -41,7 +42,7 @@ class AxiReader(wiring.Component):
         Bursts that may await data at once.
     fifo_depth : int, optional
         Beats the output queue holds, at least `max_burst`; `outstanding · max_burst` if not
-        given, enough for the credits never to hold back an AR while the consumer keeps up.
+        given. A consumer slower than the memory fills it and the credits then pace the ARs.
     id_width : int
         ARID and RID bits; ARID is always 0 (one ID, so R arrives in order).
 

@@ -14,8 +14,8 @@ the consumer (reads) or producer (writes) always ready:
             rlast[j] = first[j] + (beats[j] − 1)/bandwidth
             cycles   = rlast[last] + OUTPUT                  # to the last beat's handshake on `o`
 
-    write:  aw[j]    = max(aw[j−1] + 1, ISSUE, b[j−O] + RETIRE)
-            first[j] = max(aw[j] + WRITE_DATA, wlast[j−1] + 1/bandwidth)
+    write:  take[j]  = max(take[j−1] + 1, ISSUE, b[j−O] + RETIRE)    # burst leaves the splitter
+            first[j] = max(take[j] + WRITE_DATA, wlast[j−1] + 1/bandwidth)
             wlast[j] = first[j] + (beats[j] − 1)/bandwidth
             b[j]     = max(wlast[j] + latency, b[j−1] + 1)
             cycles   = b[last] + DONE                        # to the `done` pulse
@@ -38,10 +38,10 @@ __all__ = ["PAGE_BYTES", "ISSUE", "OUTPUT", "RETIRE", "WRITE_DATA", "DONE", "bur
 
 
 PAGE_BYTES = 4096       # no burst crosses a 4 KB boundary
-ISSUE = 1               # command handshake → first AR or AW (the burst splitter's register)
+ISSUE = 1               # command handshake → first AR, or first burst taken (splitter register)
 OUTPUT = 2              # R handshake → that beat's handshake on `o` (SyncFIFOBuffered)
-RETIRE = 1              # RLAST or B handshake → the freed slot's AR or AW (a registered count)
-WRITE_DATA = 1          # AW handshake → its first W beat (the burst length queue)
+RETIRE = 1              # RLAST or B handshake → the freed slot's AR, or burst taken (writes)
+WRITE_DATA = 1          # burst taken → its AW and its first W beat (AW register, length queue)
 DONE = 1                # last beat out of `o`, or last B → `done`
 
 
@@ -83,11 +83,11 @@ def write_cycles(address, beats, data_width, *, max_burst=16, outstanding=4, lat
     """Cycles from an `AxiWriter` command's handshake to its `done` pulse, the writer idle
     before and `i` always valid."""
     step = 1 / bandwidth
-    aw, wlast, b = [], [], []
+    take, wlast, b = [], [], []
     for j, (_, length) in enumerate(bursts(address, beats, data_width, max_burst)):
-        aw.append(max(aw[-1] + 1 if aw else ISSUE,
-                      b[j - outstanding] + RETIRE if j >= outstanding else 0))
-        first = max(aw[-1] + WRITE_DATA, wlast[-1] + step if wlast else 0)
+        take.append(max(take[-1] + 1 if take else ISSUE,
+                        b[j - outstanding] + RETIRE if j >= outstanding else 0))
+        first = max(take[-1] + WRITE_DATA, wlast[-1] + step if wlast else 0)
         wlast.append(first + (length - 1) * step)
         b.append(max(wlast[-1] + latency, b[-1] + 1 if b else 0))
     return b[-1] + DONE if b else 0
@@ -106,6 +106,6 @@ def read_rate(*, max_burst=16, outstanding=4, fifo_depth=None, latency, bandwidt
 
 def write_rate(*, max_burst=16, outstanding=4, latency, bandwidth=1.0):
     """Beats per cycle of a long `AxiWriter` transfer in bursts of `max_burst`: the memory's
-    `bandwidth`, unless the outstanding bursts do not span a burst's round trip (AW to B)."""
+    `bandwidth`, unless the outstanding bursts do not span a burst's round trip (taken to B)."""
     trip = WRITE_DATA + (max_burst - 1) / bandwidth + latency + RETIRE
     return min(bandwidth, outstanding * max_burst / trip)

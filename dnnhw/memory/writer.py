@@ -16,17 +16,19 @@ class AxiWriter(wiring.Component):
     each command's base.
 
     A command (base byte address, beats) is split into bursts of at most `max_burst` beats
-    that never cross a 4 KB boundary (`BurstSplitter`). A burst's AW is issued while fewer
-    than `outstanding` bursts await their B response, without waiting for its data; its
-    length enters a small queue, and W sends that many beats of `i` (WSTRB all ones, WLAST on
-    the last) once the AW has gone. `i` is passed to W combinationally: WVALID is `i.valid`
-    and `i.ready` is WREADY while a burst's data is due, so a slow producer holds W (and the
-    slave's write channel) mid-burst; there is no store-and-forward. The next command is taken
-    when the previous one's last AW is issued. BRESP is not checked.
+    that never cross a 4 KB boundary (`BurstSplitter`). A burst is taken while fewer than
+    `outstanding` bursts await their B response, without waiting for its data: its AW goes
+    into a register that drives AW, its length into a small queue from which W sends that
+    many beats of `i` (WSTRB all ones, WLAST on the last). AWVALID and WVALID thus rise in the
+    same cycle and neither waits for the other's READY. `i` is passed to W combinationally:
+    WVALID is `i.valid` and `i.ready` is WREADY while a burst's data is due, so a slow
+    producer holds W (and the slave's write channel) mid-burst; there is no store-and-forward.
+    The next command is taken when the previous one's last burst is. BRESP is not checked.
 
-    Timing: the first AW goes out the cycle after the command is taken and its first W beat
-    the cycle after that AW; AWs follow one per cycle, W beats one per cycle; an outstanding
-    slot is free again the cycle after a B response. Rate: one beat per cycle when
+    Timing: a command's first burst is taken the cycle after the command, and its AW and
+    first W beat go out the cycle after that; bursts are taken one per cycle (while AW keeps
+    up), W beats go one per cycle; an outstanding slot is free again the cycle after a B
+    response. Rate: one beat per cycle when
     the memory and the producer allow, provided `outstanding` bursts cover the slave's write
     response latency (`timing.write_cycles`).
 
@@ -79,20 +81,26 @@ class AxiWriter(wiring.Component):
         axi = self.m_axi
         m.submodules.split = split = BurstSplitter(self.address_width, self.data_width,
                                                    self.max_burst)
-        # lengths of the bursts whose AW went and whose W has not all gone: at most the
-        # bursts awaiting B, so the queue never fills
+        # lengths of the bursts taken whose W has not all gone: at most the bursts awaiting
+        # B, so the queue never fills
         m.submodules.lengths = lengths = fifo.SyncFIFO(width=8, depth=self.outstanding)
         wiring.connect(m, wiring.flipped(self.cmd), split.i)
 
-        waiting = Signal(range(self.outstanding + 1))     # bursts awaiting their B response
-        issue = waiting < self.outstanding
+        # a burst is taken from the splitter into the AW register and, at the same time, its
+        # length into the queue W reads: AWVALID and WVALID then rise together, neither
+        # waiting for the other channel's READY, as AXI requires of a master
+        waiting = Signal(range(self.outstanding + 1))     # bursts taken, awaiting B
+        take = split.o.valid & split.o.ready
         m.d.comb += [
-            axi.awaddr.eq(split.o.payload.address), axi.awlen.eq(split.o.payload.length),
-            axi.awsize.eq(split.offset), axi.awburst.eq(BURST_INCR),
-            axi.awcache.eq(CACHE_NORMAL), axi.awvalid.eq(split.o.valid & issue),
-            split.o.ready.eq(axi.awready & issue),
-            lengths.w_data.eq(split.o.payload.length), lengths.w_en.eq(axi.awvalid & axi.awready),
+            split.o.ready.eq((waiting < self.outstanding) & (~axi.awvalid | axi.awready)),
+            axi.awsize.eq(split.offset), axi.awburst.eq(BURST_INCR), axi.awcache.eq(CACHE_NORMAL),
+            lengths.w_data.eq(split.o.payload.length), lengths.w_en.eq(take),
         ]
+        with m.If(take):
+            m.d.sync += [axi.awaddr.eq(split.o.payload.address),
+                         axi.awlen.eq(split.o.payload.length), axi.awvalid.eq(1)]
+        with m.Elif(axi.awready):
+            m.d.sync += axi.awvalid.eq(0)
         beat = Signal(8)                                  # beat of the burst on W
         m.d.comb += [
             axi.wdata.eq(self.i.payload), axi.wstrb.eq(-1), axi.wlast.eq(beat == lengths.r_data),

@@ -86,7 +86,8 @@ def write_words(seed, count, data_width):
 
 
 def pauses(pattern):
-    """cocotbext-axi pause generator for "k of n" ([k, n]): k cycles on, n − k paused."""
+    """cocotbext-axi pause generator for "k of n" ([k, n]): k cycles on, n − k paused. (A
+    case's `<channel>_hold` pauses its first cycles as well.)"""
     k, n = pattern
     return itertools.cycle([False] * k + [True] * (n - k))
 
@@ -158,11 +159,10 @@ async def _run_case(dut, ram, case, address_width, data_width, drain=24):
     rng = random.Random(case["seed"])
     read = case["op"] == "read"
     for channel, source in [("r", ram.read_if.r_channel), ("w", ram.write_if.w_channel),
-                            ("b", ram.write_if.b_channel)]:
-        pattern = case.get(f"{channel}_pause")
-        source.set_pause_generator(pauses(pattern) if pattern else None)
-        if not pattern:
-            source.pause = False            # clearing the generator keeps its last value
+                            ("b", ram.write_if.b_channel), ("aw", ram.write_if.aw_channel)]:
+        pattern, hold = case.get(f"{channel}_pause"), case.get(f"{channel}_hold", 0)
+        after = pauses(pattern) if pattern else itertools.repeat(False)
+        source.set_pause_generator(itertools.chain([True] * hold, after))
     if isinstance(ram, LatencyAxiRam):
         ram.read_latency = case.get("read_latency", 0)
         ram.write_latency = case.get("write_latency", 0)
@@ -170,7 +170,8 @@ async def _run_case(dut, ram, case, address_width, data_width, drain=24):
     total = sum(beats for _, beats in commands)
     words = [] if read else write_words(case["seed"], total, data_width)
     prefix = "rd" if read else "wr"
-    cmd_valid, cmd_payload = getattr(dut, f"{prefix}_cmd__valid"), getattr(dut, f"{prefix}_cmd__payload")
+    cmd_valid = getattr(dut, f"{prefix}_cmd__valid")
+    cmd_payload = getattr(dut, f"{prefix}_cmd__payload")
     monitor = _Monitor(dut, read)
     log, presenting, cycle = monitor.log, False, 0
     while drain:
@@ -197,7 +198,8 @@ async def _run_case(dut, ram, case, address_width, data_width, drain=24):
         await RisingEdge(dut.clk)
         cycle += 1
     if not read:
-        log["ram"] = [ram.read(address, beats * data_width // 8).hex() for address, beats in commands]
+        log["ram"] = [ram.read(address, beats * data_width // 8).hex()
+                      for address, beats in commands]
     log["busy"] = [log["busy"][0], log["busy"][-1], len(log["busy"])] if log["busy"] else []
     return log
 
@@ -220,7 +222,8 @@ async def axi_bench(dut):
     await RisingEdge(dut.clk)
     logs = {}
     for case in cfg["cases"]:
-        logs[case["name"]] = await _run_case(dut, ram, case, cfg["address_width"], cfg["data_width"])
+        logs[case["name"]] = await _run_case(dut, ram, case, cfg["address_width"],
+                                             cfg["data_width"])
     with open(os.environ["DNNHW_AXI_BENCH_RESULT"], "w") as f:
         json.dump(logs, f)
 
@@ -273,6 +276,8 @@ STALLED = [   # back-to-back commands, random stalls on our side, pauses on thei
     case("write_stalls", "write", [(0xBFF8, 37), (0xC200, 5), (0xCFD0, 200)], seed=6,
          stall=0.5, w_pause=[2, 3], b_pause=[1, 3]),
     case("read_back", "read", [(0x8FE8, 300), (0xBFF8, 37), (0xCFD0, 200)], seed=7, stall=0.2),
+    # AWREADY low for the first 12 cycles: W must not wait for it (the RAM queues 2 W beats)
+    case("write_aw_held", "write", [(0xEFF0, 40)], seed=8, aw_hold=12),
 ]
 CASES = TIMED + STALLED
 
@@ -338,6 +343,8 @@ def check_transfers(cases, logs, max_burst, data_width=DATA_WIDTH):
 
 def test_transfers_bit_exact_and_bursts_legal(logs):
     check_transfers(CASES, logs, max_burst=16)
+    log = logs["write_aw_held"]
+    assert log["beats"][1][0] < log["bursts"][0][0]
 
 
 def measured_cycles(c, log):
@@ -459,7 +466,8 @@ def random_cases(seed, data_width, max_burst):
                    w_pause=pattern(), b_pause=pattern()) for k, c in enumerate(writes)]
     cases.append(case("read_back", "read", writes, seed=20, stall=0.3))
     long_read, long_write = max(reads, key=lambda c: c[1]), max(writes, key=lambda c: c[1])
-    timed = [case("timed_read", "read", [long_read]), case("timed_write", "write", [long_write], seed=30),
+    timed = [case("timed_read", "read", [long_read]),
+             case("timed_write", "write", [long_write], seed=30),
              case("timed_read_latency", "read", [long_read], read_latency=24),
              case("timed_write_latency", "write", [long_write], seed=31, write_latency=24)]
     return cases, timed

@@ -74,7 +74,8 @@ async def control_bench(dut):
         if channel:           # hold AW (or W) back a few cycles: the other arrives first
             channel.set_pause_generator(itertools.chain([True] * 5, itertools.repeat(False)))
         for word in range(words):
-            await host.write_dword(offsets[name] + 4 * word, values[name] >> 32 * word & 0xFFFF_FFFF)
+            await host.write_dword(offsets[name] + 4 * word,
+                                   values[name] >> 32 * word & 0xFFFF_FFFF)
     await host.write_dword(offsets["batch"], 0xCAFE_0010)
     log["buffers"] = {}
     for name in buffers:

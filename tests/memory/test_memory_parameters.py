@@ -77,6 +77,10 @@ def test_signatures():
     assert both.members["arid"].shape == 4 and "arid" not in AxiSignature(32, 64).members
     assert AxiLiteSignature(12) == AxiLiteSignature(12, 32) != AxiLiteSignature(12, 64)
     assert repr(AxiSignature(32, 64, 0, write=False)) == "AxiSignature(32, 64, 0, read)"
+    with pytest.raises(ValueError) as error:
+        AxiSignature(32, 64, read=False, write=False)
+    assert str(error.value) == ("AxiSignature: a port needs its read channels, its write "
+                                "channels or both")
 
 
 def test_bursts():
