@@ -25,7 +25,7 @@ import numpy as np
 
 from . import defaults, golden, record, schedule
 from .build import accelerator, finish, progress, write_report
-from .dse.partitions import cost_of
+from .dse.partitions import cost_of, stored_bits
 from .errors import UserError
 from .report import partitioned_summary
 
@@ -128,11 +128,11 @@ def schedule_json(q, board, found, designs):
 
 def _streams(design):
     """The input and output streams of a partition's build (its design.json): tensor shapes,
-    formats, lanes, and bytes per frame in memory (beats × TDATA bytes, AXI4-Stream's width)."""
+    formats, lanes, and bytes per frame as stored (in stream order, each element in whole
+    bytes, as the host link carries it)."""
     def one(port, shape):
         lanes, bits = design["ports"][port]["lanes"], design["ports"][port]["bits"]
-        beats = int(np.prod(shape)) // lanes
-        return lanes, bits, beats * -(-lanes * bits // 8)
+        return lanes, bits, int(np.prod(shape)) * stored_bits(bits) // 8
 
     (li, bi, si), (lo, bo, so) = one("i", design["input_shape"]), one("o", design["output_shape"])
     return {"input_shape": design["input_shape"], "output_shape": design["output_shape"],

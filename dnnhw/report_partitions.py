@@ -90,7 +90,7 @@ def _timeline_png(r):
     ax.invert_yaxis()
     ax.set_xlabel("seconds into the batch")
     ax.set_ylabel("partition")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     return _png(fig)
 
 

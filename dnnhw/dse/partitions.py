@@ -113,11 +113,18 @@ class _Ranges:
         return cost_of(sub, part, model.network(sub, plan))
 
 
+def stored_bits(bits):
+    """Bits an element of `bits` takes in memory and on the host link: whole bytes."""
+    return -(-bits // 8) * 8
+
+
 def cost_of(sub, part, perf):
     """The `schedule.PartitionCost` of `part` (its sub-graph `sub`, chunk 0) under a plan of
-    performance `perf` (`model.network`)."""
+    performance `perf` (`model.network`); feature maps count as stored, in whole bytes per
+    element."""
     tensor_in, tensor_out = sub.input, sub.output
-    bits = {t: sub.shapes[t].size * sub.formats[t].bits for t in (tensor_in, tensor_out)}
+    bits = {t: sub.shapes[t].size * stored_bits(sub.formats[t].bits)
+            for t in (tensor_in, tensor_out)}
     weights = 0
     if part.reload > 1:
         wq = sub.layers[-1].wq
@@ -141,10 +148,14 @@ def _choose(ranges, board, clock_mhz, batch):
                        + board.reconfiguration_s)
             if b not in best or seconds < best[b][0]:
                 best[b] = (seconds, best[a][1] + [(part, cost)])
-    whole = (0, len(ranges.graph.layers))
-    if whole in ranges.costs:                   # one partition: no reconfiguration at all
-        return [ranges.costs[whole]]
-    return best.get(whole[1], (None, None))[1]
+    covers = [best[b][1]] if (b := len(ranges.graph.layers)) in best else []
+    whole = ranges.costs.get((0, b))
+    if whole is not None and (whole[0].reload == 1 or board.memory is not None):
+        covers.append([whole])                  # one partition: no reconfiguration at all
+    if not covers:
+        return None
+    return min(covers, key=lambda cover: schedule.schedule([c for _, c in cover], board,
+                                                           clock_mhz, batch).batch_s)
 
 
 def explore_partitions(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0,
@@ -228,7 +239,8 @@ def _no_cover(ranges, graph, board):
                      if u > l)
     what = (f"layer '{names[0]}' ({graph.layers[part.start].op})" if len(names) == 1 else
             f"layers {', '.join(names)} (which cannot be cut apart)")
-    reload = f" with the last one's weights reloaded in {part.reload} chunks" if part.reload > 1 else ""
+    whose = "its" if len(names) == 1 else "the last one's"
+    reload = f" with {whose} weights reloaded in {part.reload} chunks" if part.reload > 1 else ""
     return (f"network '{graph.name}': {what} do{'es' if len(names) == 1 else ''} not fit "
             f"{board.name} even alone, fully folded{reload}: {over} at {ranges.cap:.0%} of the "
             "board; fewer bits (--bits) or a larger board would help")
