@@ -80,8 +80,18 @@ def _peaks(graph, frames):
     return peaks
 
 
-def synthetic_frames(graph, count=32, seed=0):
-    """Standard-normal calibration frames, for when the user gives none."""
+#: Multiply-accumulates the synthetic calibration frames may cost in all: 32 frames of any
+#: network up to 600 M MACs a frame, fewer (at least 4) of larger ones, whose float run takes
+#: about a second a frame.
+SYNTHETIC_MACS = 20_000_000_000
+
+
+def synthetic_frames(graph, count=None, seed=0):
+    """Standard-normal calibration frames, for when the user gives none: `count`, by default
+    32, or as many as `SYNTHETIC_MACS` allows of a large network (at least 4)."""
+    if count is None:
+        per_frame = sum(ops.macs(graph, layer) for layer in graph.layers)
+        count = min(32, max(4, SYNTHETIC_MACS // max(per_frame, 1)))
     rng = np.random.default_rng(seed)
     return rng.standard_normal((count, *graph.input_frame_shape))
 

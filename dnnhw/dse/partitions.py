@@ -89,15 +89,21 @@ class _Ranges:
         """(Partition, PartitionCost) of layers a..b-1, reloading the last layer's weights by
         the least factor that fits, or None when none does (the first range that cannot be
         cut smaller is remembered in `refused`)."""
-        last = self.graph.layers[b - 1]
-        for reload in [1, *reload_factors(self.graph, last)]:
-            part = Partition(a, b, reload)
-            cost = self.evaluate(part)
-            if cost is not None:
-                return part, cost
-        if self.refused is None and b == min(p for p in self.positions if p > a):
-            self.refused = part
-        return None
+        factors = [1, *reload_factors(self.graph, self.graph.layers[b - 1])]
+        cost = self.evaluate(Partition(a, b))
+        if cost is not None:
+            return Partition(a, b), cost
+        lo, hi, found = 1, len(factors) - 1, None   # more chunks never need more: bisect
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            cost = self.evaluate(Partition(a, b, factors[mid]))
+            if cost is None:
+                lo = mid + 1
+            else:
+                found, hi = (Partition(a, b, factors[mid]), cost), mid - 1
+        if found is None and self.refused is None and b == min(p for p in self.positions if p > a):
+            self.refused = Partition(a, b, factors[-1])
+        return found
 
     def evaluate(self, part):
         """The `PartitionCost` of `part` with its fastest threshold plan, or None if even its

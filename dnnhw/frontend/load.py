@@ -192,14 +192,24 @@ def _pow2_frac(scale, node, path):
     return fracs.astype(np.int64)
 
 
+#: Constants up to this many elements go to shape inference with their values (shapes, axes and
+#: other small tensors its data propagation reads); larger ones (weights) as typed inputs of their
+#: shape only, which saves serializing a large network's weights on every pass.
+_INFERENCE_VALUES = 4096
+
+
 def _infer_shapes(proto, model, path):
     """Static shapes of every tensor, from ONNX shape inference over the current nodes."""
+    used = {name for node in model.nodes for name in node.input}
+    values = {name: np.asarray(v) for name, v in model.constants.items() if name in used}
+    large = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+             for name, v in values.items() if v.size > _INFERENCE_VALUES]
     graph = helper.make_graph(
         model.nodes, proto.graph.name or "g",
-        inputs=[i for i in proto.graph.input if i.name == model.input],
+        inputs=[i for i in proto.graph.input if i.name == model.input] + large,
         outputs=[helper.make_tensor_value_info(model.output, onnx.TensorProto.UNDEFINED, None)],
-        initializer=[numpy_helper.from_array(np.asarray(v), name) for name, v in model.constants.items()
-                     if any(name in node.input for node in model.nodes)])
+        initializer=[numpy_helper.from_array(v, name) for name, v in values.items()
+                     if v.size <= _INFERENCE_VALUES])
     trial = helper.make_model(graph, opset_imports=proto.opset_import, ir_version=proto.ir_version)
     try:
         inferred = shape_inference.infer_shapes(trial, strict_mode=True, data_prop=True)
