@@ -218,6 +218,30 @@ def vgg(convs, fcs, in_shape=(3, 32, 32), name="vgg", opset: int = 17, seed: int
     return b.model(name, [1, *in_shape], [1, fcs[-1]])
 
 
+def resnet(blocks=(2, 2, 2, 2), widths=(64, 128, 256, 512), classes=1000, in_shape=(3, 224, 224),
+           name="resnet18", opset: int = 17, seed: int = 8) -> onnx.ModelProto:
+    """ResNet with basic blocks (BatchNorm folded away): Conv 7x7/2 + Relu, MaxPool 3x3/2 pad 1,
+    then per stage ``blocks`` blocks Relu(Conv(Relu(Conv(x))) + shortcut), the first of each
+    stage after the first with stride 2 and a 1x1/2 projection; GlobalAveragePool, Flatten,
+    Gemm. The defaults are ResNet-18 for ImageNet."""
+    b = _Builder(opset, seed=seed)
+    t = b.op("Relu", [b.conv("x", in_shape[0], widths[0], kernel=(7, 7), strides=[2, 2],
+                             pads=[3, 3, 3, 3])])
+    t = b.op("MaxPool", [t], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    c = widths[0]
+    for stage, (count, width) in enumerate(zip(blocks, widths)):
+        for k in range(count):
+            stride = 2 if stage and not k else 1
+            y = b.op("Relu", [b.conv(t, c, width, strides=[stride] * 2, pads=[1, 1, 1, 1])])
+            y = b.conv(y, width, width, pads=[1, 1, 1, 1])
+            skip = t if stride == 1 and c == width else b.conv(t, c, width, kernel=(1, 1),
+                                                                strides=[stride] * 2)
+            t, c = b.op("Relu", [b.op("Add", [y, skip])]), width
+    t = b.op("Flatten", [b.op("GlobalAveragePool", [t])])
+    b.fc(t, c, classes, out="y")
+    return b.model(name, [1, *in_shape], [1, classes])
+
+
 #: The CIFAR-10 VGG that does not fit arty at 16 bits (its 16-bit weights need 142 BRAM18).
 VGG_CIFAR = ([32, 32, "M", 64, 64, "M", 128, "M"], [10])
 
