@@ -21,6 +21,9 @@ the build has succeeded. Its layout:
                                  bitstream, nextpnr's report and logs (unless --no-synth); for
                                  Xilinx the Vivado build plan. AXI4-Stream link (Zynq boards):
                                  dnnhw_axis_top.v, the accelerator behind AXI4-Stream ports
+
+A network the board does not hold in one design is built in partitions: one such folder per
+partition, and the schedule that runs them (`dnnhw.partitioned`).
 """
 
 import dataclasses
@@ -136,6 +139,9 @@ def replay(plan, out=None, synth=True):
         written; nothing is left behind.
     """
     saved = record.read(plan)
+    if "partitions" in saved.search:
+        raise UserError(f"{plan} records a partitioned build: replay each partition's own "
+                        "record (DIR/partition-K/design/plan.json)")
     board = get_board(saved.board)
     try:
         perf = model.network(saved.graph, saved.plan)

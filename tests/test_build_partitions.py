@@ -82,6 +82,18 @@ def test_verify_fails_when_a_partition_computes_something_else(built, tmp_path):
     assert "partition 2 differ" in result.stderr
 
 
+def test_a_partitioned_record_replays_by_partition(built, tmp_path):
+    out, _ = built
+    assert_user_error(dnnhw("build", "--plan", out / "design" / "plan.json", "--no-synth",
+                            "--out", tmp_path / "again"), "records a partitioned build")
+    again = tmp_path / "p2"
+    result = dnnhw("build", "--plan", out / "partition-2" / "design" / "plan.json", "--no-synth",
+                   "--out", again)
+    assert result.returncode == 0, result.stderr
+    assert ((again / "rtl" / "dnnhw_accel.v").read_bytes()
+            == (out / "partition-2" / "rtl" / "dnnhw_accel.v").read_bytes())
+
+
 def test_explore_prints_the_partitions(networks):
     result = dnnhw("explore", networks["vgg"], "--board", "arty", "--bits", "16")
     assert result.returncode == 0, result.stderr

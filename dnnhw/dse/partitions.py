@@ -15,12 +15,12 @@ plans and the batch (`dnnhw.partition`, `dnnhw.schedule`).
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .. import model, schedule
 from ..errors import UserError
 from ..ir import Graph
-from ..partition import Partition, boundary, cuts, reload_factors, subgraph
+from ..partition import Partition, cuts, reload_factors, subgraph
 from .search import DEFAULT_CAP, OBJECTIVES, DoesNotFit, Exploration, _Search, budget, explore
 from .space import KINDS, Space
 
@@ -65,7 +65,6 @@ class PartitionedExploration:
     clock_mhz: float
     ranges: int = 0
     seconds: float = 0.0
-    notes: list = field(default_factory=list)
 
 
 class _Ranges:
