@@ -41,7 +41,7 @@ import numpy as np
 
 from . import defaults, dse, frontend, golden, model, quant, record, report
 from .boards import get_board
-from .errors import DoesNotFit, UserError
+from .errors import DoesNotFit, StillTooLarge, UserError
 from .ir import Graph
 
 
@@ -237,7 +237,7 @@ def accelerator(folder, source, q, frames, board, clock, found, synth, notes):
 
     Raises
     ------
-    UserError
+    StillTooLarge
         If no plan fits once synthesized.
     """
     reserve = link_reserve(q, board) or {}
@@ -250,7 +250,7 @@ def accelerator(folder, source, q, frames, board, clock, found, synth, notes):
         if not too_large:
             return saved, found, synthesized, pnr
         if attempt == _REPLANS:
-            raise UserError(_still_too_large(board, used, _REPLANS + 1))
+            raise StillTooLarge(_still_too_large(board, used, _REPLANS + 1), reserve)
         reserve, note = _hold_back(board, found, reserve, used)
         notes.append(note)
         progress(note)
@@ -261,7 +261,7 @@ def accelerator(folder, source, q, frames, board, clock, found, synth, notes):
             found = dse.explore(q, board, objective=found.objective, cap=found.cap,
                                 seed=found.seed, clock_mhz=clock, reserve=reserve)
         except UserError:
-            raise UserError(_still_too_large(board, used, attempt + 1)) from None
+            raise StillTooLarge(_still_too_large(board, used, attempt + 1), reserve) from None
 
 
 def _replay(saved, board, found, plan, folder, synth):

@@ -13,3 +13,13 @@ class DoesNotFit(UserError):
     def __init__(self, message, used):
         super().__init__(message)
         self.used = used
+
+
+class StillTooLarge(UserError):
+    """Synthesis found the design too large, and every plan made again too.
+
+    `reserve`: the resources the last plan held back for what the model had missed."""
+
+    def __init__(self, message, reserve):
+        super().__init__(message)
+        self.reserve = reserve

@@ -18,19 +18,21 @@ The build folder, written whole or not at all like any build:
 """
 
 import json
+import shutil
 import time
 from dataclasses import asdict, replace
 
 import numpy as np
 
 from . import defaults, golden, record, schedule
-from .build import accelerator, finish, progress, write_report
-from .dse.partitions import cost_of, stored_bits
-from .errors import UserError
+from .build import accelerator, finish, link_reserve, progress, write_report
+from .dse.partitions import cost_of, explore_partitions, stored_bits
+from .errors import StillTooLarge, UserError
+from .partition import Partition, subgraph
 from .report import partitioned_summary
 
 
-__all__ = ["build_partitions", "partition_frames", "schedule_json", "is_partitioned"]
+__all__ = ["build_partitions", "schedule_json", "is_partitioned"]
 
 
 def is_partitioned(folder):
@@ -42,29 +44,41 @@ def build_partitions(folder, source, read, board, found, synth, notes, started):
     """Build the partitioned design `found` (a `dse.PartitionedExploration`) of the front
     `read` (`build.Front`) into `folder`; returns the report dict.
 
+    A partition that synthesis finds too large however it is planned again is partitioned
+    again itself, with what the model missed held back.
+
     Raises
     ------
     UserError
         If a partition reloads weights (modelled, not built yet), or a partition's design does
-        not fit once synthesized.
+        not fit once synthesized and cannot be split.
     """
-    reloaded = [p for p in found.partitions if p.part.reload > 1]
-    if reloaded:
-        layer = reloaded[0].graph.layers[-1].name
-        raise UserError(f"network '{read.quantized.name}' needs {len(found.partitions)} "
-                        f"partitions on {board.name}, and its layer '{layer}' reloads its "
-                        f"weights in {reloaded[0].part.reload} chunks: dnnhw plans weights "
-                        "reloading (`dnnhw explore` shows the design) but cannot build it yet")
     q, clock = read.quantized, found.clock_mhz
-    inputs = partition_frames(q, found.partitions, read.frames[:defaults.FRAMES])
-    plans, results, designs = [], [], []
-    for k, (plan, frames) in enumerate(zip(found.partitions, inputs), 1):
-        progress(f"partition {k} of {len(found.partitions)}: {plan.graph.name}")
+    frames = read.frames[:defaults.FRAMES]
+    values = _values(q, frames)
+    todo, plans, results, designs = list(found.partitions), [], [], []
+    while todo:
+        plan, k = todo.pop(0), len(plans) + 1
+        if plan.part.reload > 1:
+            raise UserError(f"network '{q.name}' needs partitions on {board.name}, and its layer "
+                            f"'{plan.graph.layers[-1].name}' reloads its weights in "
+                            f"{plan.part.reload} chunks: dnnhw plans weights reloading "
+                            "(`dnnhw explore` shows the design) but cannot build it yet")
+        progress(f"partition {k} of {k + len(todo)}: {plan.graph.name}")
         sub = folder / f"partition-{k}"
         sub.mkdir()
-        sub_notes = [f"partition {k} of {len(found.partitions)} of '{q.name}'"]
-        saved, chosen, synthesized, pnr = accelerator(sub, source, plan.graph, frames, board,
-                                                      clock, plan.found, synth, sub_notes)
+        sub_notes = [f"partition {k} of '{q.name}'"]
+        inputs = frames if plan.part.start == 0 else _dequantized(q, values, plan.graph.input)
+        try:
+            saved, chosen, synthesized, pnr = accelerator(sub, source, plan.graph, inputs, board,
+                                                          clock, plan.found, synth, sub_notes)
+        except StillTooLarge as error:
+            shutil.rmtree(sub)
+            split = _split(q, plan, board, found, error)
+            todo[:0] = split
+            notes.append(f"synthesis found partition {k} ({plan.graph.name}) too large for "
+                         f"{board.part} however planned, so it was split in {len(split)}")
+            continue
         results.append(finish(sub, saved, board, chosen, synthesized, pnr, sub_notes, started))
         designs.append(json.loads((sub / "design" / "design.json").read_text()))
         plans.append(replace(plan, found=chosen, cost=cost_of(plan.graph, plan.part, chosen.perf)))
@@ -84,17 +98,42 @@ def build_partitions(folder, source, read, board, found, synth, notes, started):
     return result
 
 
-def partition_frames(q, partitions, frames):
-    """Each partition's input frames (float, in the shape its sub-graph's ONNX input takes)
-    for the network's input `frames`: the network's own for the first, golden's fixed-point
-    values of the tensor a later one reads (exact in its format) for the others."""
-    values = [golden.run_fixed(q, golden.quantize(golden.input_to_chw(q, f),
-                                                  q.formats[q.input])) for f in frames]
-    out = [np.asarray(frames)]
-    for plan in partitions[1:]:
-        tensor = plan.graph.input
-        out.append(np.stack([golden.dequantize(v[tensor], q.formats[tensor])[None]
-                             for v in values]))
+def _values(q, frames):
+    """golden's fixed-point values of every tensor of `q` for each of the input `frames`."""
+    return [golden.run_fixed(q, golden.quantize(golden.input_to_chw(q, f), q.formats[q.input]))
+            for f in frames]
+
+
+def _dequantized(q, values, tensor):
+    """Frames of `tensor` (a later partition's input) as float, in the (1, C, H, W) shape its
+    sub-graph's ONNX input takes: golden's values, exact in the tensor's format."""
+    return np.stack([golden.dequantize(v[tensor], q.formats[tensor])[None] for v in values])
+
+
+def _split(q, plan, board, found, error):
+    """The partitions that replace `plan` when synthesis finds it too large however planned
+    (`error`, a `StillTooLarge`): its sub-graph partitioned again with what the model missed
+    held back. Raises `error` when it cannot be split."""
+    held = error.reserve
+
+    def reserve(sub):
+        link = link_reserve(sub, board) or {}
+        return {k: max(held.get(k, 0), link.get(k, 0)) for k in {*held, *link}}
+
+    try:
+        again = explore_partitions(plan.graph, board, objective=found.objective, cap=found.cap,
+                                   seed=found.seed, clock_mhz=found.clock_mhz,
+                                   batch=found.perf.batch, reserve=reserve)
+    except UserError:
+        raise error from None
+    if len(again.partitions) < 2:
+        raise error
+    out = []
+    for p in again.partitions:
+        part = Partition(plan.part.start + p.part.start, plan.part.start + p.part.stop,
+                         p.part.reload)
+        sub = subgraph(q, part)
+        out.append(replace(p, part=part, graph=sub, cost=cost_of(sub, part, p.found.perf)))
     return out
 
 

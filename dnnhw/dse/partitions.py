@@ -21,7 +21,7 @@ from .. import model, schedule
 from ..errors import UserError
 from ..ir import Graph
 from ..partition import Partition, cuts, reload_factors, subgraph
-from .search import DEFAULT_CAP, OBJECTIVES, DoesNotFit, Exploration, _Search, budget, explore
+from .search import DEFAULT_CAP, OBJECTIVES, NoPlanFits, Exploration, _Search, budget, explore
 from .space import KINDS, Space
 
 
@@ -154,9 +154,9 @@ def _choose(ranges, board, clock_mhz, batch):
             if b not in best or seconds < best[b][0]:
                 best[b] = (seconds, best[a][1] + [(part, cost)])
     covers = [best[b][1]] if (b := len(ranges.graph.layers)) in best else []
-    whole = ranges.costs.get((0, b))
-    if whole is not None and (whole[0].reload == 1 or board.memory is not None):
-        covers.append([whole])                  # one partition: no reconfiguration at all
+    if (0, b) in ranges.costs:
+        covers.append([ranges.costs[0, b]])     # one partition: no reconfiguration at all
+    covers = [c for c in covers if len(c) > 1 or c[0][0].reload == 1 or board.memory is not None]
     if not covers:
         return None
     return min(covers, key=lambda cover: schedule.schedule([c for _, c in cover], board,
@@ -234,6 +234,10 @@ def _no_cover(ranges, graph, board):
     """The message for a graph no partitions cover: which smallest partition does not fit, by
     how much."""
     part = ranges.refused
+    if part is None:                    # the whole network fits, reloading, in one partition
+        part = ranges.costs[0, len(graph.layers)][0]
+        return (f"it would fit only with layer '{graph.layers[-1].name}' reloading its weights "
+                f"in {part.reload} chunks, and {board.name} has no memory to reload them from")
     names = [layer.name for layer in graph.layers[part.start:part.stop]]
     sub = subgraph(graph, part)
     space = Space(sub, board.family, logic=ranges.logic, cache=ranges.cache)
@@ -270,9 +274,13 @@ def design(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, target
         return explore(graph, board, objective=objective, cap=cap, seed=seed,
                        target_fps=target_fps, clock_mhz=clock_mhz, reserve=reserve(graph),
                        cache=cache)
-    except DoesNotFit as error:
+    except NoPlanFits as error:
         if target_fps is not None:
             raise UserError(f"{error}; --target-fps plans one design only, and this network "
                             "needs partitions (leave it out to explore them)") from None
-    return explore_partitions(graph, board, objective=objective, cap=cap, seed=seed,
-                              clock_mhz=clock_mhz, batch=batch, reserve=reserve, cache=cache)
+        whole = str(error)
+    try:
+        return explore_partitions(graph, board, objective=objective, cap=cap, seed=seed,
+                                  clock_mhz=clock_mhz, batch=batch, reserve=reserve, cache=cache)
+    except UserError as error:
+        raise UserError(f"{whole}; in partitions: {error}") from None

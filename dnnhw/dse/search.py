@@ -29,7 +29,7 @@ from ..errors import UserError
 from .space import KINDS, Space
 
 
-__all__ = ["OBJECTIVES", "Exploration", "DoesNotFit", "explore", "budget", "DEFAULT_CAP"]
+__all__ = ["OBJECTIVES", "Exploration", "NoPlanFits", "explore", "budget", "DEFAULT_CAP"]
 
 OBJECTIVES = ("throughput", "latency")
 
@@ -77,7 +77,7 @@ class Exploration:
     seconds: float = 0.0
 
 
-class DoesNotFit(UserError):
+class NoPlanFits(UserError):
     """The graph's slowest design exceeds the budget (`used`, `limit`: LUT, FF, DSP, BRAM)."""
 
     def __init__(self, message, used, limit):
@@ -214,7 +214,7 @@ def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, targe
 
     Raises
     ------
-    DoesNotFit
+    NoPlanFits
         If even the slowest design does not fit (saying by how much and which boards it would
         fit).
     UserError
@@ -231,7 +231,7 @@ def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, targe
     targets = sorted({int(c) for cand in space.candidates.values() for c in cand.cycles})
     slowest, used = search.threshold_plan(targets[-1])
     if not search.fits(used):
-        raise DoesNotFit(_does_not_fit(graph, board, cap, used, limit), used, limit)
+        raise NoPlanFits(_does_not_fit(graph, board, cap, used, limit), used, limit)
     clock = (clock_mhz or board.clock_mhz) * 1e6
     if target_fps is not None:
         target = math.floor(clock / target_fps)
