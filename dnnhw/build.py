@@ -219,7 +219,7 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
     source = Source(str(network), bits, str(calibration) if calibration else None, error)
     progress(f"exploring foldings for {board.name}")
     found = dse.design(q, board, objective=objective, cap=cap, seed=seed, clock_mhz=clock,
-                       batch=batch, reserve=lambda sub: link_reserve(sub, board))
+                       batch=batch, reserve=lambda sub: link_reserve(sub, board), reloading=False)
     if isinstance(found, dse.PartitionedExploration):
         from .partitioned import build_partitions
 

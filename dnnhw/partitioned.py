@@ -50,8 +50,8 @@ def build_partitions(folder, source, read, board, found, synth, notes, started):
     Raises
     ------
     UserError
-        If a partition reloads weights (modelled, not built yet), or a partition's design does
-        not fit once synthesized and cannot be split.
+        If a partition's design does not fit once synthesized and cannot be split. (`found`
+        reloads no weights: `dse.design(..., reloading=False)`.)
     """
     q, clock = read.quantized, found.clock_mhz
     frames = read.frames[:defaults.FRAMES]
@@ -59,11 +59,6 @@ def build_partitions(folder, source, read, board, found, synth, notes, started):
     todo, plans, results, designs = list(found.partitions), [], [], []
     while todo:
         plan, k = todo.pop(0), len(plans) + 1
-        if plan.part.reload > 1:
-            raise UserError(f"network '{q.name}' needs partitions on {board.name}, and its layer "
-                            f"'{plan.graph.layers[-1].name}' reloads its weights in "
-                            f"{plan.part.reload} chunks: dnnhw plans weights reloading "
-                            "(`dnnhw explore` shows the design) but cannot build it yet")
         progress(f"partition {k} of {k + len(todo)}: {plan.graph.name}")
         sub = folder / f"partition-{k}"
         sub.mkdir()
@@ -123,7 +118,7 @@ def _split(q, plan, board, found, error):
     try:
         again = explore_partitions(plan.graph, board, objective=found.objective, cap=found.cap,
                                    seed=found.seed, clock_mhz=found.clock_mhz,
-                                   batch=found.perf.batch, reserve=reserve)
+                                   batch=found.perf.batch, reserve=reserve, reloading=False)
     except UserError:
         raise error from None
     if len(again.partitions) < 2:

@@ -70,9 +70,9 @@ class PartitionedExploration:
 class _Ranges:
     """The candidate partitions of `graph` on `board` and what each costs (step 1)."""
 
-    def __init__(self, graph, board, cap, logic, reserve, cache):
+    def __init__(self, graph, board, cap, logic, reserve, cache, reloading=True):
         self.graph, self.board, self.cap, self.logic = graph, board, cap, logic
-        self.reserve, self.cache = reserve, cache
+        self.reserve, self.cache, self.reloading = reserve, cache, reloading
         self.positions = [0, *cuts(graph), len(graph.layers)]
         self.costs, self.refused = {}, None
         for a in self.positions[:-1]:
@@ -88,7 +88,8 @@ class _Ranges:
         """(Partition, PartitionCost) of layers a..b-1, reloading the last layer's weights by
         the least factor that fits, or None when none does (the first range that cannot be
         cut smaller is remembered in `refused`)."""
-        factors = [1, *reload_factors(self.graph, self.graph.layers[b - 1])]
+        factors = [1, *(reload_factors(self.graph, self.graph.layers[b - 1])
+                        if self.reloading else [])]
         cost = self.evaluate(Partition(a, b))
         if cost is not None:
             return Partition(a, b), cost
@@ -165,7 +166,7 @@ def _choose(ranges, board, clock_mhz, batch):
 
 def explore_partitions(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0,
                        clock_mhz=None, batch=None, logic_multipliers=True, reserve=None,
-                       cache=None):
+                       cache=None, reloading=True):
     """Partitions, weights reloading, plans and batch for the quantized `graph` on `board`.
 
     Parameters
@@ -179,6 +180,8 @@ def explore_partitions(graph, board, objective="throughput", cap=DEFAULT_CAP, se
         Sub-graph → resources taken off the budget for the board top around its accelerator.
     cache : dict, optional
         Layer candidates shared with other explorations (`Space`).
+    reloading : bool
+        Let a partition's last layer reload its weights (`build` cannot build that yet).
 
     Raises
     ------
@@ -193,7 +196,8 @@ def explore_partitions(graph, board, objective="throughput", cap=DEFAULT_CAP, se
     start = time.perf_counter()
     clock = clock_mhz or board.clock_mhz
     cache = {} if cache is None else cache
-    ranges = _Ranges(graph, board, cap, logic_multipliers, reserve or (lambda sub: None), cache)
+    ranges = _Ranges(graph, board, cap, logic_multipliers, reserve or (lambda sub: None), cache,
+                     reloading)
     if board.reconfiguration_s is None:
         raise UserError(f"network '{graph.name}' does not fit {board.name} in one design, and "
                         f"dnnhw has no figure for loading {board.name}'s bitstream, so it cannot "
@@ -250,17 +254,19 @@ def _no_cover(ranges, graph, board):
             f"layers {', '.join(names)} (which cannot be cut apart)")
     whose = "its" if len(names) == 1 else "the last one's"
     reload = f" with {whose} weights reloaded in {part.reload} chunks" if part.reload > 1 else ""
+    unbuilt = ("" if ranges.reloading else
+               " (dnnhw builds no weights reloading yet: `dnnhw explore` plans it)")
     return (f"network '{graph.name}': {what} do{'es' if len(names) == 1 else ''} not fit "
-            f"{board.name} even alone, fully folded{reload}: {over} at {ranges.cap:.0%} of the "
-            "board; fewer bits (--bits) or a larger board would help")
+            f"{board.name} even alone, fully folded{reload}{unbuilt}: {over} at "
+            f"{ranges.cap:.0%} of the board; fewer bits (--bits) or a larger board would help")
 
 
 def design(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, target_fps=None,
-           clock_mhz=None, batch=None, reserve=None):
+           clock_mhz=None, batch=None, reserve=None, reloading=True):
     """The DSE's design for the quantized `graph` on `board`: one accelerator
     (`search.Exploration`) when its slowest plan fits the chip, else partitions
     (`PartitionedExploration`, `explore_partitions`). `reserve`: sub-graph → resources its
-    board top takes.
+    board top takes; `reloading` as for `explore_partitions`.
 
     Raises
     ------
@@ -281,6 +287,7 @@ def design(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, target
         whole = str(error)
     try:
         return explore_partitions(graph, board, objective=objective, cap=cap, seed=seed,
-                                  clock_mhz=clock_mhz, batch=batch, reserve=reserve, cache=cache)
+                                  clock_mhz=clock_mhz, batch=batch, reserve=reserve, cache=cache,
+                                  reloading=reloading)
     except UserError as error:
         raise UserError(f"{whole}; in partitions: {error}") from None
