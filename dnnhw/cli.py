@@ -90,7 +90,8 @@ def _parser():
     _board_options(explore)
     explore.add_argument("--target-fps", type=float, metavar="FPS",
                          help="the cheapest design reaching this frame rate instead")
-    explore.add_argument("--plot", metavar="FILE.png", help="write the Pareto front as a PNG")
+    explore.add_argument("--plot", metavar="FILE.png", help="write the Pareto front as a PNG "
+                         "(for a partitioned design: the throughput against the batch size)")
     explore.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     run = commands.add_parser(
@@ -250,10 +251,13 @@ def explore_command(args):
     found = design(q, board, target_fps=args.target_fps,
                    reserve=lambda sub: link_reserve(sub, board), **options)
     if isinstance(found, PartitionedExploration):
-        from .report_partitions import format_partitioned
+        from .report_partitions import batch_plot, format_partitioned
 
         summary = report.partitioned_summary(q, board, found)
         print(json.dumps(summary, indent=2) if args.json else format_partitioned(summary))
+        if args.plot:
+            batch_plot(summary, args.plot)
+            print(f"throughput against batch: {args.plot}", file=sys.stderr if args.json else sys.stdout)
         return
     summary = report.design_summary(q, board, found, options.get("clock_mhz", board.clock_mhz))
     total = summary["macs_per_frame"]

@@ -10,7 +10,7 @@ from .boards import get_board
 from .report import _CSS, _e, _figure, _img, _num, _p, _png, _section, _table
 
 
-__all__ = ["format_partitioned", "batch_sweep", "write_partitioned_html"]
+__all__ = ["format_partitioned", "batch_sweep", "batch_plot", "write_partitioned_html"]
 
 #: The batch sizes of the throughput curve: powers of two up to the largest the search picks.
 _BATCHES = [1 << k for k in range(9)]
@@ -104,6 +104,12 @@ def _sweep_png(sweep, chosen):
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     return _png(fig)
+
+
+def batch_plot(r, path):
+    """Write the throughput against the batch size of the partitioned summary `r` as a PNG."""
+    with open(path, "wb") as file:
+        file.write(_sweep_png(batch_sweep(r), r["predicted"]["batch"]))
 
 
 def write_partitioned_html(r, path):

@@ -94,10 +94,12 @@ def test_a_partitioned_record_replays_by_partition(built, tmp_path):
             == (out / "partition-2" / "rtl" / "dnnhw_accel.v").read_bytes())
 
 
-def test_explore_prints_the_partitions(networks):
-    result = dnnhw("explore", networks["vgg"], "--board", "arty", "--bits", "16")
+def test_explore_prints_the_partitions(networks, tmp_path):
+    result = dnnhw("explore", networks["vgg"], "--board", "arty", "--bits", "16", "--plot",
+                   tmp_path / "batch.png")
     assert result.returncode == 0, result.stderr
     assert "partitions, batch 256" in result.stdout and "host link" in result.stdout
+    assert (tmp_path / "batch.png").read_bytes().startswith(b"\x89PNG")
     result = dnnhw("explore", networks["vgg"], "--board", "pynq-z1", "--bits", "16", "--json",
                    "--batch", "8")
     summary = json.loads(result.stdout)
