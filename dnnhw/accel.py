@@ -3,16 +3,17 @@
 `Accelerator(graph, plan)` instantiates each layer's block from `dnnhw.layers` with the plan's
 folding, puts a `LaneConverter` on every edge whose producer and consumer differ in lanes, and
 a `Fork` on every tensor read by several layers, with a `StreamFIFO` on each branch deep enough
-that the branches cannot deadlock: the connections `interconnect.edges` lists.
+that the branches cannot deadlock: the connections `interconnect.edges` lists. Layers planned
+`writable` (weights reloading) share one weight load port, `w`, in layer order.
 """
 
 import itertools
 
-from amaranth.hdl import Module
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import model, ops
+from . import golden, model, ops
 from .folding import Folding
 from .layers.common import pixel_layout
 from .layers.fifo import StreamFIFO
@@ -46,6 +47,11 @@ class Accelerator(wiring.Component):
         Input frames in stream order; `input_lanes` channels per beat.
     o : Out(stream.Signature(pixel_layout(output bits, output lanes)))
         Output frames; `output_lanes` channels per beat.
+    w : In(stream.Signature(unsigned(load_bits)))
+        Only with writable layers (`loads` names them, in layer order): their weight loads one
+        after another, `load_beats` beats in all (`load_words`). A load goes between runs: after
+        the last output of the frames before it, and before the first input beat of the frames
+        it serves.
     """
 
     def __init__(self, graph, plan=None):
@@ -59,8 +65,24 @@ class Accelerator(wiring.Component):
         last = graph.producer(graph.output)
         self.output_lanes = model.out_lanes(last, self.plan[last.name])
         fmt_in, fmt_out = graph.formats[graph.input], graph.formats[graph.output]
-        super().__init__({"i": In(stream.Signature(pixel_layout(fmt_in.bits, self.input_lanes))),
-                          "o": Out(stream.Signature(pixel_layout(fmt_out.bits, self.output_lanes)))})
+        signature = {"i": In(stream.Signature(pixel_layout(fmt_in.bits, self.input_lanes))),
+                     "o": Out(stream.Signature(pixel_layout(fmt_out.bits, self.output_lanes)))}
+        self.loads = [name for name, block in self.blocks.items() if "w" in block.signature.members]
+        self.load_beats = sum(self.blocks[name].engine.load.beats for name in self.loads)
+        self.load_bits = max((self.blocks[name].engine.load_bits for name in self.loads), default=0)
+        if self.loads:
+            signature["w"] = In(stream.Signature(unsigned(self.load_bits)))
+        super().__init__(signature)
+
+    def load_words(self, graph):
+        """The beats of `w` that load the writable layers with the weights of `graph`'s layers
+        of the same names (this accelerator's graph, or another chunk of it:
+        `partition.subgraph`)."""
+        words = []
+        for name in self.loads:
+            layer = graph.layer(name)
+            words += self.blocks[name].engine.load_words(layer.wq, golden.requant_shift(graph, layer))
+        return words
 
     def elaborate(self, platform):
         m = Module()
@@ -86,7 +108,23 @@ class Accelerator(wiring.Component):
                 sink = (wiring.flipped(self.o) if edge.reader is None
                         else getattr(self.blocks[edge.reader], edge.port))
                 wiring.connect(m, out, sink)
+        if self.loads:
+            self._route_loads(m)
         return m
+
+    def _route_loads(self, m):
+        """`w`'s beats to the writable layers in turn, each its load's beats."""
+        beat = Signal(range(self.load_beats))
+        start, taken = 0, []
+        for name in self.loads:
+            port, count = self.blocks[name].w, self.blocks[name].engine.load.beats
+            here = (beat >= start) & (beat < start + count)
+            m.d.comb += [port.valid.eq(self.w.valid & here), port.payload.eq(self.w.payload)]
+            taken.append(here & port.ready)
+            start += count
+        m.d.comb += self.w.ready.eq(Cat(taken).any())
+        with m.If(self.w.valid & self.w.ready):
+            m.d.sync += beat.eq(Mux(beat == self.load_beats - 1, 0, beat + 1))
 
     def _adapt(self, m, names, source, edge):
         """`source` queued and converted to the reader's lanes, as `edge` says: the FIFO on the

@@ -24,10 +24,14 @@ class Implementation:
     paired : bool
         Pairs of output lanes share each multiplier (two products per DSP where the packed
         operand fits one); needs an even coarse_out and no logic multipliers.
+    writable : bool
+        Weight memories are RAMs loaded at run time through the block's `w` port (weights
+        reloading) instead of ROMs holding the weights; this adds a port and changes no result.
     """
     logic_multipliers: int = 0
     block_weights: bool = False
     paired: bool = False
+    writable: bool = False
 
 
 @dataclass(frozen=True)

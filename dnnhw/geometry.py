@@ -141,6 +141,35 @@ def engine(c_in, c_out, groups, positions, coarse_in, coarse_out, fine, leaky=Fa
                   7 + stages + (2 if leaky else 0))
 
 
+#: Bits of a weight-load beat: one word of a 64-bit bus (a Zynq HP port's width).
+LOAD_BITS = 64
+
+
+@dataclass(frozen=True)
+class WeightLoad:
+    """How a writable `ConvEngine`'s memories are filled through its load port: per weight
+    memory address (kernel step), the row of all its memories' elements (`row` elements of
+    `element_bits`, memory-major) in beats of `per_beat` elements, then one beat per output
+    channel with its bias and left shift. `per_beat` is the largest divisor of `row` whose
+    elements fit `LOAD_BITS`."""
+    element_bits: int
+    per_beat: int
+    weight_beats: int
+    channel_beats: int
+
+    @property
+    def beats(self):
+        return self.weight_beats + self.channel_beats
+
+
+def weight_load(element_bits, row, steps, channels):
+    """The `WeightLoad` of memories of `steps` addresses holding `row` elements of
+    `element_bits` an address (all memories together), and `channels` channel entries."""
+    per_beat = max(k for k in range(1, row + 1)
+                   if row % k == 0 and k * element_bits <= max(LOAD_BITS, element_bits))
+    return WeightLoad(element_bits, per_beat, steps * row // per_beat, channels)
+
+
 def queue_depth(window, engine):
     """Window beats `Conv` queues in a FIFO before the engine so that the engine never waits
     for the window, 0 for none.

@@ -11,7 +11,9 @@ wait in the board's DRAM, or on the host where the DRAM does not survive a recon
 With weights reloading (`reload` = wr > 1) the partition's last layer, a conv or fc, holds only
 F/wr of its F filters: the partition runs wr times per batch, each run computing one chunk of
 F/wr output channels with that chunk's weights loaded from memory first. Only the last layer may
-reload, since every earlier layer's consumer needs all of its channels.
+reload, since every earlier layer's consumer needs all of its channels. The chunk's layer says so
+in its attributes: ``reload`` (wr; the DSE then plans it writable, `folding.Implementation`) and
+``shift_range`` (every chunk's requantization shifts, which its hardware must handle).
 
 Plain Python over the IR: the DSE reads it, and `subgraph` gives each partition the graph its
 accelerator, golden model and verification use.
@@ -19,7 +21,7 @@ accelerator, golden model and verification use.
 
 from dataclasses import dataclass, replace
 
-from . import ops
+from . import golden, ops
 from .ir import WeightQuant
 
 
@@ -97,6 +99,10 @@ def _chunk(graph, layer, reload, chunk):
     part = slice(chunk * size, (chunk + 1) * size)
     wq = layer.wq and WeightQuant(layer.wq.bits, layer.wq.frac[part], layer.wq.weight[part],
                                   layer.wq.bias[part], layer.wq.acc_bits)
-    return (replace(layer, attrs=dict(layer.attrs), weight=layer.weight[part],
+    attrs = dict(layer.attrs, reload=reload)
+    if layer.wq:    # the hardware that computes every chunk handles every chunk's shifts
+        shift = golden.requant_shift(graph, layer)
+        attrs["shift_range"] = (int(shift.min()), int(shift.max()))
+    return (replace(layer, attrs=attrs, weight=layer.weight[part],
                     bias=None if layer.bias is None else layer.bias[part], wq=wq),
             replace(shape, c=size))

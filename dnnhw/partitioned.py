@@ -76,7 +76,7 @@ def build_partitions(folder, source, read, board, found, synth, notes, started):
             continue
         results.append(finish(sub, saved, board, chosen, synthesized, pnr, sub_notes, started))
         designs.append(json.loads((sub / "design" / "design.json").read_text()))
-        plans.append(replace(plan, found=chosen, cost=cost_of(plan.graph, plan.part, chosen.perf)))
+        plans.append(replace(plan, found=chosen, cost=cost_of(plan.graph, plan.part, chosen.plan, chosen.perf)))
     perf = schedule.schedule([p.cost for p in plans], board, clock, found.perf.batch)
     found = replace(found, partitions=plans, perf=perf)
     _write_record(folder / "design", source, read, board, found)
@@ -128,7 +128,7 @@ def _split(q, plan, board, found, error):
         part = Partition(plan.part.start + p.part.start, plan.part.start + p.part.stop,
                          p.part.reload)
         sub = subgraph(q, part)
-        out.append(replace(p, part=part, graph=sub, cost=cost_of(sub, part, p.found.perf)))
+        out.append(replace(p, part=part, graph=sub, cost=cost_of(sub, part, p.found.plan, p.found.perf)))
     return out
 
 

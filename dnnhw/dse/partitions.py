@@ -17,7 +17,8 @@ plans and the batch (`dnnhw.partition`, `dnnhw.schedule`).
 import time
 from dataclasses import dataclass
 
-from .. import model, schedule
+from .. import model, ops, schedule
+from ..geometry import LOAD_BITS
 from ..errors import UserError
 from ..ir import Graph
 from ..partition import Partition, cuts, reload_factors, subgraph
@@ -116,7 +117,7 @@ class _Ranges:
         if slowest is None or not search.fits(used):
             return None
         _, plan, _ = search.fastest(targets)
-        return cost_of(sub, part, model.network(sub, plan))
+        return cost_of(sub, part, plan, model.network(sub, plan))
 
 
 def stored_bits(bits):
@@ -124,17 +125,17 @@ def stored_bits(bits):
     return -(-bits // 8) * 8
 
 
-def cost_of(sub, part, perf):
-    """The `schedule.PartitionCost` of `part` (its sub-graph `sub`, chunk 0) under a plan of
+def cost_of(sub, part, plan, perf):
+    """The `schedule.PartitionCost` of `part` (its sub-graph `sub`, chunk 0) under `plan`, of
     performance `perf` (`model.network`); feature maps count as stored, in whole bytes per
-    element."""
+    element, and a reloaded layer's weights as its load's bus words (`geometry.WeightLoad`)."""
     tensor_in, tensor_out = sub.input, sub.output
     bits = {t: sub.shapes[t].size * stored_bits(sub.formats[t].bits)
             for t in (tensor_in, tensor_out)}
     weights = 0
     if part.reload > 1:
-        wq = sub.layers[-1].wq
-        weights = int(wq.weight.size) * wq.bits + int(wq.bias.size) * wq.acc_bits
+        last = sub.layers[-1]
+        weights = ops.get(last.op).weight_load(sub, last, plan[last.name]).beats * LOAD_BITS
     return schedule.PartitionCost(perf.cycles_per_frame, perf.latency, bits[tensor_in],
                                   bits[tensor_out], weights, part.reload)
 
@@ -209,7 +210,7 @@ def explore_partitions(graph, board, objective="throughput", cap=DEFAULT_CAP, se
         found = explore(sub, board, objective=objective, cap=cap, seed=seed, clock_mhz=clock,
                         steps=_STEPS, logic_multipliers=logic_multipliers,
                         reserve=ranges.reserve(sub), cache=cache)
-        plans.append(PartitionPlan(part, sub, found, cost_of(sub, part, found.perf)))
+        plans.append(PartitionPlan(part, sub, found, cost_of(sub, part, found.plan, found.perf)))
     perf = schedule.schedule([p.cost for p in plans], board, clock, batch)
     return PartitionedExploration(plans, perf, objective, cap, seed, clock, len(ranges.costs),
                                   time.perf_counter() - start)

@@ -134,8 +134,10 @@ class Space:
 
 
 def _candidates(graph, layer, family, logic):
-    """`layer`'s `Candidates`."""
+    """`layer`'s `Candidates`; a reloaded chunk's (`partition.subgraph`) all writable."""
     foldings = model.foldings(graph, layer)
+    if layer.attrs.get("reload"):
+        foldings = [f.with_impl(writable=True) for f in foldings]
     if pairs_fit_one_dsp(graph, layer, family):
         foldings += [f.with_impl(paired=True) for f in foldings if f.coarse_out % 2 == 0]
     if logic:

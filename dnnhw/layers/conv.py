@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .. import geometry, golden
 from ..ir import Shape
 from .common import pixel_layout
-from .conv_engine import ConvEngine, activation_of
+from .conv_engine import ConvEngine, activation_of, engine_load_port
 from .fifo import StreamFIFO
 from .sliding_window import SlidingWindow
 
@@ -33,13 +33,17 @@ class Conv(wiring.Component):
         (top, left, bottom, right).
     in_bits, out_bits, wq, shift, activation
         As `ConvEngine` takes them.
-    coarse_in, coarse_out, fine, logic_multipliers, block_weights, paired
+    coarse_in, coarse_out, fine
         Folding (`ConvEngine`); `coarse_in` is also the window's lanes.
+    **engine_options
+        The engine's implementation options (logic_multipliers, block_weights, paired,
+        writable, shift_range: `ConvEngine`).
 
     Members
     -------
     i : In(stream.Signature(pixel_layout(in_bits, coarse_in)))
     o : Out(stream.Signature(pixel_layout(out_bits, coarse_out)))
+    w : the engine's weight load port, if writable (`ConvEngine`)
 
     Attributes
     ----------
@@ -58,11 +62,10 @@ class Conv(wiring.Component):
 
     def __init__(self, in_shape, out_channels, groups, kernel, stride, pads, in_bits, out_bits,
                  wq, shift, activation=None, *, coarse_in=1, coarse_out=1, fine=1,
-                 logic_multipliers=0, block_weights=False, paired=False):
+                 **engine_options):
         self.engine = ConvEngine(in_shape.c, out_channels, groups, kernel, in_bits, out_bits, wq,
                                  shift, activation, coarse_in=coarse_in, coarse_out=coarse_out,
-                                 fine=fine, logic_multipliers=logic_multipliers,
-                                 block_weights=block_weights, paired=paired)
+                                 fine=fine, **engine_options)
         self.geometry = g = geometry.conv(in_shape, out_channels, groups, kernel, stride, pads,
                                           coarse_in, coarse_out, fine,
                                           leaky=self.engine.alpha_q is not None)
@@ -75,12 +78,13 @@ class Conv(wiring.Component):
             self.fifo = StreamFIFO(None, None, g.queue_depth, layout=self.engine.i.payload.shape())
         self.cycles_per_frame, self.latency = g.cycles_per_frame, g.latency
         super().__init__({"i": In(stream.Signature(pixel_layout(in_bits, coarse_in))),
-                          "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))})
+                          "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out))),
+                          **engine_load_port(self.engine)})
 
     @classmethod
-    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0,
-                   block_weights=False, paired=False):
-        """Conv `layer` of the quantized `graph`, every constant from golden."""
+    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1, **impl):
+        """Conv `layer` of the quantized `graph`, every constant from golden; `impl`: the
+        engine's implementation options (`folding.Implementation`)."""
         a = layer.attrs
         try:
             return cls(graph.in_shape(layer), graph.out_shape(layer).c, a["groups"], a["kernel"],
@@ -88,8 +92,7 @@ class Conv(wiring.Component):
                        graph.formats[layer.output].bits, layer.wq,
                        golden.requant_shift(graph, layer), activation_of(graph, layer),
                        coarse_in=coarse_in, coarse_out=coarse_out, fine=fine,
-                       logic_multipliers=logic_multipliers, block_weights=block_weights,
-                       paired=paired)
+                       shift_range=a.get("shift_range"), **impl)
         except ValueError as error:
             raise ValueError(f"Conv '{layer.name}': {error}") from None
 
@@ -112,4 +115,6 @@ class Conv(wiring.Component):
                 wiring.connect(m, window.o, fifo.i)
                 wiring.connect(m, fifo.o, engine.i)
         wiring.connect(m, engine.o, wiring.flipped(self.o))
+        if "w" in self.signature.members:
+            wiring.connect(m, wiring.flipped(self.w), engine.w)
         return m

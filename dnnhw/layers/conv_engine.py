@@ -18,7 +18,8 @@ Architecture (DESIGN.md, "Layers and folding"):
   cycle, coarse_in·coarse_out·fine multiplications.
 - Per output lane a weight ROM holds one word (fine × coarse_in weights) per step (per pair of
   lanes, with `paired` multipliers); per output block a channel ROM holds each lane's bias and
-  shift.
+  shift. A `writable` engine has RAMs instead, empty until filled through its load port `w`
+  (weights reloading: the same hardware computes each chunk of a layer's filters in turn).
 - Multipliers (registered operands, each product registered), a pipelined adder
   tree per lane, an accumulator per lane loaded with the bias at the first step of an output
   block; at its last step the block's sums go to requantization and the fused activation, which
@@ -41,7 +42,7 @@ from .common import balanced_sum, logic_product, pixel_layout, round_shift, satu
 from .pixel_buffer import PixelBuffer
 
 
-__all__ = ["ConvEngine", "activation_of", "leaky_floor"]
+__all__ = ["ConvEngine", "activation_of", "engine_load_port", "leaky_floor"]
 
 
 def activation_of(graph, layer):
@@ -54,6 +55,12 @@ def activation_of(graph, layer):
     if act == "leaky_relu":
         return ("leaky_relu", golden.leaky_alpha(attrs["alpha"]))
     return act
+
+
+def engine_load_port(engine):
+    """The weight load port a layer wrapping `engine` passes on: ``{"w": ...}`` if the engine is
+    writable, else nothing."""
+    return {"w": engine.signature.members["w"]} if engine.writable else {}
 
 
 def _clip(value, lo, hi):
@@ -125,6 +132,16 @@ class ConvEngine(wiring.Component):
         the adder tree). A multiplier of in_bits × (in_bits + 2 · weight bits + 1) that fits
         one DSP (8-bit words on a DSP48E1's 25 × 18) computes two products. Needs an even
         coarse_out and no logic multipliers. Same results, rate and latency.
+    writable : bool
+        Weight and channel memories are RAMs written through `w`, empty after reset; `wq` and
+        `shift` give their shapes and ranges only (and `load_words` their contents). A load is
+        ``load.beats`` beats in the order `load_words` gives; no step issues from the first
+        beat of a load until its last beat is written, one beat a cycle (``w.ready`` is
+        always 1). A load must not start while a pixel is in the pipeline: the host sends
+        weights only between runs, after the last output of the run before.
+    shift_range : (int, int), optional
+        The smallest and largest requantization shift the engine must handle, where more than
+        `shift`'s (a writable engine loaded with other chunks' weights).
 
     Members
     -------
@@ -132,11 +149,15 @@ class ConvEngine(wiring.Component):
         One window beat per (output pixel, input channel group).
     o : Out(stream.Signature(pixel_layout(out_bits, coarse_out)))
         The output feature map, channels in order.
+    w : In(stream.Signature(unsigned(load_bits)))
+        With `writable` only: the weight load (`load_words`).
 
     Attributes
     ----------
     beats, steps, block_steps, tree_stages, depth, latency, cycles_per_pixel, multipliers : int
         As defined above.
+    load : geometry.WeightLoad
+        The load port's format (with `writable`); `load_bits` its width.
 
     Raises
     ------
@@ -147,7 +168,7 @@ class ConvEngine(wiring.Component):
 
     def __init__(self, in_channels, out_channels, groups, kernel, in_bits, out_bits, wq, shift,
                  activation=None, *, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0,
-                 block_weights=False, paired=False):
+                 block_weights=False, paired=False, writable=False, shift_range=None):
         kh, kw = kernel
         positions = kh * kw
         if in_channels % groups or out_channels % groups:
@@ -174,7 +195,7 @@ class ConvEngine(wiring.Component):
             raise ValueError(f"paired multipliers need an even coarse_out (got {coarse_out}) and "
                              f"no logic multipliers (got {logic_multipliers})")
         self.logic_multipliers, self.block_weights = logic_multipliers, block_weights
-        self.paired = paired
+        self.paired, self.writable = paired, writable
         self._activation(activation)
         self.geometry = g = geometry.engine(in_channels, out_channels, groups, positions,
                                             coarse_in, coarse_out, fine,
@@ -182,14 +203,31 @@ class ConvEngine(wiring.Component):
         self.beats, self.blocks, self.block_steps, self.steps = g.beats, g.blocks, g.block_steps, g.steps
         self.tree_stages, self.depth, self.latency = g.tree_stages, g.depth, g.latency
         self.cycles_per_pixel = g.cycles_per_pixel
-        self._roms(np.broadcast_to(np.asarray(shift, dtype=np.int64), (out_channels,)))
-        super().__init__({"i": In(stream.Signature(window_layout(in_bits, coarse_in, positions))),
-                          "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))})
+        shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), (out_channels,))
+        lo, hi = shift_range or (int(shift.min()), int(shift.max()))
+        if not lo <= shift.min() <= shift.max() <= hi:
+            raise ValueError(f"shifts {int(shift.min())} to {int(shift.max())} outside the "
+                             f"shift range {(lo, hi)}")
+        self.smax, self.shift = hi, shift
+        self.channel = data.ArrayLayout(data.StructLayout({
+            "bias": signed(self.wq.acc_bits), "left": range(hi - lo + 1)}), coarse_out)
+        self.weight_rom, self.channel_rom = self._contents(wq, shift)
+        signature = {"i": In(stream.Signature(window_layout(in_bits, coarse_in, positions))),
+                     "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))}
+        if writable:
+            entry = self.channel.elem_shape.size
+            self.load = geometry.weight_load(self._word().elem_shape.width,
+                                             len(self.weight_rom) * self._word().length,
+                                             self.steps, out_channels)
+            self.load_bits = max(self.load.per_beat * self.load.element_bits, entry)
+            signature["w"] = In(stream.Signature(unsigned(self.load_bits)))
+        super().__init__(signature)
 
     @classmethod
     def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0,
-                   block_weights=False, paired=False):
-        """The engine of conv `layer` of the quantized `graph`, every constant from golden."""
+                   block_weights=False, paired=False, writable=False):
+        """The engine of conv `layer` of the quantized `graph`, every constant from golden (a
+        reloaded chunk's layer states the whole layer's shift range, `partition.subgraph`)."""
         try:
             return cls(graph.in_shape(layer).c, graph.out_shape(layer).c, layer.attrs["groups"],
                        layer.attrs["kernel"], graph.formats[layer.inputs[0]].bits,
@@ -197,7 +235,8 @@ class ConvEngine(wiring.Component):
                        activation_of(graph, layer),
                        coarse_in=coarse_in, coarse_out=coarse_out, fine=fine,
                        logic_multipliers=logic_multipliers, block_weights=block_weights,
-                       paired=paired)
+                       paired=paired, writable=writable,
+                       shift_range=layer.attrs.get("shift_range"))
         except ValueError as error:
             raise ValueError(f"Conv '{layer.name}': {error}") from None
 
@@ -225,21 +264,46 @@ class ConvEngine(wiring.Component):
             raise ValueError(f"unknown activation {activation!r}; expected None, 'relu', "
                              f"('clamp', lo, hi) or ('leaky_relu', alpha_q)")
 
-    def _roms(self, shift):
-        """Weight ROM words per output lane (one per step) and channel ROM words (one per block)."""
+    def _word(self):
+        """The layout of a weight memory's word."""
+        wb = self.wq.bits
+        return data.ArrayLayout(unsigned(2 * wb + 1) if self.paired else signed(wb),
+                                self.fine * self.coarse_in)
+
+    def _contents(self, wq, shift):
+        """(weight memory words, one per step: per output lane, or per pair of lanes with
+        `paired`; channel memory words, one per block) of weights `wq` and shifts `shift`."""
         ci, co, fine, g = self.coarse_in, self.coarse_out, self.fine, self.groups
-        weight = np.asarray(self.wq.weight, dtype=np.int64).reshape(
+        weight = np.asarray(wq.weight, dtype=np.int64).reshape(
             g, self.out_channels // g // co, co, self.in_channels // g // ci, ci,
             self.positions // fine, fine)
         # (lane, group, block, beat, kernel step, position in step, input lane)
-        self.weight_rom = weight.transpose(2, 0, 1, 3, 5, 6, 4).reshape(co, self.steps, fine * ci)
-        self.smax = int(shift.max())
+        words = weight.transpose(2, 0, 1, 3, 5, 6, 4).reshape(co, self.steps, fine * ci)
+        if self.paired:     # per pair: w_even, and w_odd less one where w_even is negative
+            wb = wq.bits
+            words = np.stack([(even & ((1 << wb) - 1)) | ((odd - (even < 0)) & ((1 << (wb + 1)) - 1)) << wb
+                              for even, odd in zip(words[0::2], words[1::2])])
         left = (self.smax - shift).reshape(self.blocks, co)
-        bias = np.asarray(self.wq.bias, dtype=np.int64).reshape(self.blocks, co)
-        self.channel = data.ArrayLayout(data.StructLayout({
-            "bias": signed(self.wq.acc_bits), "left": range(int(left.max()) + 1)}), co)
-        self.channel_rom = [[{"bias": int(b), "left": int(s)} for b, s in zip(*row)]
-                            for row in zip(bias, left)]
+        bias = np.asarray(wq.bias, dtype=np.int64).reshape(self.blocks, co)
+        channel = [[{"bias": int(b), "left": int(s)} for b, s in zip(*row)]
+                   for row in zip(bias, left)]
+        return words, channel
+
+    def load_words(self, wq=None, shift=None):
+        """The load port's beats (unsigned integers) that fill a writable engine with weights
+        `wq` and shifts `shift` (default: its own), as `load` says: per step, the memories'
+        elements memory-major, `load.per_beat` a beat (the first lowest); then per output
+        channel, in order, its bias (low `acc_bits` bits) and left shift above it."""
+        shift = self.shift if shift is None else np.broadcast_to(
+            np.asarray(shift, dtype=np.int64), (self.out_channels,))
+        words, channel = self._contents(wq or self.wq, shift)
+        k, bits = self.load.per_beat, self.load.element_bits
+        row = words.transpose(1, 0, 2).reshape(-1, k) & ((1 << bits) - 1)
+        beats = [sum(int(e) << (bits * j) for j, e in enumerate(r)) for r in row]
+        acc = self.wq.acc_bits
+        beats += [(entry["bias"] & ((1 << acc) - 1)) | entry["left"] << acc
+                  for block in channel for entry in block]
+        return beats
 
     def elaborate(self, platform):
         m = Module()
@@ -255,15 +319,18 @@ class ConvEngine(wiring.Component):
                 m.d.sync += reg.eq(value)
             return reg
 
-        controls, step = self._sequencer(m, buffer, advance)
-        products = self._multiply(m, stage, buffer, step, controls)
+        weights, channels = self._memories(m)
+        loaded = self._loader(m, weights, channels) if self.writable else 1
+        controls, step = self._sequencer(m, buffer, advance, loaded)
+        products = self._multiply(m, stage, buffer, step, controls, weights)
         sums = self._adder_trees(stage, products, controls)
-        acc, left, done = self._accumulate(m, stage, advance, sums, controls)
+        acc, left, done = self._accumulate(m, stage, advance, sums, controls, channels)
         self._requantize(m, stage, advance, acc, left, done)
         return m
 
-    def _sequencer(self, m, buffer, advance):
-        """Issue one step per cycle while the pixel buffer holds a pixel; returns the control of
+    def _sequencer(self, m, buffer, advance, loaded):
+        """Issue one step per cycle while the pixel buffer holds a pixel and the weights are
+        `loaded`; returns the control of
         the issued step (valid, first and last step of an output block, kernel step, block) as
         the first of the list of its pipeline stages, and the step's index (the weight ROMs'
         address)."""
@@ -281,12 +348,13 @@ class ConvEngine(wiring.Component):
         last_block = last_k & last_beat
         last_in_group = in_group == self.blocks // self.groups - 1
         last_pixel = step == self.steps - 1
-        issue = advance & buffer.full
+        pending = buffer.full & loaded
+        issue = advance & pending
         m.d.comb += [
             buffer.addr.eq(base + beat),
             buffer.en.eq(advance),
             buffer.release.eq(issue & last_pixel),
-            control.valid.eq(buffer.full),
+            control.valid.eq(pending),
             control.first.eq((k == 0) & (beat == 0)),
             control.last.eq(last_block),
             control.k.eq(k),
@@ -303,23 +371,71 @@ class ConvEngine(wiring.Component):
                     m.d.sync += base.eq(Mux(last_pixel, 0, base + group_beats))
         return [control], step
 
-    def _multiply(self, m, stage, buffer, step, controls):
-        """The window's read register and kernel-step select, the weight ROM reads (one stage
-        later), both into the operand registers, and the multipliers, each product registered;
-        returns the products per output lane."""
+    def _memories(self, m):
+        """The weight memories (one per output lane, or pair of lanes) and the channel memory:
+        ROMs of the engine's weights, or empty RAMs if `writable`."""
+        word, writable = self._word(), self.writable
+        style = {("ram_style" if writable else "rom_style"): "block"} if self.block_weights else None
+        weights = []
+        for lane, rom in enumerate(self.weight_rom):
+            m.submodules[f"weights{lane}"] = mem = memory.Memory(
+                shape=word, depth=self.steps, init=[] if writable else [list(map(int, w)) for w in rom],
+                attrs=style)
+            weights.append(mem)
+        m.submodules.channels = channels = memory.Memory(
+            shape=self.channel, depth=self.blocks, init=[] if writable else self.channel_rom)
+        return weights, channels
+
+    def _loader(self, m, weights, channels):
+        """The write side of a writable engine's memories, fed by `w` in `load_words`' order;
+        returns `loaded`: the last load is complete (0 after reset)."""
+        n, co = self._word().length, self.coarse_out
+        row, k, bits = len(weights) * n, self.load.per_beat, self.load.element_bits
+        step = Signal(range(self.steps))            # weight memory address
+        part = Signal(range(row // k))              # beat within the address's row
+        block = Signal(range(self.blocks))          # channel memory address
+        lane = Signal(range(co))                    # channel entry within the block
+        filling_channels, loaded = Signal(), Signal()
+        beat, take = self.w.payload, self.w.valid
+        m.d.comb += self.w.ready.eq(1)
+        for index, mem in enumerate(weights):       # element e of memory `index`: row place p
+            places = [index * n + e for e in range(n)]
+            port = mem.write_port(granularity=1)
+            m.d.comb += [
+                port.addr.eq(step),
+                port.data.eq(Cat(beat[bits * (p % k):bits * (p % k + 1)] for p in places)),
+                port.en.eq(Cat((part == p // k) & take & ~filling_channels for p in places)),
+            ]
+        port = channels.write_port(granularity=1)
+        m.d.comb += [
+            port.addr.eq(block),
+            port.data.eq(beat[:self.channel.elem_shape.size].replicate(co)),
+            port.en.eq(Cat((lane == j) & take & filling_channels for j in range(co))),
+        ]
+        last_part, last_step = part == row // k - 1, step == self.steps - 1
+        last_lane, last_block = lane == co - 1, block == self.blocks - 1
+        with m.If(take & ~filling_channels):
+            m.d.sync += [part.eq(Mux(last_part, 0, part + 1)), loaded.eq(0)]
+            with m.If(last_part):
+                m.d.sync += step.eq(Mux(last_step, 0, step + 1))
+                m.d.sync += filling_channels.eq(last_step)
+        with m.If(take & filling_channels):
+            m.d.sync += lane.eq(Mux(last_lane, 0, lane + 1))
+            with m.If(last_lane):
+                m.d.sync += block.eq(Mux(last_block, 0, block + 1))
+                with m.If(last_block):
+                    m.d.sync += [filling_channels.eq(0), loaded.eq(1)]
+        return loaded
+
+    def _multiply(self, m, stage, buffer, step, controls, memories):
+        """The window's read register and kernel-step select, the weight memory reads (one
+        stage later), both into the operand registers, and the multipliers, each product
+        registered; returns the products per output lane."""
         wb, low = self.wq.bits, self.in_bits + self.wq.bits   # low: bits of x · w_even
-        roms = self.weight_rom
-        if self.paired:     # per pair: w_even, and w_odd less one where w_even is negative
-            roms = [(even & ((1 << wb) - 1)) | ((odd - (even < 0)) & ((1 << (wb + 1)) - 1)) << wb
-                    for even, odd in zip(roms[0::2], roms[1::2])]
-        word = data.ArrayLayout(unsigned(2 * wb + 1) if self.paired else signed(wb),
-                                self.fine * self.coarse_in)
+        word = self._word()
         weights = []
         step_read = stage(step, "step_read")    # the weights are read a stage after the window
-        for lane, rom in enumerate(roms):
-            m.submodules[f"weights{lane}"] = mem = memory.Memory(
-                shape=word, depth=self.steps, init=[list(map(int, w)) for w in rom],
-                attrs={"rom_style": "block"} if self.block_weights else None)
+        for mem in memories:
             port = mem.read_port(transparent_for=())
             m.d.comb += [port.addr.eq(step_read), port.en.eq(buffer.en)]
             weights.append(port.data)
@@ -367,12 +483,10 @@ class ConvEngine(wiring.Component):
             controls.append(stage(controls[-1], f"control_tree{level}"))
         return [terms[0] for terms in products]
 
-    def _accumulate(self, m, stage, advance, sums, controls):
+    def _accumulate(self, m, stage, advance, sums, controls, channels):
         """Accumulators, loaded with the bias at an output block's first step; returns them, the
         block's per-lane left shift and `done` (the accumulators hold a finished block)."""
-        m.submodules.channels = mem = memory.Memory(shape=self.channel, depth=self.blocks,
-                                                    init=self.channel_rom)
-        port = mem.read_port(transparent_for=())
+        port = channels.read_port(transparent_for=())
         # read two stages ahead, so that the registered word meets the sums of its block
         m.d.comb += [port.addr.eq(controls[-3].block), port.en.eq(advance)]
         channel = stage(port.data, "channel")

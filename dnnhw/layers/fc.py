@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import geometry, golden
 from .common import pixel_layout
-from .conv_engine import ConvEngine, activation_of
+from .conv_engine import ConvEngine, activation_of, engine_load_port
 
 
 __all__ = ["FullyConnected"]
@@ -49,12 +49,9 @@ class FullyConnected(wiring.Component):
         As `ConvEngine` takes it (see `activation_of`).
     coarse_in, coarse_out : int
         Input lanes and output lanes.
-    logic_multipliers : int
-        Multipliers built from logic instead of DSPs (`ConvEngine`).
-    block_weights : bool
-        Weight ROMs in block RAM (`ConvEngine`).
-    paired : bool
-        Pairs of output lanes share each multiplier (`ConvEngine`).
+    **engine_options
+        The engine's implementation options (logic_multipliers, block_weights, paired,
+        writable, shift_range: `ConvEngine`).
 
     Members
     -------
@@ -62,6 +59,7 @@ class FullyConnected(wiring.Component):
         The input feature map, one frame after another.
     o : Out(stream.Signature(pixel_layout(out_bits, coarse_out)))
         The (N_out, 1, 1) output, `coarse_out` features per beat.
+    w : the engine's weight load port, if writable (`ConvEngine`)
 
     Attributes
     ----------
@@ -78,8 +76,7 @@ class FullyConnected(wiring.Component):
     """
 
     def __init__(self, in_shape, out_features, in_bits, out_bits, wq, shift, activation=None, *,
-                 coarse_in=1, coarse_out=1, logic_multipliers=0, block_weights=False,
-                 paired=False):
+                 coarse_in=1, coarse_out=1, **engine_options):
         if in_shape.c % coarse_in:
             raise ValueError(f"coarse_in={coarse_in} must divide {in_shape.c} input channels")
         if out_features % coarse_out:
@@ -91,25 +88,24 @@ class FullyConnected(wiring.Component):
         self.engine = ConvEngine(in_shape.size, out_features, 1, (1, 1), in_bits, out_bits,
                                  replace(wq, weight=wq.weight.reshape(out_features, -1, 1, 1)),
                                  shift, activation, coarse_in=coarse_in, coarse_out=coarse_out,
-                                 logic_multipliers=logic_multipliers,
-                                 block_weights=block_weights, paired=paired)
+                                 **engine_options)
         self.geometry = geometry.fc(in_shape.size, out_features, coarse_in, coarse_out,
                                     leaky=self.engine.alpha_q is not None)
         self.cycles_per_frame, self.latency = self.geometry.cycles_per_frame, self.geometry.latency
         super().__init__({"i": In(stream.Signature(pixel_layout(in_bits, coarse_in))),
-                          "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))})
+                          "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out))),
+                          **engine_load_port(self.engine)})
 
     @classmethod
-    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, logic_multipliers=0,
-                   block_weights=False, paired=False):
-        """The fc `layer` of the quantized `graph`, every constant from golden."""
+    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, **impl):
+        """The fc `layer` of the quantized `graph`, every constant from golden; `impl`: the
+        engine's implementation options (`folding.Implementation`)."""
         try:
             return cls(graph.in_shape(layer), graph.out_shape(layer).c,
                        graph.formats[layer.inputs[0]].bits, graph.formats[layer.output].bits,
                        layer.wq, golden.requant_shift(graph, layer), activation_of(graph, layer),
                        coarse_in=coarse_in, coarse_out=coarse_out,
-                       logic_multipliers=logic_multipliers, block_weights=block_weights,
-                       paired=paired)
+                       shift_range=layer.attrs.get("shift_range"), **impl)
         except ValueError as error:
             raise ValueError(f"FC '{layer.name}': {error}") from None
 
@@ -122,4 +118,6 @@ class FullyConnected(wiring.Component):
             self.i.ready.eq(engine.i.ready),
         ]
         wiring.connect(m, engine.o, wiring.flipped(self.o))
+        if "w" in self.signature.members:
+            wiring.connect(m, wiring.flipped(self.w), engine.w)
         return m

@@ -66,6 +66,10 @@ class AxiStreamTop(wiring.Component):
     m_axis_tlast : Out(1)
     frame_error : Out(1)
         An input beat's TLAST disagreed with the beat count, since reset.
+    s_axis_weights_tdata, s_axis_weights_tvalid, s_axis_weights_tready
+        Only for an accelerator with writable layers: a third stream, its weight loads
+        (`Accelerator.w`, `load_beats` beats a load, the value in the low `load_bits` bits of
+        TDATA), sent between runs as `Accelerator` says. No TLAST: the accelerator counts.
 
     Attributes
     ----------
@@ -88,6 +92,9 @@ class AxiStreamTop(wiring.Component):
             "m_axis_tdata": Out(width_out), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),
             "frame_error": Out(1),
+            **({"s_axis_weights_tdata": In(tdata_width(1, accel.load_bits)),
+                "s_axis_weights_tvalid": In(1), "s_axis_weights_tready": Out(1)}
+               if accel.loads else {}),
         })
 
     def elaborate(self, platform):
@@ -102,6 +109,10 @@ class AxiStreamTop(wiring.Component):
             self.m_axis_tdata.eq(accel.o.payload),
             accel.o.ready.eq(self.m_axis_tready),
         ]
+        if accel.loads:
+            m.d.comb += [accel.w.valid.eq(self.s_axis_weights_tvalid),
+                         accel.w.payload.eq(self.s_axis_weights_tdata),
+                         self.s_axis_weights_tready.eq(accel.w.ready)]
         taken = self.s_axis_tvalid & self.s_axis_tready
         last_in = _last_beat(m, "in", self.in_beats, taken)
         with m.If(taken & (self.s_axis_tlast != last_in)):

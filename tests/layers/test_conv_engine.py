@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from dnnhw import golden, quant
+from dnnhw import golden, partition, quant
 from dnnhw.ir import Format, Graph, Layer, Shape, WeightQuant
 from dnnhw.layers.conv_engine import ConvEngine, leaky_floor
-from dnnhw.sim import to_beats
+from dnnhw.sim import bench_phases, port_shapes, to_beats, verilate
+from dnnhw.sim.amaranth_sim import run_stream_sim
 from support.engines import ACTS, VARIANTS, check_bench, divisors, input_frames, simulate
 
 
@@ -159,6 +160,38 @@ def test_amaranth_sim_1x1_from_pixel_beats():
     np.testing.assert_array_equal(simulate(engine, inputs, len(want)), want)
 
 
+WRITABLE = [
+    Case(4, 8, 1, (3, 3), (2, 2, 3), pads=(1, 1, 1, 1), act="relu"),
+    Case(4, 8, 1, (3, 3), (1, 2, 9), hw=(3, 3), act="leaky", bits=16, negative_shift=True),
+    Case(3, 8, 1, (1, 1), (3, 4, 1), hw=(3, 3), bits=4, spread=6),
+]
+
+
+def chunks(graph, reload):
+    """The one-layer graphs of `graph`'s `reload` filter chunks (`partition.subgraph`)."""
+    return [partition.subgraph(graph, partition.Partition(0, 1, reload), k) for k in range(reload)]
+
+
+@pytest.mark.parametrize("paired", [False, True], ids=["plain", "paired"])
+@pytest.mark.parametrize("case", WRITABLE, ids=lambda c: c.id)
+def test_amaranth_sim_writable(case, paired):
+    """A writable engine built for chunk 0 of a layer's filters computes chunk 1 once chunk 1's
+    weights are loaded (the load and the input frames arrive at once, under stalls): its
+    memories hold what the load wrote, not the weights it was built from, and its
+    requantization handles every chunk's shifts."""
+    graph = conv_graph(case)
+    first, second = chunks(graph, 2)
+    engine = ConvEngine.from_layer(first, first.layers[0], *case.fold, paired=paired,
+                                   writable=True)
+    words = engine.load_words(second.layers[0].wq, golden.requant_shift(second, second.layers[0]))
+    assert len(words) == engine.load.beats and max(words) < 1 << engine.load_bits
+    inputs, want = streams(second, input_frames(second, 2, case.seed), case.fold)
+    result = run_stream_sim(engine, {"w": np.array(words)[:, None], "i": inputs}, {"o": len(want)},
+                            stall_in=0.3, stall_out=0.3, seed=case.seed, timeout=100_000)
+    np.testing.assert_array_equal(result.outputs["o"], want)
+    assert result.out_cycles["o"][0] > result.in_cycles["w"][-1] + engine.depth
+
+
 def test_shifts_differ_per_channel():
     """The cases really exercise per-channel shifts, uniform shifts and negative shifts."""
     shifts = [golden.requant_shift(g, g.layers[0]) for g in map(conv_graph, QUICK)]
@@ -264,6 +297,37 @@ def test_verilator_paired():
     plain = ConvEngine.from_layer(graph, graph.layers[0], *case.fold)
     assert (engine.latency, engine.cycles_per_frame(16)) == (plain.latency, plain.cycles_per_frame(16))
     bench(case, engine, graph, "conv_engine_paired")
+
+
+def test_verilator_reloaded():
+    """Weights reloading in Verilog: one writable engine computes a layer's two filter chunks in
+    turn, each loaded before its frames, bit-exact with golden under stalls; a load takes one
+    cycle a beat, and each chunk's frames the engine's own rate and latency."""
+    case = Case(4, 8, 1, (3, 3), (2, 2, 3), hw=(4, 4), pads=(1, 1, 1, 1), act="relu", frames=3)
+    graph = conv_graph(case)
+    parts = chunks(graph, 2)
+    engine = ConvEngine.from_layer(parts[0], parts[0].layers[0], *case.fold, writable=True)
+    phases, wants = [], []
+    for part in parts:
+        layer = part.layers[0]
+        words = np.array(engine.load_words(layer.wq, golden.requant_shift(part, layer)))[:, None]
+        inputs, want = streams(part, input_frames(part, case.frames, case.seed), case.fold)
+        phases += [({"w": words}, {}), ({"i": inputs}, {"o": len(want)})]
+        wants.append(want)
+    runner, build_dir = verilate(engine, "conv_engine_reloaded")
+    pixels = 16
+    for stall in (0.0, 0.3):
+        results = bench_phases(runner, build_dir, "conv_engine_reloaded", port_shapes(engine),
+                               phases, stall_in=stall, stall_out=stall, seed=case.seed)
+        for load, run, want in zip(results[0::2], results[1::2], wants):
+            np.testing.assert_array_equal(run.outputs["o"], want)
+            assert run.extra == {"o": 0}
+            if stall:
+                continue
+            assert load.in_cycles["w"] == list(range(engine.load.beats))
+            ends = np.array(run.out_cycles["o"])[len(want) // case.frames - 1::len(want) // case.frames]
+            assert list(np.diff(ends)) == [engine.cycles_per_frame(pixels)] * (case.frames - 1)
+            assert run.out_cycles["o"][0] - run.in_cycles["i"][0] == engine.latency
 
 
 # the generated matrix: channels × kernels × foldings, bits and activations cycled through
