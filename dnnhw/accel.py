@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import golden, model, ops
+from . import model, ops
 from .folding import Folding
 from .layers.common import pixel_layout
 from .layers.fifo import StreamFIFO
@@ -21,7 +21,7 @@ from .layers.fork import Fork
 from .layers.lanes import LaneConverter
 
 
-__all__ = ["Accelerator", "build_block"]
+__all__ = ["Accelerator", "build_block", "load_words"]
 
 
 def build_block(graph, layer, folding):
@@ -29,6 +29,14 @@ def build_block(graph, layer, folding):
     checked by `ops.check`)."""
     ops.check(graph, layer, folding)
     return ops.get(layer.op).block(graph, layer, folding)
+
+
+def load_words(graph, plan):
+    """The beats of `Accelerator.w` that load the weights of `graph`'s writable layers under
+    `plan`, in layer order: the accelerator of `graph`'s, or of another chunk of a reloaded
+    partition (`partition.subgraph`: the same layers with other filters)."""
+    return [word for layer in graph.layers if plan[layer.name].impl.writable
+            for word in build_block(graph, layer, plan[layer.name]).engine.load_words()]
 
 
 class Accelerator(wiring.Component):
@@ -74,15 +82,6 @@ class Accelerator(wiring.Component):
             signature["w"] = In(stream.Signature(unsigned(self.load_bits)))
         super().__init__(signature)
 
-    def load_words(self, graph):
-        """The beats of `w` that load the writable layers with the weights of `graph`'s layers
-        of the same names (this accelerator's graph, or another chunk of it:
-        `partition.subgraph`)."""
-        words = []
-        for name in self.loads:
-            layer = graph.layer(name)
-            words += self.blocks[name].engine.load_words(layer.wq, golden.requant_shift(graph, layer))
-        return words
 
     def elaborate(self, platform):
         m = Module()

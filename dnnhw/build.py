@@ -219,7 +219,8 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
     source = Source(str(network), bits, str(calibration) if calibration else None, error)
     progress(f"exploring foldings for {board.name}")
     found = dse.design(q, board, objective=objective, cap=cap, seed=seed, clock_mhz=clock,
-                       batch=batch, reserve=lambda sub: link_reserve(sub, board), reloading=False)
+                       batch=batch, reserve=lambda sub: link_reserve(sub, board),
+                       reloading=board.host_link == "axi-stream")
     if isinstance(found, dse.PartitionedExploration):
         from .partitioned import build_partitions
 
@@ -437,10 +438,12 @@ def _axis_top(accel, board, folder):
 
 def _design_json(q, accel):
     fi, fo = q.formats[q.input], q.formats[q.output]
+    load = ({"w": {"lanes": 1, "bits": accel.load_bits, "signed": False,
+                   "beats": accel.load_beats, "layers": accel.loads}} if accel.loads else {})
     return {
         "top": TOP,
         "ports": {"i": {"lanes": accel.input_lanes, "bits": fi.bits},
-                  "o": {"lanes": accel.output_lanes, "bits": fo.bits}},
+                  "o": {"lanes": accel.output_lanes, "bits": fo.bits}, **load},
         "input_shape": list(q.shapes[q.input]), "output_shape": list(q.shapes[q.output]),
         "predicted": {"cycles_per_frame": accel.perf.cycles_per_frame,
                       "latency_cycles": accel.perf.latency},

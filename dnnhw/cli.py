@@ -212,7 +212,9 @@ def _print_chained(out):
         print(f"  partition {p['index']}: {'bit-exact' if p['bit_exact'] else 'MISMATCH'} "
               f"({p['stalled_frames']} frames also under stalls); cycles/frame measured "
               f"{p['measured_cycles_per_frame'] if p['measured_cycles_per_frame'] is not None else '—'}"
-              f", predicted {p['predicted_cycles_per_frame']}")
+              f", predicted {p['predicted_cycles_per_frame']}"
+              + (f"; {p['chunks']} weight loads and runs: {p['measured_batch_cycles']:,} cycles "
+                 f"measured, {p['predicted_batch_cycles']:,} predicted" if "chunks" in p else ""))
 
 
 def _print_verified(out):

@@ -14,7 +14,10 @@ The build folder, written whole or not at all like any build:
                          calibration frames `verify` checks the chained partitions against, every
                          layer's folding, and the partitions among the DSE's facts
     partition-K/         partition K's build folder, as `dnnhw build` writes one, for its
-                         sub-graph: `verify partition-K` checks it alone
+                         sub-graph: `verify partition-K` checks it alone; with weights
+                         reloading its design/loads.npy holds the weight loads of its wr chunks
+                         (wr × beats, the bus words `accel.load_words` gives), the first being
+                         the chunk its record describes
 """
 
 import json
@@ -25,6 +28,7 @@ from dataclasses import asdict, replace
 import numpy as np
 
 from . import defaults, golden, record, schedule
+from .accel import load_words
 from .build import accelerator, finish, link_reserve, progress, write_report
 from .dse.partitions import cost_of, explore_partitions, stored_bits
 from .errors import StillTooLarge, UserError
@@ -50,8 +54,7 @@ def build_partitions(folder, source, read, board, found, synth, notes, started):
     Raises
     ------
     UserError
-        If a partition's design does not fit once synthesized and cannot be split. (`found`
-        reloads no weights: `dse.design(..., reloading=False)`.)
+        If a partition's design does not fit once synthesized and cannot be split.
     """
     q, clock = read.quantized, found.clock_mhz
     frames = read.frames[:defaults.FRAMES]
@@ -74,6 +77,15 @@ def build_partitions(folder, source, read, board, found, synth, notes, started):
             notes.append(f"synthesis found partition {k} ({plan.graph.name}) too large for "
                          f"{board.part} however planned, so it was split in {len(split)}")
             continue
+        if plan.part.reload > 1:
+            loads = [load_words(subgraph(q, plan.part, j), chosen.plan)
+                     for j in range(plan.part.reload)]
+            np.save(sub / "design" / "loads.npy", np.array(loads, dtype=np.uint64))
+            last = plan.graph.layers[-1].name
+            sub_notes.append(f"layer '{last}' holds 1/{plan.part.reload} of its filters in "
+                             f"writable memories, loaded before each of the partition's "
+                             f"{plan.part.reload} runs (design/loads.npy, {len(loads[0]):,} "
+                             f"bus words each): its bitstream does not depend on those weights")
         results.append(finish(sub, saved, board, chosen, synthesized, pnr, sub_notes, started))
         designs.append(json.loads((sub / "design" / "design.json").read_text()))
         plans.append(replace(plan, found=chosen, cost=cost_of(plan.graph, plan.part, chosen.plan, chosen.perf)))

@@ -7,8 +7,11 @@ bits per cycle the transfer path sustains (`Path`):
 
     β_p   = (in_p + out_p) / II_p                     bits per cycle the partition asks for
     s_p   = max(1, β_p / β)                           its slow-down by bandwidth
-    C_p   = (ceil(II_p · s_p) · B + D_p) · wr_p  +  wr_p · (W_p / wr_p) / β   (the second term
-                                                      only with reloading: loads do not overlap)
+    C_p   = (ceil(II_p · s_p) · B + D_p) · wr_p  +  wr_p · (W_p / wr_p) / min(β, 64)
+                                                      (the second term only with reloading:
+                                                      loads do not overlap; W_p counts the
+                                                      load's 64-bit bus words, and the engine
+                                                      takes one a cycle, `geometry.WeightLoad`)
     T     = Σ_p C_p / f  +  P · t_reconf  (P > 1)     one batch of B frames, in seconds
     fps   = B / T
 
@@ -27,6 +30,7 @@ reloaded weights, from the DRAM where the board has one.
 import math
 from dataclasses import dataclass, field, replace
 
+from .geometry import LOAD_BITS
 from .link.baud import baud_for, bytes_per_s
 
 
@@ -82,7 +86,7 @@ class PartitionCost:
     in_bits, out_bits : int
         Feature-map bits read and written per frame and run.
     weight_bits : int
-        Weight bits loaded before each run (0 without reloading).
+        Bits of the weight load before each run, as 64-bit bus words (0 without reloading).
     reload : int
         Runs per batch, wr.
     """
@@ -154,7 +158,8 @@ def partition_time(cost, batch, route):
     need = route.demand(cost.in_bits, cost.out_bits) / cost.cycles_per_frame
     slowdown = max(1.0, need / route.bits_per_cycle)
     stall = (math.ceil(cost.cycles_per_frame * slowdown) - cost.cycles_per_frame) * batch * cost.reload
-    loading = math.ceil(cost.reload * cost.weight_bits / route.bits_per_cycle) if cost.reload > 1 else 0
+    rate = min(route.bits_per_cycle, LOAD_BITS)
+    loading = math.ceil(cost.reload * cost.weight_bits / rate) if cost.reload > 1 else 0
     return PartitionTime(compute, stall, loading, slowdown)
 
 

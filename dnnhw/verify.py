@@ -8,6 +8,11 @@ Two runs of `DIR/rtl/dnnhw_accel.v`:
    (first input beat to the first frame's last output beat) measured;
 2. the first few frames again under random stalls on both streams (`stall`), compared likewise.
 
+A design with writable layers (weights reloading, `dnnhw.partitioned`) is loaded first with
+design/loads.npy's first load; in a chained run each of its chunks in turn (load, every frame;
+next load, ...), the chunks' outputs joined along the channels, and the cycles of the whole
+batch measured against the model's (one load beat a cycle).
+
 The result goes to `DIR/verify.json` (DESIGN.md's keys; also the stalled run's counts, the
 Verilator compile time (0 when cached), the simulation speed, and `accuracy` when labels are
 given) and into the report (`report.json`'s `verify`, and `report.html`).
@@ -19,13 +24,13 @@ import time
 from typing import NamedTuple
 
 import numpy as np
-from amaranth.hdl import signed
+from amaranth.hdl import signed, unsigned
 
 from . import defaults, golden, quant, record
 from .build import TOP, load_design, progress, write_report
 from .partitioned import is_partitioned
 from .errors import UserError
-from .sim import bench, from_beats, to_beats, verilate_text
+from .sim import BenchResult, bench, bench_phases, from_beats, to_beats, verilate_text
 
 
 __all__ = ["verify"]
@@ -73,10 +78,11 @@ def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, se
     return out
 
 
-def _check(folder, design, xs, want, stall, seed, waves, started):
+def _check(folder, design, xs, want, stall, seed, waves, started, chunks=1):
     """(verify.json's dict without `accuracy`, the `_Runs`) of the build in `folder` on the
-    integer input frames `xs`, against golden's output frames `want`."""
-    runs = _simulate(folder, design, xs, stall, seed, waves)
+    integer input frames `xs`, against golden's output frames `want`: of its first `chunks`
+    weight loads' outputs joined along the channels, with writable layers."""
+    runs = _simulate(folder, design, xs, stall, seed, waves, chunks)
     out = {**_compare(runs, want), "predicted_cycles_per_frame": runs.predicted["cycles_per_frame"],
            "predicted_latency_cycles": runs.predicted["latency_cycles"],
            "simulated_cycles": runs.free.cycles + runs.stalled.cycles,
@@ -84,6 +90,11 @@ def _check(folder, design, xs, want, stall, seed, waves, started):
            "seconds": round(time.perf_counter() - started, 2),
            "compile_seconds": round(runs.compile_seconds, 2),
            "cycles_per_second": round((runs.free.cycles + runs.stalled.cycles) / runs.sim_seconds)}
+    if "w" in design["ports"]:
+        load = design["ports"]["w"]["beats"]
+        frame, first = runs.predicted["cycles_per_frame"], runs.predicted["latency_cycles"]
+        out.update(chunks=chunks, load_beats=load, measured_batch_cycles=runs.free.cycles,
+                   predicted_batch_cycles=chunks * (load + frame * (len(xs) - 1) + first))
     return out, runs
 
 
@@ -113,9 +124,10 @@ def _verify_partitions(folder, frames, data, labels, stall, seed, waves):
         progress(f"partition {part['index']} of {len(result['partitions'])}")
         sub_result, design, sub_graph = load_design(sub)
         want = np.stack([v[sub_graph.output] for v in values])
-        out, runs = _check(sub, design, current, want, stall, seed, waves, time.perf_counter())
+        out, runs = _check(sub, design, current, want, stall, seed, waves, time.perf_counter(),
+                           part["reload"])
         _write(sub, sub_result, out)
-        parts.append({"index": part["index"], **{k: out[k] for k in _PARTITION_KEYS}})
+        parts.append({"index": part["index"], **{k: out[k] for k in _PARTITION_KEYS if k in out}})
         current = list(runs.got)
     final = np.stack(current)
     want = np.stack([v[graph.output] for v in values])
@@ -131,7 +143,8 @@ def _verify_partitions(folder, frames, data, labels, stall, seed, waves):
 #: What a partitioned build's verify.json keeps of each partition's own.
 _PARTITION_KEYS = ("bit_exact", "mismatches", "stalled_frames", "stalled_mismatches",
                    "measured_cycles_per_frame", "predicted_cycles_per_frame",
-                   "measured_latency_cycles", "predicted_latency_cycles", "compile_seconds")
+                   "measured_latency_cycles", "predicted_latency_cycles", "compile_seconds",
+                   "chunks", "measured_batch_cycles", "predicted_batch_cycles")
 
 
 def _inputs(folder, graph, frames, data, labels):
@@ -159,33 +172,60 @@ class _Runs(NamedTuple):
     sim_seconds: float
 
 
-def _simulate(folder, design, xs, stall, seed, waves):
+def _simulate(folder, design, xs, stall, seed, waves, chunks=1):
     """Verilator runs of rtl/ on the integer input frames `xs`: all back to back unstalled,
-    then the first `_STALLED_FRAMES` under random stalls on both streams."""
-    ports = {port: (p["lanes"], signed(p["bits"])) for port, p in design["ports"].items()}
+    then the first `_STALLED_FRAMES` under random stalls on both streams; with writable
+    layers, each of the first `chunks` weight loads of design/loads.npy before the frames."""
+    ports = {port: (p["lanes"], (signed if p.get("signed", True) else unsigned)(p["bits"]))
+             for port, p in design["ports"].items()}
     lanes_in, lanes_out = design["ports"]["i"]["lanes"], design["ports"]["o"]["lanes"]
     out_shape = tuple(design["output_shape"])
     per_frame = int(np.prod(out_shape)) // lanes_out
     predicted, count = design["predicted"], len(xs)
+    loads = (np.load(folder / "design" / "loads.npy")[:chunks] if "w" in ports else [None])
 
     progress("compiling the design with Verilator")
     compiled = time.perf_counter()
     runner, build_dir = verilate_text((folder / "rtl" / f"{TOP}.v").read_text(), TOP, waves=waves)
     simulated = time.perf_counter()
     beats = np.concatenate([to_beats(x, lanes_in) for x in xs])
-    budget = 4 * (predicted["latency_cycles"] + count * predicted["cycles_per_frame"]) + 10_000
-    progress(f"simulating {count} frames")
-    free = bench(runner, build_dir, TOP, ports, {"i": beats}, {"o": per_frame * count},
-                 timeout=budget, seed=seed, waves=waves and folder / "waves" / "unstalled.vcd")
+    budget = (4 * (predicted["latency_cycles"] + count * predicted["cycles_per_frame"]) + 10_000
+              + (design["ports"]["w"]["beats"] if "w" in ports else 0))
+
+    def run(frames, waveform, **stalls):
+        inputs, outputs = {"i": beats[:len(beats) * frames // count]}, {"o": per_frame * frames}
+        timeout = int(budget / (1 - stalls.get("stall_in", 0))) + 10_000
+        if loads[0] is None:
+            return bench(runner, build_dir, TOP, ports, inputs, outputs, timeout=timeout,
+                         waves=waves and waveform, **stalls)
+        phases = [p for words in loads for p in (({"w": words[:, None]}, {}), (inputs, outputs))]
+        runs = bench_phases(runner, build_dir, TOP, ports, phases, timeout=timeout,
+                            waves=waves and waveform, **stalls)
+        return _joined(runs, frames, per_frame, out_shape, lanes_out)
+
+    progress(f"simulating {count} frames" + (f", {len(loads)} weight loads" if chunks > 1 else ""))
+    free = run(count, folder / "waves" / "unstalled.vcd", seed=seed)
     stalled_count = min(_STALLED_FRAMES, count)
     progress(f"simulating {stalled_count} frames under random stalls")
-    stalled = bench(runner, build_dir, TOP, ports, {"i": beats[:len(beats) * stalled_count // count]},
-                    {"o": per_frame * stalled_count}, stall_in=stall, stall_out=stall, seed=seed + 1,
-                    timeout=int(budget / (1 - stall)) + 10_000,
-                    waves=waves and folder / "waves" / "stalled.vcd")
-    return _Runs(free, stalled, _frames(free.outputs["o"], count, per_frame, out_shape),
-                 _frames(stalled.outputs["o"], stalled_count, per_frame, out_shape), per_frame,
-                 predicted, simulated - compiled, time.perf_counter() - simulated)
+    stalled = run(stalled_count, folder / "waves" / "stalled.vcd", stall_in=stall,
+                  stall_out=stall, seed=seed + 1)
+    shape = (out_shape[0] * len(loads), *out_shape[1:])
+    return _Runs(free, stalled, _frames(free.outputs["o"], count, per_frame * len(loads), shape),
+                 _frames(stalled.outputs["o"], stalled_count, per_frame * len(loads), shape),
+                 per_frame, predicted, simulated - compiled, time.perf_counter() - simulated)
+
+
+def _joined(runs, frames, per_frame, shape, lanes):
+    """One `BenchResult` of a phased run (load, frames; next load, frames; ...): the chunks'
+    output frames joined along the channels, as `lanes`-lane beats of the joined tensor; the
+    first chunk's cycles (rate and latency); every phase's cycles
+    in all; the beats offered beyond those expected."""
+    chunks = [_frames(r.outputs["o"], frames, per_frame, shape) for r in runs[1::2]]
+    joined = np.concatenate(chunks, axis=1)
+    beats = np.concatenate([to_beats(x, lanes) for x in joined])
+    first = runs[1]
+    return BenchResult({"o": beats}, first.in_cycles, first.out_cycles,
+                       sum(r.cycles for r in runs), {"o": sum(r.extra.get("o", 0) for r in runs)})
 
 
 def _compare(runs, want):

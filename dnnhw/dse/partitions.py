@@ -256,7 +256,9 @@ def _no_cover(ranges, graph, board):
     whose = "its" if len(names) == 1 else "the last one's"
     reload = f" with {whose} weights reloaded in {part.reload} chunks" if part.reload > 1 else ""
     unbuilt = ("" if ranges.reloading else
-               " (dnnhw builds no weights reloading yet: `dnnhw explore` plans it)")
+               f" (dnnhw builds weights reloading only for boards whose weights stream from "
+               f"DRAM over AXI, such as pynq-z1 and zc706, not through {board.name}'s host link;"
+               " `dnnhw explore` plans it)")
     return (f"network '{graph.name}': {what} do{'es' if len(names) == 1 else ''} not fit "
             f"{board.name} even alone, fully folded{reload}{unbuilt}: {over} at "
             f"{ranges.cap:.0%} of the board; fewer bits (--bits) or a larger board would help")

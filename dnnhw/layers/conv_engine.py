@@ -220,6 +220,9 @@ class ConvEngine(wiring.Component):
                                              len(self.weight_rom) * self._word().length,
                                              self.steps, out_channels)
             self.load_bits = max(self.load.per_beat * self.load.element_bits, entry)
+            if self.load_bits > geometry.LOAD_BITS:
+                raise ValueError(f"a channel's bias and shift take {entry} bits, more than a "
+                                 f"{geometry.LOAD_BITS}-bit load beat")
             signature["w"] = In(stream.Signature(unsigned(self.load_bits)))
         super().__init__(signature)
 
