@@ -67,9 +67,10 @@ _FUNCTIONS = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh}
 def round_half_up(x):
     """Round floats to the nearest integer, halves towards +inf; magnitudes beyond 2**62 (and
     infinities) clip to ±2**62, which saturates to any format's limit."""
-    x = np.clip(np.asarray(x, dtype=np.float64), -2.0 ** 62, 2.0 ** 62)
-    whole = np.floor(x)
-    return (whole + (x - whole >= 0.5)).astype(np.int64)      # x - floor(x) is exact
+    x = np.clip(np.array(x, dtype=np.float64), -2.0 ** 62, 2.0 ** 62, out=...)
+    whole = np.floor(x, out=np.empty_like(x))
+    fraction = np.subtract(x, whole, out=x)        # in place: x - floor(x) is exact
+    return np.add(whole, fraction >= 0.5, out=whole).astype(np.int64)[()]
 
 
 def saturate(x, bits):

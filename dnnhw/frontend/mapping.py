@@ -261,7 +261,8 @@ class _Mapper:
             raise self.error(node, "transA=1 is unsupported")
         b = self.const(node, 1, "weight B")
         c = self.const(node, 2, "bias C")
-        weight = _attr(node, "alpha", 1.0) * (b if _attr(node, "transB", 0) else b.T)
+        weight, alpha = (b if _attr(node, "transB", 0) else b.T), _attr(node, "alpha", 1.0)
+        weight = weight if alpha == 1.0 else alpha * weight
         bias = 0.0 if c is None else _attr(node, "beta", 1.0) * c.reshape(-1)
         self.fc(node, weight, bias, 1)
 

@@ -66,7 +66,8 @@ class WeightedOp(Op):
                 frac = np.full(c_out, quant.frac_for(channel_peaks.max(), bits))
         frac = np.asarray(frac, dtype=np.int64)
         scale = 2.0 ** frac.reshape(-1, *[1] * (weight.ndim - 1))
-        weight_q = golden.saturate(golden.round_half_up(weight * scale), bits)
+        weight_q = golden.round_half_up(weight * scale)
+        np.clip(weight_q, -(1 << (bits - 1)), (1 << (bits - 1)) - 1, out=weight_q)   # saturate
         bias_q = golden.round_half_up(layer.bias * 2.0 ** (fmt_in.frac + frac))
         fan_in = weight[0].size
         bound = (fan_in * (1 << (fmt_in.bits - 1)) * (1 << (bits - 1))
