@@ -67,7 +67,9 @@ _FUNCTIONS = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh}
 def round_half_up(x):
     """Round floats to the nearest integer, halves towards +inf; magnitudes beyond 2**62 (and
     infinities) clip to ±2**62, which saturates to any format's limit."""
-    x = np.clip(np.array(x, dtype=np.float64), -2.0 ** 62, 2.0 ** 62, out=...)
+    x, limit = np.array(x, dtype=np.float64), 2.0 ** 62          # a new array
+    if x.size and not (-limit <= x.min() and x.max() <= limit):     # cheaper than clipping all
+        np.clip(x, -limit, limit, out=x)
     whole = np.floor(x, out=np.empty_like(x))
     fraction = np.subtract(x, whole, out=x)        # in place: x - floor(x) is exact
     return np.add(whole, fraction >= 0.5, out=whole).astype(np.int64)[()]

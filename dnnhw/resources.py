@@ -407,6 +407,15 @@ def _map_memory(depth, width, rom, family, block=False):
     return mapping
 
 
+def weight_memory_kind(graph, layer, folding, family):
+    """Where conv or fc `layer`'s weight memories go under `folding` without `block_weights`:
+    "block", "distributed" or "logic" (what `engine_part` prices)."""
+    wb, paired = layer.wq.bits, folding.impl.paired
+    word = folding.fine * folding.coarse_in * (2 * wb + 1 if paired else wb)
+    steps = ops.get(layer.op).geometry(graph, layer, folding).engine.steps
+    return _map_memory(steps, word, not folding.impl.writable, family).kind if steps > 1 else "logic"
+
+
 def memory(t, depth, width, family, rom=False, sequential=False, count=1, block=False):
     """`count` depth × width memories with a synchronous read port (its data register included),
     in block RAM whatever their size when `block`.
@@ -580,7 +589,7 @@ def engine_part(t, spec, pe, positions, folding, family):
     # weights, window and multipliers
     roms, stored = (co // 2, 2 * wb + 1) if paired else (co, wb)   # ROMs, bits of a weight
     word = f * ci * stored
-    memory(t, steps, word, family, rom=True, sequential=True, count=roms,
+    memory(t, steps, word, family, rom=not folding.impl.writable, sequential=True, count=roms,
            block=folding.impl.block_weights)
     t.add("reg", positions * ci * a + f * ci * a)         # the window, the selected operands
     mux(t, f * ci * a, kernel_steps, family)

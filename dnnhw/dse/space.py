@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import interconnect, model, ops
 from ..resources import (Resources, fifo_resources, fork_resources, lane_converter_resources,
-                         layer_resources, pairs_fit_one_dsp)
+                         layer_resources, pairs_fit_one_dsp, weight_memory_kind)
 
 
 __all__ = ["KINDS", "Candidates", "Space"]
@@ -166,8 +166,11 @@ def _with_block_weights(graph, layer, foldings, family):
         plain = _vector(layer_resources(graph, layer, folding, family))
         out.append(folding)
         vectors.append(plain)
-        if ops.get(layer.op).weighted and not folding.impl.paired:  # paired ROMs stay in LUTs:
-            block = folding.with_impl(block_weights=True)        # the model misprices their BRAM
+        # paired ROMs stay in LUTs (the model misprices their BRAM); ROMs already in block RAM
+        # cost the same either way
+        if (ops.get(layer.op).weighted and not folding.impl.paired
+                and weight_memory_kind(graph, layer, folding, family) != "block"):
+            block = folding.with_impl(block_weights=True)
             vector = _vector(layer_resources(graph, layer, block, family))
             if np.any(vector != plain):
                 out.append(block)
