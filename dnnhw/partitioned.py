@@ -149,7 +149,7 @@ def schedule_json(q, board, found, designs):
     design.json), the feature-map buffers and the predicted batch."""
     perf, route = found.perf, found.perf.path
     in_dram = route is not None and route.name == "DRAM"
-    streams = [_streams(d) for d in designs]
+    streams = [_streams(d, plan.part.reload, in_dram) for d, plan in zip(designs, found.partitions)]
     buffer = perf.batch * max(max(s["bytes_per_frame"].values()) for s in streams)
     parts = []
     for k, (plan, stream, spent) in enumerate(zip(found.partitions, streams, perf.partitions)):
@@ -172,16 +172,20 @@ def schedule_json(q, board, found, designs):
             "partitions": parts}
 
 
-def _streams(design):
-    """The input and output streams of a partition's build (its design.json): tensor shapes,
-    formats, lanes, and bytes per frame as stored (in stream order, each element in whole
-    bytes, as the host link carries it)."""
+def _streams(design, reload, in_dram):
+    """The input and output streams of a partition's build (its design.json): tensor shapes
+    (the whole output of a reloading partition, and one chunk's), formats, lanes, and bytes per
+    frame as stored (in stream order, each element in whole bytes, as the host link carries
+    it; in DRAM each frame padded to a 64-bit word, `memory.layout`)."""
     def one(port, shape):
         lanes, bits = design["ports"][port]["lanes"], design["ports"][port]["bits"]
-        return lanes, bits, int(np.prod(shape)) * stored_bits(bits) // 8
+        size = int(np.prod(shape)) * stored_bits(bits) // 8
+        return lanes, bits, -(-size // 8) * 8 if in_dram else size
 
-    (li, bi, si), (lo, bo, so) = one("i", design["input_shape"]), one("o", design["output_shape"])
-    return {"input_shape": design["input_shape"], "output_shape": design["output_shape"],
+    shape_out = [design["output_shape"][0] * reload, *design["output_shape"][1:]]
+    (li, bi, si), (lo, bo, so) = one("i", design["input_shape"]), one("o", shape_out)
+    chunk = {"chunk_output_shape": design["output_shape"]} if reload > 1 else {}
+    return {"input_shape": design["input_shape"], "output_shape": shape_out, **chunk,
             "lanes": {"i": li, "o": lo}, "bits": {"i": bi, "o": bo},
             "bytes_per_frame": {"i": si, "o": so}}
 
