@@ -1,6 +1,6 @@
 """The run sequencer of `MemoryAccelerator`: from START to DONE."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -5,7 +5,6 @@ from amaranth.hdl import Module, Shape
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import layout
 from .axi import AxiLiteSignature, AxiSignature, connect_channels
 from .control import ControlRegisters
 from .gearbox import LanesToWords, WordsToLanes
