@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 
 __all__ = ["BURST_INCR", "CACHE_NORMAL", "RESP_OKAY", "AxiSignature",
-           "AxiLiteSignature"]
+           "AxiLiteSignature", "connect_channels"]
 
 
 BURST_INCR = 0b01           # AxBURST: incrementing addresses
@@ -163,3 +163,14 @@ class AxiLiteSignature(wiring.Signature):
 
     def __repr__(self):
         return f"AxiLiteSignature({self.address_width}, {self.data_width})"
+
+
+def connect_channels(m, port, master):
+    """Connect the channels of `master` (a block's `Out(AxiSignature)` member) to the members
+    of the same names of `port`, a component's own AXI4 master port as its `elaborate` sees
+    it: outputs of `master` drive `port`'s, `port`'s inputs drive `master`'s. A read-only
+    and a write-only master so share one port with both channel sets (`wiring.connect` needs
+    equal signatures). The ID widths must be equal."""
+    for name, member in master.signature.members.items():
+        ours, theirs = getattr(port, name), getattr(master, name)
+        m.d.comb += ours.eq(theirs) if member.flow == Out else theirs.eq(ours)

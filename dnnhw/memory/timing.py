@@ -25,6 +25,9 @@ output queue has room: the beats requested but not yet out of `o`, plus burst j'
 in `fifo_depth`; with the default depth (outstanding · max_burst) it binds before the
 outstanding count does, OUTPUT + 1 cycles after an RLAST instead of RETIRE.
 
+`run_cycles` combines these with an accelerator's own rate and latency into the cycles of a
+`MemoryAccelerator` run, from START to DONE.
+
 `bandwidth` is treated as a rate. A memory that gives data in a fixed k-of-n pattern makes
 a burst starting on an idle channel wait up to n − k cycles for its first data cycle, which
 the model does not count: its error is up to n − k cycles for every burst that does not
@@ -33,8 +36,8 @@ outstanding request). `read_rate` and `write_rate` give the steady state of long
 of full bursts, for the performance model. This module imports nothing from Amaranth.
 """
 
-__all__ = ["PAGE_BYTES", "ISSUE", "OUTPUT", "RETIRE", "WRITE_DATA", "DONE", "bursts",
-           "read_cycles", "write_cycles", "read_rate", "write_rate"]
+__all__ = ["PAGE_BYTES", "ISSUE", "OUTPUT", "RETIRE", "WRITE_DATA", "DONE", "START", "GEARBOX",
+           "bursts", "read_cycles", "write_cycles", "read_rate", "write_rate", "run_cycles"]
 
 
 PAGE_BYTES = 4096       # no burst crosses a 4 KB boundary
@@ -43,6 +46,8 @@ OUTPUT = 2              # R handshake → that beat's handshake on `o` (SyncFIFO
 RETIRE = 1              # RLAST or B handshake → the freed slot's AR, or burst taken (writes)
 WRITE_DATA = 1          # burst taken → its AW and its first W beat (AW register, length queue)
 DONE = 1                # last beat out of `o`, or last B → `done`
+START = 1               # START pulse → the run's commands taken (`RunSequencer`)
+GEARBOX = 1             # a word (beat) taken → its elements on `o` (`WordsToLanes`, `LanesToWords`)
 
 
 def bursts(address, beats, data_width, max_burst):
@@ -109,3 +114,46 @@ def write_rate(*, max_burst=16, outstanding=4, latency, bandwidth=1.0):
     `bandwidth`, unless the outstanding bursts do not span a burst's round trip (taken to B)."""
     trip = WRITE_DATA + (max_burst - 1) / bandwidth + latency + RETIRE
     return min(bandwidth, outstanding * max_burst / trip)
+
+
+def run_cycles(batch, *, cycles_per_frame, latency, first_output, input_wait=0,
+               input_address, input_words, input_beats, output_address, output_words,
+               output_beats, data_width, max_burst=16, outstanding=4, read_latency,
+               write_latency, read_bandwidth=1.0, write_bandwidth=1.0):
+    """Cycles of a `MemoryAccelerator` run of `batch` ≥ 1 frames, from the START pulse to DONE: the
+    slowest of three bounds, each the time the run would take if that stage alone set the
+    pace, its fill and drain through the others added.
+
+    - compute: the first input beat reaches the accelerator `lead` = START + ISSUE +
+      `read_latency` + OUTPUT + GEARBOX cycles after START; the accelerator waits
+      `input_wait` cycles before it takes it (a first window that starts with padding), then
+      takes (batch − 1) · `cycles_per_frame` + `latency` cycles to its last output beat; the
+      last word then goes on W a GEARBOX later and DONE follows its B by `write_latency` +
+      DONE.
+    - reads: the input words arrive as `read_cycles` says at `read_bandwidth`; the last
+      word's beats leave `WordsToLanes` by GEARBOX + beats per word − 1 later; the
+      accelerator's last output follows its last input beat by `latency` − (`input_beats` −
+      1), as in its batch-1 timeline; then the write tail as above.
+    - writes: the first output word is ready after the accelerator's `first_output` and
+      the beats completing it; from its W beat to DONE takes `write_cycles` at
+      `write_bandwidth`, less the writer's own start (ISSUE + WRITE_DATA).
+
+    `cycles_per_frame`, `latency` and `first_output` are the accelerator's (`model.network`,
+    counted from its first input transfer); `input_beats`, `output_beats` are beats per frame
+    of its `i` and `o`, `input_words`, `output_words` bus words per frame. The bounds treat
+    the stages as independent: when two run at nearly the same rate, the jitter of one costs
+    the other cycles the model does not count (docs/memory.md gives the measured error)."""
+    lead = START + ISSUE + read_latency + OUTPUT + GEARBOX
+    tail = GEARBOX + write_latency + DONE
+    compute = lead + input_wait + (batch - 1) * cycles_per_frame + latency + tail
+    beats_per_word = -(-input_beats // input_words)
+    read = read_cycles(input_address, batch * input_words, data_width, max_burst=max_burst,
+                       outstanding=outstanding, latency=read_latency, bandwidth=read_bandwidth)
+    reads = (START + read + GEARBOX + beats_per_word - 1 + latency - (input_beats - 1) + tail)
+    write = write_cycles(output_address, batch * output_words, data_width,
+                         max_burst=max_burst, outstanding=outstanding, latency=write_latency,
+                         bandwidth=write_bandwidth)
+    first_word = (lead + input_wait + first_output + -(-output_beats // output_words) - 1
+                  + GEARBOX)
+    writes = first_word + write - ISSUE - WRITE_DATA
+    return max(compute, reads, writes)

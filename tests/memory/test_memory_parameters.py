@@ -1,5 +1,6 @@
 """The memory blocks without simulation: parameter errors by their exact message, the AXI
-signatures' members and Verilog port names, and `timing`'s burst split and rates."""
+signatures' members and Verilog port names, and `timing`'s burst split, rates and run
+model."""
 
 import random
 
@@ -8,7 +9,13 @@ from amaranth.back import verilog
 
 from dnnhw.memory import timing
 from dnnhw.memory.axi import AxiLiteSignature, AxiSignature
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from dnnhw.layers.common import pixel_layout
 from dnnhw.memory.control import ControlRegisters
+from dnnhw.memory.top import MemoryAccelerator
 from dnnhw.memory.reader import AxiReader
 from dnnhw.memory.writer import AxiWriter
 
@@ -110,3 +117,74 @@ def test_rates():
     # a deeper FIFO lets the outstanding count bind instead of the credits
     assert timing.read_rate(outstanding=1, fifo_depth=32, latency=26) == 16 / 42
     assert timing.read_cycles(0, 0, 64, latency=2) == 0 == timing.write_cycles(0, 0, 64, latency=2)
+
+
+class _Streams(wiring.Component):
+    """Ports only, nothing behind them, for the top's checks: `i`, `o` and optionally `w` of
+    the given shapes."""
+
+    def __init__(self, i, o, w=None, load_beats=None):
+        members = {"i": In(stream.Signature(i)), "o": Out(stream.Signature(o))}
+        if w is not None:
+            members["w"] = In(stream.Signature(w))
+        if load_beats is not None:
+            self.load_beats = load_beats
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        return Module()
+
+
+SIZES = {"input_elements": 12, "output_elements": 12}
+
+
+@pytest.mark.parametrize("accel, kwargs, message", [
+    (_Streams(unsigned(8), pixel_layout(8, 2)), SIZES,
+     "the accelerator needs a stream member 'i' (In) of pixels, an ArrayLayout of signed "
+     "elements"),
+    (_Streams(pixel_layout(8, 2), pixel_layout(8, 2)), {},
+     "give input_elements and output_elements for an accelerator without a graph"),
+    (_Streams(pixel_layout(8, 2), pixel_layout(8, 2), unsigned(72), 4), SIZES,
+     "weight words of 72 bits do not fit the 64-bit bus"),
+])
+def test_top_errors(accel, kwargs, message):
+    with pytest.raises(ValueError) as error:
+        MemoryAccelerator(accel, **kwargs)
+    assert str(error.value) == f"MemoryAccelerator: {message}"
+
+
+def test_top_errors_from_its_blocks():
+    with pytest.raises(ValueError) as error:
+        MemoryAccelerator(_Streams(pixel_layout(8, 5), pixel_layout(8, 2)), **SIZES)
+    assert str(error.value) == "WordsToLanes: lanes=5 must divide the frame's 12 elements"
+
+
+def test_top_weights_port():
+    """`m_axi_weights` only with both `w` and `load_beats`."""
+    plain = MemoryAccelerator(_Streams(pixel_layout(8, 2), pixel_layout(16, 3)), **SIZES)
+    assert "m_axi_weights" not in plain.signature.members and plain.load_beats == 0
+    assert (plain.bits_in, plain.lanes_in, plain.bits_out, plain.lanes_out) == (8, 2, 16, 3)
+    assert (plain.input_words, plain.output_words) == (2, 3)
+    assert "m_axi_weights" not in MemoryAccelerator(
+        _Streams(pixel_layout(8, 2), pixel_layout(8, 2), unsigned(8)), **SIZES).signature.members
+    top = MemoryAccelerator(_Streams(pixel_layout(8, 2), pixel_layout(8, 2), unsigned(8), 9),
+                            **SIZES)
+    assert top.signature.members["m_axi_weights"].signature == AxiSignature(32, 64, write=False)
+    assert (top.load_bits, top.load_beats) == (8, 9)
+    assert top.offsets == {"control": 0, "status": 4, "batch": 8, "input": 0x10,
+                           "output": 0x14, "weights": 0x18}
+
+
+def test_run_model_bounds():
+    """`run_cycles` by hand: compute-bound, read-bound and write-bound."""
+    common = dict(cycles_per_frame=100, latency=102, first_output=25, input_address=0,
+                  input_words=32, input_beats=64, output_address=0x8000, output_words=32,
+                  output_beats=64, data_width=64, read_latency=2, write_latency=2)
+    lead, tail = 1 + 1 + 2 + 2 + 1, 1 + 2 + 1
+    assert timing.run_cycles(4, input_wait=11, **common) == lead + 11 + 3 * 100 + 102 + tail
+    slow_reads = timing.run_cycles(4, read_bandwidth=0.125, **common)
+    read = timing.read_cycles(0, 128, 64, latency=2, bandwidth=0.125)
+    assert slow_reads == 1 + read + 1 + 1 + (102 - 63) + tail
+    slow_writes = timing.run_cycles(4, write_bandwidth=0.125, **common)
+    write = timing.write_cycles(0x8000, 128, 64, latency=2, bandwidth=0.125)
+    assert slow_writes == lead + 25 + 1 + 1 + write - 2

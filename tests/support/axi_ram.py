@@ -7,16 +7,18 @@ wraps two of its channels: each read request reaches the RAM's read process `rea
 cycles after its AR handshake, and each write response leaves `write_latency` cycles after the
 RAM produced it. Requests are still taken at once and answered in order, so bursts in flight
 overlap their latency as a pipelined DRAM controller's do. Data, bursts and the 4 KB checks
-are the RAM's own.
+are the RAM's own. `LatencyAxiRamRead` is the read half alone, for a read-only master's port
+(give it the other RAM's `mem` to share its contents).
 """
 
 import cocotb
 from cocotb.queue import Queue
 from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiRam
+from cocotbext.axi.axi_ram import AxiRamRead
 
 
-__all__ = ["LatencyAxiRam"]
+__all__ = ["LatencyAxiRam", "LatencyAxiRamRead"]
 
 
 class _Cycles:
@@ -107,3 +109,20 @@ class LatencyAxiRam(AxiRam):
     @write_latency.setter
     def write_latency(self, cycles):
         self.write_if.b_channel.latency = cycles
+
+
+class LatencyAxiRamRead(AxiRamRead):
+    """`AxiRamRead(bus, clock, reset, size=..., mem=...)` (an `AxiReadBus`) whose reads start
+    `read_latency` cycles later than the plain RAM's, pipelined, as `LatencyAxiRam`'s do."""
+
+    def __init__(self, bus, clock, reset=None, *, read_latency=0, **kwargs):
+        super().__init__(bus, clock, reset, **kwargs)
+        self.ar_channel = _DelayedSink(self.ar_channel, _Cycles(clock), read_latency)
+
+    @property
+    def read_latency(self):
+        return self.ar_channel.latency
+
+    @read_latency.setter
+    def read_latency(self, cycles):
+        self.ar_channel.latency = cycles
