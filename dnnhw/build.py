@@ -284,7 +284,7 @@ def _generate(folder, saved, board, synth, notes):
     the design."""
     accel = _write_design(folder, saved)
     try:
-        synthesized, pnr, used = _implement(accel, board, folder, synth, notes)
+        synthesized, pnr, used = _implement(accel, board, folder, synth, notes, saved.clock_mhz)
     except DoesNotFit as error:
         return None, None, error.used, True
     return synthesized, pnr, used, used is not None and bool(_over(board, used))
@@ -378,7 +378,7 @@ def _still_too_large(board, used, plans):
             "plan fits (a lower --cap leaves more room)")
 
 
-def _implement(accel, board, folder, synth, notes):
+def _implement(accel, board, folder, synth, notes, clock_mhz):
     """Synthesis, and the board flow where the board has a UART top: (synth, pnr, used): the
     Yosys counts and nextpnr's figures (dicts or None), and what the design takes of the device
     by those counts (the board top's; or the accelerator's plus `link_reserve`), None when not
@@ -386,8 +386,8 @@ def _implement(accel, board, folder, synth, notes):
 
     Open-flow boards (ECP5, iCE40) synthesize, place and route the board top to a bitstream in
     board/; Xilinx boards get the accelerator's Yosys counts and the Vivado plan in board/;
-    boards with an AXI4-Stream link (DSE-only Zynq targets) get the Yosys counts and the
-    AXI4-Stream top's Verilog in board/.
+    boards with an AXI4-Stream link (Zynq targets) get the Yosys counts, the AXI4-Stream top's
+    Verilog, and the memory top with its Vivado block design (`dnnhw.zynq.board`) in board/.
 
     Raises
     ------
@@ -398,7 +398,10 @@ def _implement(accel, board, folder, synth, notes):
 
     top = board.platform is not None and board.host_link == "uart"
     if board.host_link == "axi-stream":
+        from .zynq.board import write_zynq_board
+
         notes.append(_axis_top(accel, board, folder / "board"))
+        notes.append(write_zynq_board(accel, board, folder / "board", clock_mhz))
     if not synth:
         notes.append("synthesis, place and route not run (--no-synth)")
         if top and not board.open_flow:

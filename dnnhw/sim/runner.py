@@ -171,11 +171,15 @@ def run_json_test(runner, build_dir, name, module, variable, config, waves=None)
         tmp = pathlib.Path(tmp)
         cfg, result = tmp / "config.json", tmp / "result.json"
         cfg.write_text(json.dumps(config))
-        results_xml = runner.test(test_module=module, hdl_toplevel=name, hdl_toplevel_lang="verilog",
-                                  test_dir=tmp, build_dir=build_dir, waves=bool(waves),
-                                  extra_env={variable: str(cfg), f"{variable}_RESULT": str(result)},
-                                  results_xml=str(tmp / "results.xml"), log_file=tmp / "sim.log")
-        _, failures = get_results(results_xml)
+        try:        # cocotb's runner exits when a test fails: the log tail is the message
+            results_xml = runner.test(test_module=module, hdl_toplevel=name,
+                                      hdl_toplevel_lang="verilog", test_dir=tmp,
+                                      build_dir=build_dir, waves=bool(waves),
+                                      extra_env={variable: str(cfg), f"{variable}_RESULT": str(result)},
+                                      results_xml=str(tmp / "results.xml"), log_file=tmp / "sim.log")
+            failures = get_results(results_xml)[1]
+        except SystemExit:
+            failures = 1
         if failures or not result.exists():
             log = tmp / "sim.log"
             tail = "\n".join(log.read_text().splitlines()[-30:]) if log.exists() else ""

@@ -3,9 +3,11 @@ weights in the processing system's DRAM, loads each partition's bitstream in tur
 over the batch through the memory top's registers (`dnnhw.memory.top.MemoryAccelerator`).
 
 The register sequence of one run is a generator, `run_steps`, of `Write` and `Poll` steps.
-On the board `Board.execute` performs them on the memory-mapped registers; in simulation the
-cocotb test of the memory top performs the very same steps over AXI4-Lite (tests/memory), so
-the sequence a user's board runs is the one verified against the RTL.
+`BatchRunner.run_batch` runs a whole batch through four operations (load a bitstream, perform
+the steps, write and read DRAM): `Board` does them on the board (memory-mapped registers); the
+tests (tests/zynq) do them on a simulation of each partition's memory top (cocotb +
+Verilator, AXI4-Lite from cocotbext-axi, the DRAM an `AxiRam`), so the sequence a user's board
+runs is the one verified against the RTL.
 
 `batch_runs` turns a build's schedule.json into the runs of one batch: for each partition, for
 each of its weight chunks, (bitstream, weights, input region, output region). Feature maps wait
@@ -27,7 +29,8 @@ import numpy as np
 from ..memory.control import BATCH, BUFFERS as FIRST_BUFFER, CONTROL, MODE_SHIFT, STATUS
 
 
-__all__ = ["Write", "Poll", "run_steps", "Run", "batch_runs", "join_chunks", "Board"]
+__all__ = ["Write", "Poll", "run_steps", "Run", "batch_runs", "join_chunks", "BatchRunner",
+           "Board"]
 
 #: The memory top's buffer registers (`ControlRegisters`' default buffers, 32-bit addresses).
 BUFFERS = {name: FIRST_BUFFER + 4 * k for k, name in enumerate(("input", "output", "weights"))}
@@ -119,7 +122,69 @@ def join_chunks(chunks, pixels):
     return np.concatenate(parts, axis=2).reshape(len(parts[0]), -1)
 
 
-class Board:
+class BatchRunner:
+    """`run_batch` over four operations a subclass provides: ``program(folder)`` (load the
+    bitstream of the partition build in `folder`), ``execute(steps)`` (`run_steps`' steps on
+    the registers), ``put(offset, data)`` and ``get(offset, size)`` (bytes of the DRAM area,
+    from its start; `dram_address` is its physical address). `Board` is the board's; the
+    tests' is a simulation of each partition's memory top."""
+
+    dram_address = 0
+
+    def run_batch(self, folder, frames):
+        """Run the build in `folder` (its schedule.json and each partition's folder) on
+        `frames`: a (B, elements) array of the first partition's integer input frames in
+        stream order, B at most the schedule's batch. Returns the last partition's output
+        frames, (B, elements)."""
+        from ..memory import layout
+
+        folder = pathlib.Path(folder)
+        schedule = json.loads((folder / "schedule.json").read_text())
+        if len(frames) > schedule["batch"]:
+            raise ValueError(f"{len(frames)} frames are more than the schedule's batch of "
+                             f"{schedule['batch']} (its buffers' size)")
+        loads = {p["index"]: np.load(folder / p["folder"] / "design" / "loads.npy")
+                 for p in schedule["partitions"] if p["reload"] > 1}
+        runs, self.used = batch_runs(schedule, {k: v.shape[1] * 8 for k, v in loads.items()})
+        parts = {p["index"]: p for p in schedule["partitions"]}
+        batch, first = len(frames), parts[1]
+        self.put(first["memory"]["input"]["offset"],
+                 layout.pack(frames, first["bits"]["i"], _WORD_BITS))
+        for run in runs:
+            if run.chunk == 0:
+                self.program(folder / run.folder)
+            if run.weights is not None:
+                self.put(run.weights, loads[run.index][run.chunk].astype("<u8").tobytes())
+            self.execute(run_steps(*(self.dram_address + a for a in (run.input, run.output)),
+                                   batch, None if run.weights is None
+                                   else self.dram_address + run.weights))
+            if run.chunks > 1 and run.chunk == run.chunks - 1:
+                self._join(parts[run.index], [r for r in runs if r.index == run.index], batch)
+        last = parts[len(parts)]
+        return self._frames(last["memory"]["output"]["offset"], batch,
+                            int(np.prod(last["output_shape"])), last["bits"]["o"])
+
+    def _frames(self, offset, batch, elements, bits):
+        from ..memory import layout
+        size = batch * layout.frame_bytes(elements, bits, _WORD_BITS)
+        return layout.unpack(self.get(offset, size), batch, elements, bits, _WORD_BITS)
+
+    def _join(self, part, runs, batch):
+        """The chunks' output regions of reloading partition `part`, joined along the
+        channels into its output region."""
+        from ..memory import layout
+
+        c, h, w = part["output_shape"]
+        bits, elements = part["bits"]["o"], c // part["reload"] * h * w
+        chunks = [self._frames(r.output, batch, elements, bits) for r in runs]
+        self.put(runs[0].output, layout.pack(join_chunks(chunks, h * w), bits, _WORD_BITS))
+
+
+#: The memory top's data width (`zynq.board`): 64-bit HP ports.
+_WORD_BITS = 64
+
+
+class Board(BatchRunner):
     """The board's side: the memory top's registers, one contiguous DRAM area, and bitstream
     loading; PYNQ's where it is installed, else /dev/mem (`control_address`: the AXI4-Lite
     port's address in Vivado's address map; `dram_address`: a region reserved for dnnhw in the
@@ -153,21 +218,24 @@ class Board:
         finally:
             os.close(fd)
 
-    def program(self, bitstream):
-        """Load `bitstream` (a .bit from the partition's Vivado run) into the fabric; the DRAM
-        keeps its contents (the processing system's controller is not reconfigured)."""
-        bitstream = pathlib.Path(bitstream)
+    def program(self, folder):
+        """Load the bitstream of the partition build in `folder` (board/dnnhw_zynq.bit, from
+        its Vivado run) into the fabric; the DRAM keeps its contents (the processing
+        system's controller is not reconfigured)."""
+        bitstream = pathlib.Path(folder) / "board" / "dnnhw_zynq.bit"
+        if not bitstream.exists():
+            raise FileNotFoundError(f"{bitstream} is missing: run Vivado on "
+                                    f"{bitstream.parent}/block_design.tcl first")
         if self._pynq is not None:
             self._pynq.Overlay(str(bitstream), download=True)
             self.registers = self._pynq.MMIO(self.control_address, 0x1000).array
         else:
-            firmware = pathlib.Path("/lib/firmware") / bitstream.name
+            firmware = pathlib.Path("/lib/firmware") / f"dnnhw-{folder.name}.bit"
             firmware.write_bytes(bitstream.read_bytes())
-            pathlib.Path("/sys/class/fpga_manager/fpga0/firmware").write_text(bitstream.name)
-            self.registers = np.frombuffer(self._map(self.control_address, 0x1000), dtype=np.uint32)
+            pathlib.Path("/sys/class/fpga_manager/fpga0/firmware").write_text(firmware.name)
+            self.registers = self._map(self.control_address, 0x1000).view(np.uint32)
 
     def execute(self, steps, timeout_s=60.0):
-        """Perform `run_steps`' steps on the registers."""
         import time
         for step in steps:
             if isinstance(step, Write):
@@ -178,57 +246,11 @@ class Board:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the accelerator did not finish within {timeout_s} s")
 
-    def run_batch(self, folder, frames):
-        """Run the build in `folder` (its schedule.json, each partition's loads.npy and
-        board/*.bit) on `frames`: a (B, elements) array of the first partition's integer
-        input frames in stream order, B the schedule's batch or fewer. Returns the last
-        partition's output frames, (B, elements)."""
-        from ..memory import layout
-
-        folder = pathlib.Path(folder)
-        schedule = json.loads((folder / "schedule.json").read_text())
-        loads = {p["index"]: np.load(folder / p["folder"] / "design" / "loads.npy")
-                 for p in schedule["partitions"] if p["reload"] > 1}
-        runs, used = batch_runs(schedule, {k: v.shape[1] * 8 for k, v in loads.items()})
-        if used > self.dram_bytes:
-            raise ValueError(f"the batch needs {used:,} bytes of DRAM, the area has "
-                             f"{self.dram_bytes:,}")
-        parts = {p["index"]: p for p in schedule["partitions"]}
-        batch, width = len(frames), 64
-        first = parts[1]
-        self._put(first["memory"]["input"]["offset"],
-                  layout.pack(frames, first["bits"]["i"], width))
-        for run in runs:
-            part = parts[run.index]
-            if run.chunk == 0:
-                bitstream = next((folder / run.folder / "board").glob("*.bit"), None)
-                if bitstream is None:
-                    raise FileNotFoundError(f"{run.folder}/board has no bitstream: build it "
-                                            "with Vivado from the board folder's plan first")
-                self.program(bitstream)
-            if run.weights is not None:
-                self._put(run.weights, loads[run.index][run.chunk].astype("<u8").tobytes())
-            self.execute(run_steps(*(self.dram_address + a for a in (run.input, run.output)),
-                                   batch, None if run.weights is None
-                                   else self.dram_address + run.weights))
-            if run.chunks > 1 and run.chunk == run.chunks - 1:
-                self._join(part, [r for r in runs if r.index == run.index], batch, width)
-        last = parts[len(parts)]
-        elements = int(np.prod(last["output_shape"]))
-        return layout.unpack(self.dram[last["memory"]["output"]["offset"]:].tobytes(), batch,
-                             elements, last["bits"]["o"], width)
-
-    def _put(self, offset, data):
+    def put(self, offset, data):
+        if offset + len(data) > self.dram_bytes:
+            raise ValueError(f"the batch needs {offset + len(data):,} bytes of DRAM, the area "
+                             f"has {self.dram_bytes:,}")
         self.dram[offset:offset + len(data)] = np.frombuffer(data, dtype=np.uint8)
 
-    def _join(self, part, runs, batch, width):
-        """The chunks' output regions of reloading partition `part`, joined along the
-        channels into its output region."""
-        from ..memory import layout
-
-        c, h, w = part["output_shape"]
-        bits = part["bits"]["o"]
-        chunk_elements = c // part["reload"] * h * w
-        chunks = [layout.unpack(self.dram[r.output:].tobytes(), batch, chunk_elements, bits, width)
-                  for r in runs]
-        self._put(runs[0].output, layout.pack(join_chunks(chunks, h * w), bits, width))
+    def get(self, offset, size):
+        return self.dram[offset:offset + size].tobytes()
