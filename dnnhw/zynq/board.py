@@ -24,12 +24,12 @@ import re
 from amaranth.back import verilog
 
 from ..memory.top import MemoryAccelerator
+from .driver import CONTROL_ADDRESS
 
 
-__all__ = ["MEMORY_TOP", "ZYNQ_TOP", "CONTROL_ADDRESS", "write_zynq_board"]
+__all__ = ["MEMORY_TOP", "ZYNQ_TOP", "write_zynq_board"]
 
 MEMORY_TOP, ZYNQ_TOP = "dnnhw_memory_top", "dnnhw_zynq_top"
-CONTROL_ADDRESS = 0x43C00000
 _PREFIX = {"control": "s_axi_control", "m_axi": "m_axi_data", "m_axi_weights": "m_axi_weights"}
 
 

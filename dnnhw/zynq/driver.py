@@ -16,8 +16,9 @@ each write their own region, and the host joins them along the channels (`join_c
 the next partition reads them: the memory top writes whole frames, not strided chunks.
 
 Plain Python and NumPy besides dnnhw itself (its memory layout and register map; dnnhw and
-Amaranth are pure Python, so `pip install` on the board's Linux is enough); PYNQ (`pynq.Overlay`, `pynq.allocate`, `pynq.MMIO`) where installed,
-else /dev/mem and the kernel's fpga_manager with a reserved DRAM region.
+Amaranth are pure Python, so `pip install` on the board's Linux is enough); PYNQ
+(`pynq.Overlay`, `pynq.allocate`, `pynq.MMIO`) where installed, else /dev/mem and the
+kernel's fpga_manager with a reserved DRAM region.
 """
 
 import json
@@ -29,8 +30,13 @@ import numpy as np
 from ..memory.control import BATCH, BUFFERS as FIRST_BUFFER, CONTROL, MODE_SHIFT, STATUS
 
 
-__all__ = ["Write", "Poll", "run_steps", "Run", "batch_runs", "join_chunks", "BatchRunner",
-           "Board"]
+__all__ = ["CONTROL_ADDRESS", "Write", "Poll", "run_steps", "Run", "batch_runs",
+           "single_schedule", "join_chunks", "BatchRunner", "Board", "fpga_manager_image"]
+
+#: The memory top's AXI4-Lite port in the block design's address map (`zynq.board`).
+CONTROL_ADDRESS = 0x43C00000
+#: The memory top's data width (`zynq.board`): 64-bit HP ports.
+_WORD_BITS = 64
 
 #: The memory top's buffer registers (`ControlRegisters`' default buffers, 32-bit addresses).
 BUFFERS = {name: FIRST_BUFFER + 4 * k for k, name in enumerate(("input", "output", "weights"))}
@@ -115,6 +121,23 @@ def batch_runs(schedule, load_bytes):
     return runs, end
 
 
+def single_schedule(design, batch):
+    """The schedule of a build of one design (its design.json's dict) over `batch` frames: one
+    partition in the build's own folder, input frames at the DRAM area's start, outputs in
+    the next 4 KB-aligned region."""
+    from ..memory import layout
+
+    sizes = [batch * layout.frame_bytes(int(np.prod(design[f"{port}_shape"])),
+                                        design["ports"][port[0]]["bits"], _WORD_BITS)
+             for port in ("input", "output")]
+    size = -(-max(sizes) // 4096) * 4096
+    part = {"index": 1, "folder": ".", "reload": 1, "output_shape": design["output_shape"],
+            "bits": {p: design["ports"][p]["bits"] for p in "io"},
+            "memory": {"input": {"offset": 0, "bytes": sizes[0]},
+                       "output": {"offset": size, "bytes": sizes[1]}}}
+    return {"batch": batch, "buffers": {"count": 2, "bytes": size}, "partitions": [part]}
+
+
 def join_chunks(chunks, pixels):
     """The output frames (B, pixels · C) in stream order of a layer computed in chunks of its
     C channels: `chunks`, each (B, pixels · C/wr) frames of its channels, in chunk order."""
@@ -132,14 +155,17 @@ class BatchRunner:
     dram_address = 0
 
     def run_batch(self, folder, frames):
-        """Run the build in `folder` (its schedule.json and each partition's folder) on
-        `frames`: a (B, elements) array of the first partition's integer input frames in
-        stream order, B at most the schedule's batch. Returns the last partition's output
-        frames, (B, elements)."""
+        """Run the build in `folder` (a partitioned build: its schedule.json and each
+        partition's folder; or a build of one design) on `frames`: a (B, elements) array of
+        the first partition's integer input frames in stream order, B at most the schedule's
+        batch. Returns the last partition's output frames, (B, elements)."""
         from ..memory import layout
 
         folder = pathlib.Path(folder)
-        schedule = json.loads((folder / "schedule.json").read_text())
+        path = folder / "schedule.json"
+        schedule = (json.loads(path.read_text()) if path.exists()
+                    else single_schedule(json.loads((folder / "design" / "design.json")
+                                                    .read_text()), len(frames)))
         if len(frames) > schedule["batch"]:
             raise ValueError(f"{len(frames)} frames are more than the schedule's batch of "
                              f"{schedule['batch']} (its buffers' size)")
@@ -180,17 +206,13 @@ class BatchRunner:
         self.put(runs[0].output, layout.pack(join_chunks(chunks, h * w), bits, _WORD_BITS))
 
 
-#: The memory top's data width (`zynq.board`): 64-bit HP ports.
-_WORD_BITS = 64
-
-
 class Board(BatchRunner):
     """The board's side: the memory top's registers, one contiguous DRAM area, and bitstream
     loading; PYNQ's where it is installed, else /dev/mem (`control_address`: the AXI4-Lite
     port's address in Vivado's address map; `dram_address`: a region reserved for dnnhw in the
     device tree) and fpga_manager."""
 
-    def __init__(self, dram_bytes, control_address=0x43C00000, dram_address=None):
+    def __init__(self, dram_bytes, control_address=CONTROL_ADDRESS, dram_address=None):
         self.control_address, self.dram_bytes = control_address, dram_bytes
         try:
             import pynq
@@ -230,8 +252,8 @@ class Board(BatchRunner):
             self._pynq.Overlay(str(bitstream), download=True)
             self.registers = self._pynq.MMIO(self.control_address, 0x1000).array
         else:
-            firmware = pathlib.Path("/lib/firmware") / f"dnnhw-{folder.name}.bit"
-            firmware.write_bytes(bitstream.read_bytes())
+            firmware = pathlib.Path("/lib/firmware") / f"dnnhw-{folder.name}.bin"
+            firmware.write_bytes(fpga_manager_image(bitstream.read_bytes()))
             pathlib.Path("/sys/class/fpga_manager/fpga0/firmware").write_text(firmware.name)
             self.registers = self._map(self.control_address, 0x1000).view(np.uint32)
 
@@ -251,6 +273,27 @@ class Board(BatchRunner):
             raise ValueError(f"the batch needs {offset + len(data):,} bytes of DRAM, the area "
                              f"has {self.dram_bytes:,}")
         self.dram[offset:offset + len(data)] = np.frombuffer(data, dtype=np.uint8)
+        if self._pynq is not None:      # the HP ports do not snoop the ARM's caches
+            self.dram.flush()
 
     def get(self, offset, size):
+        if self._pynq is not None:
+            self.dram.invalidate()
         return self.dram[offset:offset + size].tobytes()
+
+
+def fpga_manager_image(bit):
+    """The configuration data of a Vivado .bit file (`bit`, bytes) as the Linux Zynq
+    fpga_manager takes it: the header (length-prefixed fields 'a' to 'd', then 'e' with a
+    4-byte length) stripped, every 32-bit word byte-swapped."""
+    at = 2 + int.from_bytes(bit[:2], "big") + 2     # a 9-byte field, then 0x0001: key "a" next
+    while bit[at:at + 1] != b"e":
+        if at >= len(bit) or bit[at:at + 1] not in b"abcd":
+            raise ValueError("not a Xilinx .bit file: no configuration data field ('e')")
+        at += 3 + int.from_bytes(bit[at + 1:at + 3], "big")
+    size = int.from_bytes(bit[at + 1:at + 5], "big")
+    data = bit[at + 5:at + 5 + size]
+    if len(data) != size or size % 4:
+        raise ValueError(f"the .bit file's configuration data is cut short or not whole words "
+                         f"({len(data)} of {size} bytes)")
+    return np.frombuffer(data, dtype=">u4").astype("<u4").tobytes()

@@ -6,7 +6,8 @@ import re
 import subprocess
 
 from dnnhw.sim.runner import setup_environment
-from dnnhw.zynq.board import CONTROL_ADDRESS, MEMORY_TOP, ZYNQ_TOP
+from dnnhw.zynq.board import MEMORY_TOP, ZYNQ_TOP
+from dnnhw.zynq.driver import CONTROL_ADDRESS
 from support.cli import dnnhw
 from test_build_axis import module_ports, tiny_onnx
 

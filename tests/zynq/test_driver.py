@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dnnhw.zynq.driver import (BATCH, CONTROL, LOAD_WEIGHTS, MODE_SHIFT, START, STATUS, Poll,
-                               Write, batch_runs, join_chunks, run_steps)
+                               Write, batch_runs, fpga_manager_image, join_chunks, run_steps)
 
 
 def schedule(reloads, out_bytes=48):
@@ -49,3 +49,22 @@ def test_register_steps():
         list(run_steps(0, 64, 0))
     with pytest.raises(ValueError, match="does not fit 32 bits"):
         list(run_steps(1 << 32, 0, 1))
+
+
+def _field(key, value):
+    return key + len(value).to_bytes(2, "big") + value
+
+
+def test_fpga_manager_image_strips_the_bit_header_and_swaps_words():
+    data = bytes.fromhex("ffffffff" * 2 + "000000bb" + "11220044" + "aa995566" + "20000000")
+    header = (b"\x00\x09" + b"\x0f\xf0" * 4 + b"\x00" + b"\x00\x01"
+              + _field(b"a", b"system_wrapper;UserID=0XFFFFFFFF;Version=2020.2\x00")
+              + _field(b"b", b"7z020clg400\x00") + _field(b"c", b"2026/12/03\x00")
+              + _field(b"d", b"06:30:00\x00") + b"e" + len(data).to_bytes(4, "big"))
+    image = fpga_manager_image(header + data)
+    assert image == bytes.fromhex("ffffffff" * 2 + "bb000000" + "44002211" + "665599aa"
+                                  + "00000020")
+    with pytest.raises(ValueError, match="cut short"):
+        fpga_manager_image(header + data[:-4])
+    with pytest.raises(ValueError, match="not a Xilinx .bit file"):
+        fpga_manager_image(b"\x00\x09" + bytes(9) + b"\x00\x01" + b"zzzz")

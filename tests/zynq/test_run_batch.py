@@ -24,6 +24,7 @@ from dnnhw.zynq.board import MEMORY_TOP
 from dnnhw.zynq.driver import BatchRunner, Write
 from support import onnx_models
 from support.cli import dnnhw
+from test_build_axis import tiny_onnx
 
 
 @cocotb.test()
@@ -97,12 +98,28 @@ def test_run_batch_of_a_reloading_build_on_simulated_pynq(tmp_path):
     tcl = (out / "partition-1" / "board" / "block_design.tcl").read_text()
     assert "Master /accelerator/m_axi_weights " in tcl and "ps7/S_AXI_HP1]" in tcl
     assert "m_axi_weights" not in (out / "partition-2" / "board" / "block_design.tcl").read_text()
+    board = SimulatedBoard(1 << 17)
+    assert_runs_like_golden(board, out, 3)
+    assert board.programmed == ["partition-1", "partition-2"] and board.used <= 1 << 17
+
+
+def test_run_batch_of_a_single_design_build(tmp_path):
+    """A network that fits: no schedule.json, one design run over the batch."""
+    out = tmp_path / "build"
+    result = dnnhw("build", tiny_onnx(tmp_path / "tiny.onnx"), "--board", "pynq-z1", "--no-synth",
+                   "--out", out)
+    assert result.returncode == 0, result.stderr
+    board = SimulatedBoard(1 << 14)
+    assert_runs_like_golden(board, out, 2)
+    assert board.programmed == ["build"]
+
+
+def assert_runs_like_golden(board, out, frames):
+    """`board.run_batch` of the build in `out` on random frames gives golden's outputs."""
     graph = record.read_graph(out / "design")
     rng = np.random.default_rng(0)
     fmt = graph.formats[graph.input]
-    xs = rng.integers(fmt.min, fmt.max + 1, (3, *graph.shapes[graph.input]))
-    board = SimulatedBoard(1 << 17)
+    xs = rng.integers(fmt.min, fmt.max + 1, (frames, *graph.shapes[graph.input]))
     got = board.run_batch(out, layout.stream_order(xs))
     want = np.stack([golden.run_fixed(graph, x)[graph.output] for x in xs])
     np.testing.assert_array_equal(got, layout.stream_order(want))
-    assert board.programmed == ["partition-1", "partition-2"] and board.used <= 1 << 17
