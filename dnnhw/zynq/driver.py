@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..memory import layout
 from ..memory.control import BATCH, BUFFERS as FIRST_BUFFER, CONTROL, MODE_SHIFT, STATUS
 
 
@@ -125,8 +126,6 @@ def single_schedule(design, batch):
     """The schedule of a build of one design (its design.json's dict) over `batch` frames: one
     partition in the build's own folder, input frames at the DRAM area's start, outputs in
     the next 4 KB-aligned region."""
-    from ..memory import layout
-
     sizes = [batch * layout.frame_bytes(int(np.prod(design[f"{port}_shape"])),
                                         design["ports"][port[0]]["bits"], _WORD_BITS)
              for port in ("input", "output")]
@@ -159,8 +158,6 @@ class BatchRunner:
         partition's folder; or a build of one design) on `frames`: a (B, elements) array of
         the first partition's integer input frames in stream order, B at most the schedule's
         batch. Returns the last partition's output frames, (B, elements)."""
-        from ..memory import layout
-
         folder = pathlib.Path(folder)
         path = folder / "schedule.json"
         schedule = (json.loads(path.read_text()) if path.exists()
@@ -191,15 +188,12 @@ class BatchRunner:
                             int(np.prod(last["output_shape"])), last["bits"]["o"])
 
     def _frames(self, offset, batch, elements, bits):
-        from ..memory import layout
         size = batch * layout.frame_bytes(elements, bits, _WORD_BITS)
         return layout.unpack(self.get(offset, size), batch, elements, bits, _WORD_BITS)
 
     def _join(self, part, runs, batch):
         """The chunks' output regions of reloading partition `part`, joined along the
         channels into its output region."""
-        from ..memory import layout
-
         c, h, w = part["output_shape"]
         bits, elements = part["bits"]["o"], c // part["reload"] * h * w
         chunks = [self._frames(r.output, batch, elements, bits) for r in runs]
