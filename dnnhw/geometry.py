@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 __all__ = ["TREE_RADIX", "ACTIVATION_LATENCY", "HARD_SIGMOID_LATENCY", "LSTM_PIPELINE", "tree_stages", "signed_bits",
            "Window", "window", "Engine", "engine", "queue_depth", "ConvGeometry", "conv", "POOL_STAGES", "PoolGeometry", "pool", "Stream",
-           "global_pool", "elementwise", "concat", "FCGeometry", "fc",
+           "global_pool", "elementwise", "slice_", "concat", "FCGeometry", "fc",
            "LSTMGeometry", "lstm", "fifo_latency", "converter_latency"]
 
 
@@ -282,6 +282,12 @@ def elementwise(shape, lanes, latency):
     """A block taking one beat of a (C, H, W) `shape` a cycle: C·H·W/lanes cycles per frame."""
     c, h, w = shape
     return Stream(c * h * w // lanes, latency)
+
+
+def slice_(shape, lanes):
+    """`Slice` of a (C, H, W) `shape`: H·W·C/lanes cycles per frame (every input beat, kept
+    or dropped), latency 1."""
+    return elementwise(shape, lanes, 1)
 
 
 def concat(shapes, lanes):

@@ -133,6 +133,18 @@ def network(graph, plan):
                        perf, links)
 
 
+def _one_beat_a_cycle(first, last, beats):
+    """Pixel timing (first, last beat per pixel) no faster than a stream carries it: `beats`
+    beats per pixel, one a cycle (a lane converter narrowing a stream, a concat serializing
+    its inputs or a slice of a wider one would otherwise seem to keep their inputs' pace)."""
+    if len(last) < 2:
+        return first, last
+    k = np.arange(len(last)) * beats
+    last = np.maximum.accumulate(last - k) + k
+    first = np.maximum(first, np.concatenate([[first[0]], last[:-1] + 1]))
+    return first, last
+
+
 def _timing(graph, perf, links):
     """(first output beat, last output beat) of one frame, from the first input beat."""
     c = graph.shapes[graph.input]
@@ -149,10 +161,13 @@ def _timing(graph, perf, links):
                  + geometry.fifo_latency(edge.fifo_depth))
         if edge.reader is None:
             return first[0] + delay, last[-1] + delay
-        arrive[edge.tensor, edge.reader] = (first + delay, last + delay)
+        beats = graph.shapes[edge.tensor].c // edge.lanes_to
+        arrive[edge.tensor, edge.reader] = _one_beat_a_cycle(first + delay, last + delay, beats)
         reader = by_name[edge.reader]
         if all((t, reader.name) in arrive for t in reader.inputs):
             ins = [arrive[t, reader.name] for t in reader.inputs]
-            times[reader.output] = ops.get(reader.op).timing(graph, reader,
-                                                             perf[reader.name].folding, ins)
+            folding = perf[reader.name].folding
+            out = ops.get(reader.op).timing(graph, reader, folding, ins)
+            beats = graph.shapes[reader.output].c // ops.get(reader.op).out_lanes(folding)
+            times[reader.output] = _one_beat_a_cycle(*out, beats)
     raise ValueError(f"model: the output '{graph.output}' is not reached from the input")

@@ -1,19 +1,27 @@
 """Partitions: a network too large for the chip, run as accelerators one after another.
 
 fpgaConvNet's transform 3 ("partitioning") and 4 ("weights reloading"). A `Partition` is a run of
-consecutive layers of a graph, cut where exactly one tensor crosses (`cuts`): a residual block
-or anything else with two live tensors is never split, so every partition reads one tensor and
-writes one. Over a batch of B frames the host runs partition 1 on every frame, loads the next
-bitstream, runs partition 2 on partition 1's outputs, and so on; the feature maps between them
-wait in the board's DRAM, or on the host where the DRAM does not survive a reconfiguration
+consecutive layers of a graph. Between two partitions wait the tensors that are live there
+(`live`: written before the cut and read after it): one in a chain, two inside a residual block
+(the skip and the branch). A cut is allowed where the live tensors share one height and width
+(`cuts`), so that they travel as one: packed over channels, in the order they were written,
+each channel keeping its own tensor's integers (concat with ``pack``). A partition takes the
+tensors it reads back out with slices and packs what is live after it, passing through a skip
+tensor it does not touch. Every partition therefore reads one tensor and writes one, as any
+accelerator does. Over a batch of B frames the host runs partition 1 on every frame, loads the
+next bitstream, runs partition 2 on partition 1's outputs, and so on; the feature maps between
+them wait in the board's DRAM, or on the host where the DRAM does not survive a reconfiguration
 (`dnnhw.schedule` models both).
 
 With weights reloading (`reload` = wr > 1) the partition's last layer, a conv or fc, holds only
 F/wr of its F filters: the partition runs wr times per batch, each run computing one chunk of
 F/wr output channels with that chunk's weights loaded from memory first. Only the last layer may
-reload, since every earlier layer's consumer needs all of its channels. The chunk's layer says so
-in its attributes: ``reload`` (wr; the DSE then plans it writable, `folding.Implementation`) and
-``shift_range`` (every chunk's requantization shifts, which its hardware must handle).
+reload, and only where the other tensors live after it pass through untouched
+(`reload_factors`), since every earlier layer's consumer needs all of its channels. A chunk's
+output is the passed-through tensors, then its own channels: the host joins the runs' outputs
+(`shared_channels`). The chunk's layer says so in its attributes: ``reload`` (wr; the DSE then
+plans it writable, `folding.Implementation`) and ``shift_range`` (every chunk's requantization
+shifts, which its hardware must handle).
 
 Plain Python over the IR: the DSE reads it, and `subgraph` gives each partition the graph its
 accelerator, golden model and verification use.
@@ -21,11 +29,14 @@ accelerator, golden model and verification use.
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from . import golden, ops
-from .ir import WeightQuant
+from .ir import Format, Layer, Shape, WeightQuant
 
 
-__all__ = ["Partition", "cuts", "reload_factors", "subgraph", "boundary"]
+__all__ = ["Partition", "live", "cuts", "reload_factors", "subgraph", "boundary",
+           "shared_channels", "reloaded", "boundary_value"]
 
 
 @dataclass(frozen=True)
@@ -36,45 +47,88 @@ class Partition:
     reload: int = 1
 
 
+def live(graph, i):
+    """The tensors live before layer i (0 ≤ i ≤ number of layers): written by the graph's input
+    or layers[:i] and read by layers[i:] (after the last layer: the graph's output), in the order
+    they were written."""
+    if i == len(graph.layers):
+        return [graph.output]
+    read = {t for layer in graph.layers[i:] for t in layer.inputs}
+    return [t for t in [graph.input, *(layer.output for layer in graph.layers[:i])] if t in read]
+
+
 def cuts(graph):
     """The layer indices i (0 < i < number of layers) before which `graph` can be cut: where
-    the tensors written by the graph's input and layers[:i] and read by layers[i:] are exactly
-    one, the output of layer i - 1."""
-    live, found = {graph.input}, []
-    readers = {}
-    for k, layer in enumerate(graph.layers):
-        for t in layer.inputs:
-            readers.setdefault(t, set()).add(k)
-    for i, layer in enumerate(graph.layers[:-1]):
-        live.add(layer.output)
-        live = {t for t in live if any(k > i for k in readers.get(t, ()))}
-        if live == {layer.output}:
-            found.append(i + 1)
-    return found
+    the live tensors share one height and width, so they pack into one."""
+    return [i for i in range(1, len(graph.layers))
+            if len({tuple(graph.shapes[t])[1:] for t in live(graph, i)}) == 1]
 
 
-def reload_factors(graph, layer):
-    """The weights-reloading factors wr > 1 `layer` allows (`Op.reload_factors`)."""
+def reload_factors(graph, layer, part=None):
+    """The weights-reloading factors wr > 1 `layer` allows (`Op.reload_factors`); none when it
+    ends `part` and a tensor live after `part` other than its output is written inside it."""
+    if part is not None:
+        inside = {l.output for l in graph.layers[part.start:part.stop]} - {layer.output}
+        if inside & set(live(graph, part.stop)):
+            return []
     return ops.get(layer.op).reload_factors(graph, layer)
 
 
 def boundary(graph, part):
-    """(input tensor, output tensor) of `part` in `graph`."""
-    first, last = graph.layers[part.start], graph.layers[part.stop - 1]
-    return first.inputs[0], last.output
+    """(tensors read, tensors written) by `part` in `graph`: those live before and after it."""
+    return live(graph, part.start), live(graph, part.stop)
+
+
+def shared_channels(graph, part):
+    """Channels at the start of every chunk's output of a reloading `part`: the tensors it
+    passes through, the same in every run (0 without any)."""
+    return sum(graph.shapes[t].c for t in live(graph, part.stop)[:-1])
+
+
+def reloaded(sub):
+    """The layer of the sub-graph `sub` that reloads its weights, or None."""
+    return next((layer for layer in sub.layers if layer.attrs.get("reload")), None)
+
+
+def boundary_value(sub, tensor, values):
+    """The integer value of `sub`'s input or output `tensor` given `values`, the whole
+    network's (`golden.run_fixed`): its own, or the pack of the tensors it holds (with weights
+    reloading, of all the reloaded layer's channels)."""
+    if tensor in values:
+        return values[tensor]
+    if tensor == sub.output:
+        held = sub.layers[-1].inputs
+    else:
+        held = [layer.output for layer in sub.layers if layer.inputs == [tensor]]
+    return np.concatenate([values[t] for t in held])
 
 
 def subgraph(graph, part, chunk=0):
-    """The graph of `part`: its layers, from the tensor it reads to the one it writes. With
-    weights reloading the last layer is its `chunk`-th F/wr filters (output channels
-    chunk·F/wr to (chunk + 1)·F/wr - 1), and so is the output tensor. The first partition keeps
-    the graph's input description and the last its output description; between them a
-    tensor's ONNX shape is (1, C, H, W)."""
-    tensor_in, tensor_out = boundary(graph, part)
+    """The graph of `part`: its layers, from the tensor it reads to the one it writes. Where
+    several tensors are live at an end, that end is their pack (a tensor named ``cut_<i>``,
+    frac 0): slices take the live tensors out of the input, a concat with ``pack`` joins the
+    ones live after it. With weights reloading the last layer is its `chunk`-th F/wr filters
+    (output channels chunk·F/wr to (chunk + 1)·F/wr - 1), and so is its part of the output.
+    The first partition keeps the graph's input description and the last its output
+    description; between them a tensor's ONNX shape is (1, C, H, W)."""
+    reads, writes = boundary(graph, part)
     layers = list(graph.layers[part.start:part.stop])
-    shapes = {t: graph.shapes[t] for t in {tensor_in, *(layer.output for layer in layers)}}
+    shapes = {t: graph.shapes[t] for t in {*reads, *(layer.output for layer in layers)}}
+    formats = {t: f for t, f in graph.formats.items() if t in shapes}
     if part.reload > 1:
-        layers[-1], shapes[tensor_out] = _chunk(graph, layers[-1], part.reload, chunk)
+        layers[-1], shapes[layers[-1].output] = _chunk(graph, layers[-1], part.reload, chunk)
+    tensor_in, tensor_out = reads[0], writes[0]
+    if len(reads) > 1:
+        tensor_in = _packed(graph, part.start)
+        layers[:0] = _unpack(graph, reads, tensor_in)
+    if len(writes) > 1:
+        tensor_out = _packed(graph, part.stop)
+        layers.append(Layer(tensor_out, "concat", list(writes), tensor_out, {"pack": True}))
+    for tensor, ts in ((tensor_in, reads), (tensor_out, writes)):
+        if len(ts) > 1:
+            h, w = tuple(shapes[ts[0]])[1:]
+            shapes[tensor] = Shape(sum(shapes[t].c for t in ts), h, w)
+            formats[tensor] = Format(max(graph.formats[t].bits for t in ts), 0)
     first, last = part.start == 0, part.stop == len(graph.layers) and part.reload == 1
     s_in, s_out = shapes[tensor_in], shapes[tensor_out]
     return replace(
@@ -83,10 +137,29 @@ def subgraph(graph, part, chunk=0):
         onnx_input_shape=graph.onnx_input_shape if first else (1, *s_in),
         onnx_output_shape=graph.onnx_output_shape if last else (1, *s_out),
         reference_output=graph.reference_output if last else "",
-        formats={t: f for t, f in graph.formats.items() if t in shapes},
+        formats=formats,
         format_hints={t: f for t, f in graph.format_hints.items() if t in shapes},
         notes=list(graph.notes), input_hwc=graph.input_hwc and first,
         output_hwc=graph.output_hwc and last)
+
+
+def _packed(graph, i):
+    """The name of the pack of the tensors live before layer i."""
+    name = f"cut_{i}"
+    while name in graph.shapes:
+        name += "_"
+    return name
+
+
+def _unpack(graph, tensors, packed):
+    """The slices taking each of `tensors` (packed in that order) out of `packed`."""
+    out, start = [], 0
+    for t in tensors:
+        fmt, stop = graph.formats[t], start + graph.shapes[t].c
+        out.append(Layer(f"{packed}_{t}", "slice", [packed], t,
+                         {"start": start, "stop": stop, "format": (fmt.bits, fmt.frac)}))
+        start = stop
+    return out
 
 
 def _chunk(graph, layer, reload, chunk):

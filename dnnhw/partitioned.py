@@ -32,7 +32,7 @@ from .accel import load_words
 from .build import accelerator, finish, link_reserve, progress, write_report
 from .dse.partitions import cost_of, explore_partitions, stored_bits
 from .errors import StillTooLarge, UserError
-from .partition import Partition, subgraph
+from .partition import Partition, boundary_value, reloaded, shared_channels, subgraph
 from .report import partitioned_summary
 
 
@@ -66,7 +66,7 @@ def build_partitions(folder, source, read, board, found, synth, notes, started):
         sub = folder / f"partition-{k}"
         sub.mkdir()
         sub_notes = [f"partition {k} of '{q.name}'"]
-        inputs = frames if plan.part.start == 0 else _dequantized(q, values, plan.graph.input)
+        inputs = frames if plan.part.start == 0 else _dequantized(plan.graph, values)
         try:
             saved, chosen, synthesized, pnr = accelerator(sub, source, plan.graph, inputs, board,
                                                           clock, plan.found, synth, sub_notes)
@@ -81,7 +81,7 @@ def build_partitions(folder, source, read, board, found, synth, notes, started):
             loads = [load_words(subgraph(q, plan.part, j), chosen.plan)
                      for j in range(plan.part.reload)]
             np.save(sub / "design" / "loads.npy", np.array(loads, dtype=np.uint64))
-            last = plan.graph.layers[-1].name
+            last = reloaded(plan.graph).name
             sub_notes.append(f"layer '{last}' holds 1/{plan.part.reload} of its filters in "
                              f"writable memories, loaded before each of the partition's "
                              f"{plan.part.reload} runs (design/loads.npy, {len(loads[0]):,} "
@@ -111,10 +111,13 @@ def _values(q, frames):
             for f in frames]
 
 
-def _dequantized(q, values, tensor):
-    """Frames of `tensor` (a later partition's input) as float, in the (1, C, H, W) shape its
-    sub-graph's ONNX input takes: golden's values, exact in the tensor's format."""
-    return np.stack([golden.dequantize(v[tensor], q.formats[tensor])[None] for v in values])
+def _dequantized(sub, values):
+    """Frames of the input of `sub` (a later partition's sub-graph) as float, in the
+    (1, C, H, W) shape its ONNX input takes: golden's values, exact in the input's format (a
+    pack's integers themselves, `partition.boundary_value`)."""
+    fmt = sub.formats[sub.input]
+    return np.stack([golden.dequantize(boundary_value(sub, sub.input, v), fmt)[None]
+                     for v in values])
 
 
 def _split(q, plan, board, found, error):
@@ -149,7 +152,8 @@ def schedule_json(q, board, found, designs):
     design.json), the feature-map buffers and the predicted batch."""
     perf, route = found.perf, found.perf.path
     in_dram = route is not None and route.name == "DRAM"
-    streams = [_streams(d, plan.part.reload, in_dram) for d, plan in zip(designs, found.partitions)]
+    streams = [_streams(d, plan.part.reload, shared_channels(q, plan.part), in_dram)
+               for d, plan in zip(designs, found.partitions)]
     buffer = perf.batch * max(max(s["bytes_per_frame"].values()) for s in streams)
     parts = []
     for k, (plan, stream, spent) in enumerate(zip(found.partitions, streams, perf.partitions)):
@@ -172,9 +176,10 @@ def schedule_json(q, board, found, designs):
             "partitions": parts}
 
 
-def _streams(design, reload, in_dram):
+def _streams(design, reload, shared, in_dram):
     """The input and output streams of a partition's build (its design.json): tensor shapes
-    (the whole output of a reloading partition, and one chunk's), formats, lanes, and bytes per
+    (the whole output of a reloading partition, and one chunk's: its first `shared` channels
+    the same in every chunk, `partition.shared_channels`), formats, lanes, and bytes per
     frame as stored (in stream order, each element in whole bytes, as the host link carries
     it; in DRAM each frame padded to a 64-bit word, `memory.layout`)."""
     def one(port, shape):
@@ -182,9 +187,11 @@ def _streams(design, reload, in_dram):
         size = int(np.prod(shape)) * stored_bits(bits) // 8
         return lanes, bits, -(-size // 8) * 8 if in_dram else size
 
-    shape_out = [design["output_shape"][0] * reload, *design["output_shape"][1:]]
+    c = design["output_shape"][0]
+    shape_out = [shared + (c - shared) * reload, *design["output_shape"][1:]]
     (li, bi, si), (lo, bo, so) = one("i", design["input_shape"]), one("o", shape_out)
-    chunk = {"chunk_output_shape": design["output_shape"]} if reload > 1 else {}
+    chunk = ({"chunk_output_shape": design["output_shape"], "shared_channels": shared}
+             if reload > 1 else {})
     return {"input_shape": design["input_shape"], "output_shape": shape_out, **chunk,
             "lanes": {"i": li, "o": lo}, "bits": {"i": bi, "o": bo},
             "bytes_per_frame": {"i": si, "o": so}}

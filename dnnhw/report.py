@@ -15,6 +15,7 @@ import numpy as np
 
 from . import defaults, ops
 from .ir import params
+from .partition import shared_channels
 from .ops import macs
 
 
@@ -183,6 +184,7 @@ def partitioned_summary(graph, board, found):
         parts.append({
             "index": k, "layers": [layer.name for layer in graph.layers[part.start:part.stop]],
             "input": plan.graph.input, "output": plan.graph.output, "reload": part.reload,
+            "shared_channels": shared_channels(graph, part),
             "cycles_per_frame": cost.cycles_per_frame, "latency_cycles": cost.latency,
             "in_bits": cost.in_bits, "out_bits": cost.out_bits, "weight_bits": cost.weight_bits,
             "slowdown": time.slowdown, "batch_cycles": {"compute": time.compute,

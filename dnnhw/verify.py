@@ -28,6 +28,7 @@ from amaranth.hdl import signed, unsigned
 
 from . import defaults, golden, quant, record
 from .build import TOP, load_design, progress, write_report
+from .partition import boundary_value
 from .partitioned import is_partitioned
 from .errors import UserError
 from .sim import BenchResult, bench, bench_phases, from_beats, to_beats, verilate_text
@@ -78,11 +79,12 @@ def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, se
     return out
 
 
-def _check(folder, design, xs, want, stall, seed, waves, started, chunks=1):
+def _check(folder, design, xs, want, stall, seed, waves, started, chunks=1, shared=0):
     """(verify.json's dict without `accuracy`, the `_Runs`) of the build in `folder` on the
     integer input frames `xs`, against golden's output frames `want`: of its first `chunks`
-    weight loads' outputs joined along the channels, with writable layers."""
-    runs = _simulate(folder, design, xs, stall, seed, waves, chunks)
+    weight loads' outputs joined along the channels after the `shared` channels every chunk
+    repeats, with writable layers."""
+    runs = _simulate(folder, design, xs, stall, seed, waves, chunks, shared)
     out = {**_compare(runs, want), "predicted_cycles_per_frame": runs.predicted["cycles_per_frame"],
            "predicted_latency_cycles": runs.predicted["latency_cycles"],
            "simulated_cycles": runs.free.cycles + runs.stalled.cycles,
@@ -123,9 +125,9 @@ def _verify_partitions(folder, frames, data, labels, stall, seed, waves):
         sub = folder / part["folder"]
         progress(f"partition {part['index']} of {len(result['partitions'])}")
         sub_result, design, sub_graph = load_design(sub)
-        want = np.stack([v[sub_graph.output] for v in values])
+        want = np.stack([boundary_value(sub_graph, sub_graph.output, v) for v in values])
         out, runs = _check(sub, design, current, want, stall, seed, waves, time.perf_counter(),
-                           part["reload"])
+                           part["reload"], part.get("shared_channels", 0))
         _write(sub, sub_result, out)
         parts.append({"index": part["index"], **{k: out[k] for k in _PARTITION_KEYS if k in out}})
         current = list(runs.got)
@@ -172,10 +174,11 @@ class _Runs(NamedTuple):
     sim_seconds: float
 
 
-def _simulate(folder, design, xs, stall, seed, waves, chunks=1):
+def _simulate(folder, design, xs, stall, seed, waves, chunks=1, shared=0):
     """Verilator runs of rtl/ on the integer input frames `xs`: all back to back unstalled,
     then the first `_STALLED_FRAMES` under random stalls on both streams; with writable
-    layers, each of the first `chunks` weight loads of design/loads.npy before the frames."""
+    layers, each of the first `chunks` weight loads of design/loads.npy before the frames (the
+    chunks' outputs joined after their `shared` channels, `_joined`)."""
     ports = {port: (p["lanes"], (signed if p.get("signed", True) else unsigned)(p["bits"]))
              for port, p in design["ports"].items()}
     lanes_in, lanes_out = design["ports"]["i"]["lanes"], design["ports"]["o"]["lanes"]
@@ -201,7 +204,7 @@ def _simulate(folder, design, xs, stall, seed, waves, chunks=1):
         phases = [p for words in loads for p in (({"w": words[:, None]}, {}), (inputs, outputs))]
         runs = bench_phases(runner, build_dir, TOP, ports, phases, timeout=timeout,
                             waves=waves and waveform, **stalls)
-        return _joined(runs, frames, per_frame, out_shape, lanes_out)
+        return _joined(runs, frames, per_frame, out_shape, lanes_out, shared)
 
     progress(f"simulating {count} frames" + (f", {len(loads)} weight loads" if chunks > 1 else ""))
     free = run(count, folder / "waves" / "unstalled.vcd", seed=seed)
@@ -209,19 +212,20 @@ def _simulate(folder, design, xs, stall, seed, waves, chunks=1):
     progress(f"simulating {stalled_count} frames under random stalls")
     stalled = run(stalled_count, folder / "waves" / "stalled.vcd", stall_in=stall,
                   stall_out=stall, seed=seed + 1)
-    shape = (out_shape[0] * len(loads), *out_shape[1:])
-    return _Runs(free, stalled, _frames(free.outputs["o"], count, per_frame * len(loads), shape),
-                 _frames(stalled.outputs["o"], stalled_count, per_frame * len(loads), shape),
+    shape = (shared + (out_shape[0] - shared) * len(loads), *out_shape[1:])
+    joined = int(np.prod(shape)) // lanes_out
+    return _Runs(free, stalled, _frames(free.outputs["o"], count, joined, shape),
+                 _frames(stalled.outputs["o"], stalled_count, joined, shape),
                  per_frame, predicted, simulated - compiled, time.perf_counter() - simulated)
 
 
-def _joined(runs, frames, per_frame, shape, lanes):
+def _joined(runs, frames, per_frame, shape, lanes, shared=0):
     """One `BenchResult` of a phased run (load, frames; next load, frames; ...): the chunks'
-    output frames joined along the channels, as `lanes`-lane beats of the joined tensor; the
-    first chunk's cycles (rate and latency); every phase's cycles
-    in all; the beats offered beyond those expected."""
+    output frames joined along the channels (the first `shared`, which every chunk repeats,
+    once), as `lanes`-lane beats of the joined tensor; the first chunk's cycles (rate and
+    latency); every phase's cycles in all; the beats offered beyond those expected."""
     chunks = [_frames(r.outputs["o"], frames, per_frame, shape) for r in runs[1::2]]
-    joined = np.concatenate(chunks, axis=1)
+    joined = np.concatenate([chunks[0], *(c[:, shared:] for c in chunks[1:])], axis=1)
     beats = np.concatenate([to_beats(x, lanes) for x in joined])
     first = runs[1]
     return BenchResult({"o": beats}, first.in_cycles, first.out_cycles,

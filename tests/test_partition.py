@@ -3,6 +3,7 @@
 force over the cuts, every partition within the budget, errors that name what does not fit."""
 
 import dataclasses
+from dataclasses import replace
 import itertools
 import tempfile
 
@@ -17,7 +18,8 @@ from dnnhw.dse.partitions import _Ranges, stored_bits
 from dnnhw.dse.search import budget
 from dnnhw.errors import UserError
 from dnnhw.frontend import load
-from dnnhw.partition import Partition, cuts, reload_factors, subgraph
+from dnnhw.partition import (Partition, boundary_value, cuts, live, reload_factors,
+                             shared_channels, subgraph)
 from support import onnx_models
 
 
@@ -36,12 +38,58 @@ def vgg16bit():
     return quantized(onnx_models.vgg(*onnx_models.VGG_CIFAR, name="vgg_cifar"), bits=16)
 
 
-def test_cuts_never_split_a_residual_block():
-    q = quantized(onnx_models.residual())
+def test_cuts_inside_residual_blocks_where_the_live_tensors_share_a_size():
+    q = quantized(onnx_models.resnet(blocks=(1, 1), widths=(8, 16), classes=10, in_shape=(3, 32, 32)))
     names = [layer.name for layer in q.layers]
-    adds = [k for k, layer in enumerate(q.layers) if layer.op == "add"]
-    assert adds and cuts(q) == [1]                 # only after the stem: s is live until the concat
-    assert all(not (1 < c <= adds[0]) for c in cuts(q)), names
+    assert cuts(q) == [1, 2, 3, 4, 5, 6, 9, 10, 11, 12], names
+    assert live(q, 3) == ["maxpool0", "relu1"]      # the skip and the branch
+    assert live(q, 9) == ["conv4", "conv5"]         # the branch and the projection, 4x4 each
+    # inside the stride-2 block before the projection, the skip is 8x8 and the branch 4x4
+    assert [tuple(q.shapes[t])[1:] for t in live(q, 7)] == [(8, 8), (4, 4)]
+
+
+def _network_values(q, seed=0):
+    x = golden.quantize(np.random.default_rng(seed).standard_normal(tuple(q.shapes[q.input])),
+                        q.formats[q.input])
+    return golden.run_fixed(q, x)
+
+
+@pytest.mark.parametrize("model", ["residual", "resnet"])
+def test_partitions_at_every_cut_chain_to_the_network(model):
+    """Each partition's sub-graph (slices of its packed input, a pack of its live outputs)
+    computes from the network's values at its start exactly the network's values at its end;
+    with weights reloading, the chunks joined after their shared channels do too."""
+    q = quantized(onnx_models.residual() if model == "residual" else
+                  onnx_models.resnet(blocks=(1, 1), widths=(8, 16), classes=10, in_shape=(3, 32, 32)))
+    values = _network_values(q)
+    positions = [0, *cuts(q), len(q.layers)]
+    reloads = 0
+    for a, b in zip(positions, positions[1:]):
+        part = Partition(a, b)
+        sub = subgraph(q, part)
+        assert len(live(q, a)) == 1 or sub.layers[0].op == "slice"
+        assert len(live(q, b)) == 1 or sub.layers[-1].attrs.get("pack")
+        x = boundary_value(sub, sub.input, values)
+        want = boundary_value(sub, sub.output, values)
+        assert np.array_equal(golden.run_fixed(sub, x)[sub.output], want), (a, b)
+        factors = reload_factors(q, q.layers[b - 1], part)
+        if factors:
+            reloads += 1
+            chunks = [golden.run_fixed(s, x)[s.output]
+                      for s in (subgraph(q, replace(part, reload=factors[0]), k)
+                                for k in range(factors[0]))]
+            shared = shared_channels(q, part)
+            assert shared == sum(q.shapes[t].c for t in live(q, b)[:-1])
+            joined = np.concatenate([chunks[0], *(c[shared:] for c in chunks[1:])])
+            assert np.array_equal(joined, want), (a, b)
+    assert reloads >= 3
+
+
+def test_no_reloading_where_a_tensor_written_inside_is_live_after_the_last_layer():
+    q = quantized(onnx_models.resnet(blocks=(1, 1), widths=(8, 16), classes=10, in_shape=(3, 32, 32)))
+    assert live(q, 9) == ["conv4", "conv5"]
+    assert reload_factors(q, q.layers[8], Partition(6, 9)) == []    # conv4 is written inside
+    assert reload_factors(q, q.layers[8], Partition(8, 9)) != []    # conv4 passes through
 
 
 def test_cuts_of_a_chain_are_every_boundary(vgg16bit):

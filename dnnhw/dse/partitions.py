@@ -21,7 +21,7 @@ from .. import model, ops, schedule
 from ..geometry import LOAD_BITS
 from ..errors import UserError
 from ..ir import Graph
-from ..partition import Partition, cuts, reload_factors, subgraph
+from ..partition import Partition, cuts, reload_factors, reloaded, subgraph
 from .search import DEFAULT_CAP, OBJECTIVES, NoPlanFits, Exploration, _Search, budget, explore
 from .space import KINDS, Space
 
@@ -89,7 +89,7 @@ class _Ranges:
         """(Partition, PartitionCost) of layers a..b-1, reloading the last layer's weights by
         the least factor that fits, or None when none does (the first range that cannot be
         cut smaller is remembered in `refused`)."""
-        factors = [1, *(reload_factors(self.graph, self.graph.layers[b - 1])
+        factors = [1, *(reload_factors(self.graph, self.graph.layers[b - 1], Partition(a, b))
                         if self.reloading else [])]
         cost = self.evaluate(Partition(a, b))
         if cost is not None:
@@ -134,7 +134,7 @@ def cost_of(sub, part, plan, perf):
             for t in (tensor_in, tensor_out)}
     weights = 0
     if part.reload > 1:
-        last = sub.layers[-1]
+        last = reloaded(sub)
         weights = ops.get(last.op).weight_load(sub, last, plan[last.name]).beats * LOAD_BITS
     return schedule.PartitionCost(perf.cycles_per_frame, perf.latency, bits[tensor_in],
                                   bits[tensor_out], weights, part.reload)

@@ -2,6 +2,10 @@
 
 Folding: lanes dividing every input's C. Cycles per frame H·W·ΣC_i/lanes; latency 1. The output
 takes the coarsest of the inputs' formats; each input is round-shifted to it and saturated.
+
+With the attribute ``pack`` the inputs' integers pass unchanged, each keeping its own format
+inside a tensor of the widest input's bits and frac 0: a partition writes several tensors in
+one (`dnnhw.partition`), which the next takes apart with `slice`.
 """
 
 from dataclasses import dataclass
@@ -25,7 +29,7 @@ class ConcatSpec:
 
 class ConcatOp(LanesOp):
     name = "concat"
-    attrs = "inputs concatenated over channels"
+    attrs = "inputs concatenated over channels; pack (keep each input's integers)"
 
     def geometry(self, graph, layer, folding):
         return geometry.concat([graph.shapes[t] for t in layer.inputs], folding.coarse_in)
@@ -35,11 +39,18 @@ class ConcatOp(LanesOp):
 
     def output_format(self, graph, layer, bits, measured):
         fmts = [graph.formats[t] for t in layer.inputs]
+        if layer.attrs.get("pack"):
+            return Format(max(f.bits for f in fmts), 0)
         return Format(max(f.bits for f in fmts), min(f.frac for f in fmts))
+
+    def _formats_in(self, graph, layer):
+        """The inputs' formats as the block sees them: packing keeps the integers (frac 0)."""
+        fmts = [graph.formats[t] for t in layer.inputs]
+        return [Format(f.bits, 0) for f in fmts] if layer.attrs.get("pack") else fmts
 
     def spec(self, graph, layer):
         fmt_out = graph.formats[layer.output]
-        fmts = [graph.formats[t] for t in layer.inputs]
+        fmts = self._formats_in(graph, layer)
         return ConcatSpec(tuple((f.bits, f.frac - fmt_out.frac) for f in fmts), fmt_out.bits,
                           max(graph.shapes[t].c for t in layer.inputs))
 
@@ -59,17 +70,19 @@ class ConcatOp(LanesOp):
 
     def run(self, graph, layer, xs):
         fmt_out = graph.formats[layer.output]
-        parts = [golden.round_shift(v, graph.formats[t].frac - fmt_out.frac)
-                 for v, t in zip(xs, layer.inputs)]
+        parts = [golden.round_shift(v, f.frac - fmt_out.frac)
+                 for v, f in zip(xs, self._formats_in(graph, layer))]
         return golden.saturate(np.concatenate(parts, axis=0), fmt_out.bits)
 
     def run_float(self, graph, layer, xs):
+        if layer.attrs.get("pack"):     # each tensor as the integers of its format
+            xs = [x * 2.0 ** graph.formats[t].frac for x, t in zip(xs, layer.inputs)]
         return np.concatenate(xs, axis=0)
 
     def block(self, graph, layer, folding):
         from ..layers.concat import Concat
         return Concat([graph.shapes[t] for t in layer.inputs], folding.coarse_in,
-                      [graph.formats[t] for t in layer.inputs], graph.formats[layer.output])
+                      self._formats_in(graph, layer), graph.formats[layer.output])
 
 
 register(ConcatOp())

@@ -137,10 +137,13 @@ def single_schedule(design, batch):
     return {"batch": batch, "buffers": {"count": 2, "bytes": size}, "partitions": [part]}
 
 
-def join_chunks(chunks, pixels):
-    """The output frames (B, pixels · C) in stream order of a layer computed in chunks of its
-    C channels: `chunks`, each (B, pixels · C/wr) frames of its channels, in chunk order."""
+def join_chunks(chunks, pixels, shared=0):
+    """The output frames (B, pixels · C) in stream order of a partition whose last layer is
+    computed in chunks of its channels: `chunks`, each (B, pixels · C_chunk) frames, in chunk
+    order, each starting with the same `shared` channels (the tensors the partition passes
+    through, `partition.shared_channels`), kept once."""
     parts = [np.asarray(c).reshape(len(c), pixels, -1) for c in chunks]
+    parts = [parts[0], *(p[:, :, shared:] for p in parts[1:])]
     return np.concatenate(parts, axis=2).reshape(len(parts[0]), -1)
 
 
@@ -194,10 +197,11 @@ class BatchRunner:
     def _join(self, part, runs, batch):
         """The chunks' output regions of reloading partition `part`, joined along the
         channels into its output region."""
-        c, h, w = part["output_shape"]
-        bits, elements = part["bits"]["o"], c // part["reload"] * h * w
+        c, h, w = part["chunk_output_shape"]
+        bits, elements = part["bits"]["o"], c * h * w
         chunks = [self._frames(r.output, batch, elements, bits) for r in runs]
-        self.put(runs[0].output, layout.pack(join_chunks(chunks, h * w), bits, _WORD_BITS))
+        joined = join_chunks(chunks, h * w, part["shared_channels"])
+        self.put(runs[0].output, layout.pack(joined, bits, _WORD_BITS))
 
 
 class Board(BatchRunner):
