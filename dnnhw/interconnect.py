@@ -9,13 +9,13 @@ Python over the op registry, like the performance model that reads these edges.
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from . import ops
 from .folding import Folding
-from .pixel_timing import after
+from .pixel_timing import after, arrivals
 
 
 __all__ = ["Edge", "edges"]
@@ -37,12 +37,15 @@ class Edge:
     fifo_depth : int
         Beats of the `StreamFIFO` on the edge (0 for none), of `fifo_lanes` channels: the FIFO
         sits on the wide side of the converter, so that a narrowing converter (one beat out per
-        cycle) never throttles a producer that delivers in bursts. On every branch of a forked
-        tensor and every input of a join: one frame of the tensor, +4. One frame bounds how far
-        one branch can run ahead of another, since every block finishes a frame's output before
-        it needs the next frame's input, so the branches cannot deadlock. Into a windowed layer:
-        the rows it cannot take yet (`_tail_depth`). Out of a layer as slow as the network
-        (`_NO_SLACK`): at least one row of the tensor. On a narrowing edge: at least
+        cycle) never throttles a producer that delivers in bursts. On every input of a join (a
+        layer with several inputs): the pixels that arrive there before the join can take them,
+        from the pixel timing with the input at the network's rate (`pixel_timing.arrivals`:
+        the join takes pixel p once its last input has it), plus a row of the tensor and 4 beats, and at most one frame + 4 (one
+        frame bounds how far one branch can run ahead of another, since every block finishes a
+        frame's output before it needs the next frame's input). The early branch can then
+        always deliver what the late one needs, so a fork never deadlocks. Into a windowed
+        layer: the rows it cannot take yet (`_tail_depth`). Out of a layer as slow as the
+        network (`_NO_SLACK`): at least one row of the tensor. On a narrowing edge: at least
         `_NARROWING_DEPTH`.
     """
     tensor: str
@@ -75,10 +78,10 @@ def edges(graph, plan):
             if reader is None:
                 out.append(Edge(tensor, None, "o", lanes[tensor], lanes[tensor], 0))
                 continue
-            join = len(readers) > 1 or len(reader.inputs) > 1
-            port = f"i{reader.inputs.index(tensor)}" if len(reader.inputs) > 1 else "i"
+            join = len(reader.inputs) > 1
+            port = f"i{reader.inputs.index(tensor)}" if join else "i"
             lanes_to = ops.get(reader.op).in_lanes(fold[reader.name])
-            if join:
+            if join:                        # one frame, until `_join_depths` knows better
                 depth = graph.shapes[tensor].size // lanes_to + 4
             elif tensor == graph.input:     # the host waits without losing anything
                 depth = 0
@@ -94,6 +97,32 @@ def edges(graph, plan):
             if lanes[tensor] > lanes_to:
                 depth = max(depth, _NARROWING_DEPTH)
             out.append(Edge(tensor, reader.name, port, lanes[tensor], lanes_to, depth))
+    return _join_depths(graph, fold, out, rate)
+
+
+def _join_depths(graph, fold, links, rate):
+    """`links` with every join input's FIFO as deep as its pixel timing needs (see `Edge`),
+    with the input at the network's `rate` (cycles per frame)."""
+    joins = {e.reader for e in links if e.port != "i" and e.reader is not None}
+    if not joins:
+        return links
+    shape = graph.shapes[graph.input]
+    arrive, _ = arrivals(graph, fold, links, rate / (shape.h * shape.w))
+    out = []
+    for e in links:
+        if e.reader in joins:
+            inputs = [x for x in links if x.reader == e.reader]
+            taken = np.max([arrive[x.tensor, x.reader][1] for x in inputs], axis=0)
+            first = arrive[e.tensor, e.reader][0]
+            waiting = np.searchsorted(first, taken, side="right") - np.arange(len(taken))
+            shape = graph.shapes[e.tensor]
+            pixel = shape.c // e.lanes_to
+            depth = min(int(waiting.max()) * pixel + shape.w * pixel, shape.size // e.lanes_to) + 4
+            depth = -(-depth * e.lanes_to // e.fifo_lanes)
+            if e.lanes_from > e.lanes_to:
+                depth = max(depth, _NARROWING_DEPTH)
+            e = replace(e, fifo_depth=depth)
+        out.append(e)
     return out
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import geometry, ops
+from . import geometry, ops, pixel_timing
 from .folding import Folding
 from .interconnect import edges
 
@@ -133,41 +133,8 @@ def network(graph, plan):
                        perf, links)
 
 
-def _one_beat_a_cycle(first, last, beats):
-    """Pixel timing (first, last beat per pixel) no faster than a stream carries it: `beats`
-    beats per pixel, one a cycle (a lane converter narrowing a stream, a concat serializing
-    its inputs or a slice of a wider one would otherwise seem to keep their inputs' pace)."""
-    if len(last) < 2:
-        return first, last
-    k = np.arange(len(last)) * beats
-    last = np.maximum.accumulate(last - k) + k
-    first = np.maximum(first, np.concatenate([[first[0]], last[:-1] + 1]))
-    return first, last
-
-
 def _timing(graph, perf, links):
     """(first output beat, last output beat) of one frame, from the first input beat."""
-    c = graph.shapes[graph.input]
-    beats = c.c // links[0].lanes_from
-    start = np.arange(c.h * c.w) * beats
-    times = {graph.input: (start, start + beats - 1)}
-    arrive = {}                                             # (tensor, reader) → timing
-    by_name = {layer.name: layer for layer in graph.layers}
-    for edge in links:
-        first, last = times[edge.tensor] if edge.tensor in times else (None, None)
-        if first is None:
-            continue
-        delay = (geometry.converter_latency(edge.lanes_from, edge.lanes_to)
-                 + geometry.fifo_latency(edge.fifo_depth))
-        if edge.reader is None:
-            return first[0] + delay, last[-1] + delay
-        beats = graph.shapes[edge.tensor].c // edge.lanes_to
-        arrive[edge.tensor, edge.reader] = _one_beat_a_cycle(first + delay, last + delay, beats)
-        reader = by_name[edge.reader]
-        if all((t, reader.name) in arrive for t in reader.inputs):
-            ins = [arrive[t, reader.name] for t in reader.inputs]
-            folding = perf[reader.name].folding
-            out = ops.get(reader.op).timing(graph, reader, folding, ins)
-            beats = graph.shapes[reader.output].c // ops.get(reader.op).out_lanes(folding)
-            times[reader.output] = _one_beat_a_cycle(*out, beats)
-    raise ValueError(f"model: the output '{graph.output}' is not reached from the input")
+    fold = {name: p.folding for name, p in perf.items()}
+    _, (first, last) = pixel_timing.arrivals(graph, fold, links)
+    return first[0], last[-1]

@@ -16,9 +16,9 @@ them wait in the board's DRAM, or on the host where the DRAM does not survive a 
 With weights reloading (`reload` = wr > 1) the partition's last layer, a conv or fc, holds only
 F/wr of its F filters: the partition runs wr times per batch, each run computing one chunk of
 F/wr output channels with that chunk's weights loaded from memory first. Only the last layer may
-reload, and only where the other tensors live after it pass through untouched
-(`reload_factors`), since every earlier layer's consumer needs all of its channels. A chunk's
-output is the passed-through tensors, then its own channels: the host joins the runs' outputs
+reload, since every earlier layer's consumer needs all of its channels. The other tensors live
+after the partition were written before its last layer, so every run writes them alike: a
+chunk's output is those tensors, then its own channels, and the host joins the runs' outputs
 (`shared_channels`). The chunk's layer says so in its attributes: ``reload`` (wr; the DSE then
 plans it writable, `folding.Implementation`) and ``shift_range`` (every chunk's requantization
 shifts, which its hardware must handle).
@@ -64,13 +64,8 @@ def cuts(graph):
             if len({tuple(graph.shapes[t])[1:] for t in live(graph, i)}) == 1]
 
 
-def reload_factors(graph, layer, part=None):
-    """The weights-reloading factors wr > 1 `layer` allows (`Op.reload_factors`); none when it
-    ends `part` and a tensor live after `part` other than its output is written inside it."""
-    if part is not None:
-        inside = {l.output for l in graph.layers[part.start:part.stop]} - {layer.output}
-        if inside & set(live(graph, part.stop)):
-            return []
+def reload_factors(graph, layer):
+    """The weights-reloading factors wr > 1 `layer` allows (`Op.reload_factors`)."""
     return ops.get(layer.op).reload_factors(graph, layer)
 
 
@@ -80,8 +75,8 @@ def boundary(graph, part):
 
 
 def shared_channels(graph, part):
-    """Channels at the start of every chunk's output of a reloading `part`: the tensors it
-    passes through, the same in every run (0 without any)."""
+    """Channels at the start of every chunk's output of a reloading `part`: the tensors live
+    after it other than its last layer's, the same in every run (0 without any)."""
     return sum(graph.shapes[t].c for t in live(graph, part.stop)[:-1])
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
+from dnnhw import record
 from support import onnx_models
 from support.cli import assert_user_error, dnnhw
 
@@ -64,6 +65,35 @@ def test_verify_chains_the_partitions_bit_exact(built):
     assert verified["bit_exact"] and verified["chained"] and verified["frames"] == 4
     for part in verified["partitions"]:
         assert part["measured_cycles_per_frame"] == part["predicted_cycles_per_frame"]
+
+
+def test_partitions_cut_inside_a_residual_block_chain_bit_exact(tmp_path):
+    """On 2 % of the pynq-z1 the residual network's block is cut: the skip tensor travels
+    packed beside the branch between partitions and passes through the one in the middle;
+    the chained simulation is bit-exact and each partition's cycles are the model's."""
+    net = tmp_path / "residual.onnx"
+    onnx.save(onnx_models.residual(), net)
+    out = tmp_path / "build"
+    result = dnnhw("build", net, "--board", "pynq-z1", "--cap", "0.02", "--no-synth", "--out", out)
+    assert result.returncode == 0, result.stderr
+    schedule = json.loads((out / "schedule.json").read_text())
+    parts = schedule["partitions"]
+    assert len(parts) >= 2
+    packed = [p for p in parts[1:] if p["input_shape"][0] > 8]      # the skip and the branch
+    assert packed, [p["input_shape"] for p in parts]
+    for before, after in zip(parts, parts[1:]):
+        assert before["output_shape"] == after["input_shape"]
+    second = record.read_graph(out / "partition-2" / "design")
+    assert second.layers[0].op == "slice"
+    result = dnnhw("verify", out, "--frames", "4")
+    assert result.returncode == 0, result.stderr
+    verified = json.loads((out / "verify.json").read_text())
+    assert verified["bit_exact"] and verified["chained"]
+    for part in verified["partitions"]:
+        assert part["bit_exact"]
+        assert part["measured_cycles_per_frame"] == part["predicted_cycles_per_frame"]
+        assert part["measured_latency_cycles"] == pytest.approx(part["predicted_latency_cycles"],
+                                                               rel=0.05)
 
 
 def test_verify_fails_when_a_partition_computes_something_else(built, tmp_path):

@@ -89,7 +89,7 @@ class _Ranges:
         """(Partition, PartitionCost) of layers a..b-1, reloading the last layer's weights by
         the least factor that fits, or None when none does (the first range that cannot be
         cut smaller is remembered in `refused`)."""
-        factors = [1, *(reload_factors(self.graph, self.graph.layers[b - 1], Partition(a, b))
+        factors = [1, *(reload_factors(self.graph, self.graph.layers[b - 1])
                         if self.reloading else [])]
         cost = self.evaluate(Partition(a, b))
         if cost is not None:

@@ -6,6 +6,9 @@
 - ReLU, clamp (ReLU6, Clip) and LeakyReLU after a conv or fc layer become its fused activation.
 - The last step of an LSTM's sequence, when nothing else reads the sequence, makes the LSTM
   output only its last step.
+- Short branches first: of the layers ready to run, one whose output only joins other tensors
+  (a residual block's projection, an Inception branch's 1×1 conv) comes before the rest, so that
+  the tensor it reads dies early and a partition can cut the long branch (`dnnhw.partition`).
 
 Folding happens only where the intermediate tensor has no other reader and is not the output.
 """
@@ -26,7 +29,28 @@ def canonicalize(layers, shapes, output):
     _fold_affines(layers, output)
     _fuse_activations(layers, output)
     _prune(layers, output)
-    return layers
+    return _short_branches_first(layers)
+
+
+def _short_branches_first(layers):
+    """`layers` in a topological order that runs, of the layers whose inputs are ready, first
+    one whose output is read only by joins (layers of several inputs), else the first in
+    the given order."""
+    written = {layer.output for layer in layers}
+    readers = {}
+    for layer in layers:
+        for t in layer.inputs:
+            readers.setdefault(t, []).append(layer)
+    done, todo, out = set(), list(layers), []
+    while todo:
+        ready = [l for l in todo if all(t not in written or t in done for t in l.inputs)]
+        joins_only = [l for l in ready
+                      if readers.get(l.output) and all(len(r.inputs) > 1 for r in readers[l.output])]
+        layer = (joins_only or ready)[0]
+        todo.remove(layer)
+        done.add(layer.output)
+        out.append(layer)
+    return out
 
 
 def _sole_reader(layers, tensor, output):

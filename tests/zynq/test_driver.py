@@ -39,6 +39,16 @@ def test_join_chunks_interleaves_channels_per_pixel():
     np.testing.assert_array_equal(join_chunks(chunks, 3), full)
 
 
+def test_join_chunks_keeps_the_shared_channels_once():
+    """A reloading partition that passes a skip tensor through: each chunk writes the skip's
+    channels, then its own."""
+    full = np.arange(2 * 3 * 7).reshape(2, 3, 7)                    # 1 shared + 3 chunks of 2
+    chunks = [np.concatenate([full[:, :, :1], full[:, :, 1 + 2 * k:3 + 2 * k]], axis=2)
+              for k in range(3)]
+    joined = join_chunks([c.reshape(2, -1) for c in chunks], 3, shared=1)
+    np.testing.assert_array_equal(joined, full.reshape(2, -1))
+
+
 def test_register_steps():
     steps = list(run_steps(0x1000_0000, 0x1800_0000, 8, weights_address=0x1F00_0000))
     assert steps == [Write(0x10, 0x1000_0000), Write(0x14, 0x1800_0000), Write(0x18, 0x1F00_0000),
