@@ -11,9 +11,8 @@ converters and FIFOs (`dnnhw.interconnect`).
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
-from . import geometry, ops, pixel_timing
+from . import ops, pixel_timing
 from .folding import Folding
 from .interconnect import edges
 

@@ -278,8 +278,9 @@ def test_network_bottleneck_and_latency():
 
 
 def test_network_edges_converters_and_branch_fifos():
-    """x → conv → a, x → relu → b, add(a, b): both inputs of the add are queued one frame deep,
-    the conv's 1-lane output is widened to the add's 2 lanes."""
+    """x → conv → a, x → relu → b, add(a, b): the add's inputs are queued as deep as their
+    pixel timing needs, the early branch (the relu's) by the pixels the conv's window looks
+    ahead; the conv's 1-lane output is widened to the add's 2 lanes."""
     graph = conv_graph(Shape(2, 5, 5), 2, (3, 3), (1, 1), (1, 1, 1, 1))[0]
     conv = graph.layers[0]
     conv.output = "a"
@@ -290,10 +291,14 @@ def test_network_edges_converters_and_branch_fifos():
     perf = model.network(graph, plan)
     assert perf.bottleneck == "conv"
     by_reader = {(e.tensor, e.reader): e for e in perf.edges}
-    assert by_reader["x", "conv"].fifo_depth == 50 + 4        # one frame of 1-lane beats
-    assert by_reader["x", "relu"].fifo_depth == 25 + 4        # one frame of 2-lane beats
+    assert by_reader["x", "conv"].fifo_depth == by_reader["x", "relu"].fifo_depth == 0  # the host
     assert (by_reader["a", "add"].lanes_from, by_reader["a", "add"].lanes_to) == (1, 2)
-    assert by_reader["a", "add"].fifo_depth == 25 + 4
+    # a row of 1-beat pixels + 4, and the pixels the relu's output waits for the conv's: the
+    # window's row and pixel of lookahead and its pipeline
+    row = 5
+    assert by_reader["a", "add"].fifo_depth == row + 4 + 1
+    waiting = by_reader["b", "add"].fifo_depth - row - 4
+    assert row + 1 <= waiting <= 25 - row
     assert by_reader["y", None].fifo_depth == 0
     # the add waits for the conv's last pixel: after the conv's whole frame
     assert perf.latency > model.cycles_per_frame(graph, conv, Folding())
