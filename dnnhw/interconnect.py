@@ -40,13 +40,14 @@ class Edge:
         cycle) never throttles a producer that delivers in bursts. On every input of a join (a
         layer with several inputs): the pixels that arrive there before the join can take them,
         from the pixel timing with the input at the network's rate (`pixel_timing.arrivals`:
-        the join takes pixel p once its last input has it), plus a row of the tensor and 4 beats, and at most one frame + 4 (one
-        frame bounds how far one branch can run ahead of another, since every block finishes a
-        frame's output before it needs the next frame's input). The early branch can then
-        always deliver what the late one needs, so a fork never deadlocks. Into a windowed
-        layer: the rows it cannot take yet (`_tail_depth`). Out of a layer as slow as the
-        network (`_NO_SLACK`): at least one row of the tensor. On a narrowing edge: at least
-        `_NARROWING_DEPTH`.
+        the join takes pixel p once its last input has it), plus a row of the tensor and 4
+        beats, and at most one frame + 4 (one frame bounds how far one branch can run ahead of
+        another, since every block finishes a frame's output before it needs the next frame's
+        input). The early branch can then hold what arrives while the late one computes, so
+        the fork before them does not deadlock. A branch of a fork into a layer of one input
+        is queued as any edge: into a windowed layer, the rows it cannot take yet
+        (`_tail_depth`); out of a layer as slow as the network (`_NO_SLACK`), at least one row
+        of the tensor; on a narrowing edge, at least `_NARROWING_DEPTH`.
     """
     tensor: str
     reader: str
@@ -106,8 +107,8 @@ def _join_depths(graph, fold, links, rate):
     joins = {e.reader for e in links if e.port != "i" and e.reader is not None}
     if not joins:
         return links
-    shape = graph.shapes[graph.input]
-    arrive, _ = arrivals(graph, fold, links, rate / (shape.h * shape.w))
+    pixels = graph.shapes[graph.input].h * graph.shapes[graph.input].w
+    arrive, _ = arrivals(graph, fold, links, rate / pixels)
     out = []
     for e in links:
         if e.reader in joins:
