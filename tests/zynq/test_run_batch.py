@@ -103,6 +103,23 @@ def test_run_batch_of_a_reloading_build_on_simulated_pynq(tmp_path):
     assert board.programmed == ["partition-1", "partition-2"] and board.used <= 1 << 17
 
 
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_run_batch_of_a_residual_block_cut_on_simulated_pynq(tmp_path):
+    """The residual network cut inside its block on 2 % of the pynq-z1: the packed skip and
+    branch cross the DRAM between the partitions' memory tops; 2 frames."""
+    net = tmp_path / "residual.onnx"
+    onnx.save(onnx_models.residual(), net)
+    out = tmp_path / "build"
+    result = dnnhw("build", net, "--board", "pynq-z1", "--cap", "0.02", "--no-synth",
+                   "--out", out)
+    assert result.returncode == 0, result.stderr
+    schedule = json.loads((out / "schedule.json").read_text())
+    assert any(p["input_shape"][0] > 8 for p in schedule["partitions"][1:])
+    board = SimulatedBoard(1 << 20)                 # two buffers of 256 packed frames
+    assert_runs_like_golden(board, out, 2)
+
+
 def test_run_batch_of_a_single_design_build(tmp_path):
     """A network that fits: no schedule.json, one design run over the batch."""
     out = tmp_path / "build"
