@@ -263,6 +263,10 @@ class _Mapper:
         c = self.const(node, 2, "bias C")
         weight, alpha = (b if _attr(node, "transB", 0) else b.T), _attr(node, "alpha", 1.0)
         weight = weight if alpha == 1.0 else alpha * weight
+        n_out = weight.shape[0]
+        if c is not None and c.size not in (1, n_out):
+            raise self.error(node, f"bias C of shape {c.shape} is unsupported: dnnhw adds one bias "
+                             f"per output ({n_out}) to a batch-1 vector")
         bias = 0.0 if c is None else _attr(node, "beta", 1.0) * c.reshape(-1)
         self.fc(node, weight, bias, 1)
 
