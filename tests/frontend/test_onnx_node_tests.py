@@ -1,9 +1,10 @@
-"""The ONNX backend node tests shipped in the `onnx` package, for every op the frontend claims:
-each model (its inputs after the first made constants, as trained weights are) either loads
+"""The ONNX backend node tests shipped in the `onnx` package, for every op the frontend claims.
+Each model (its inputs after the first made constants, as trained weights are) either loads
 and the golden model computes the test's output, in float within the test's tolerances and at
-16 bits within 1/256 of the output's largest value, or the frontend refuses it with one clear line (`UserError`); none loads and
-computes something else, and none ends in a traceback. The default run takes the pooling,
-convolution and Gemm tests; all of them run under ``-m slow``."""
+16 bits within 1/256 of the output's largest value, or the frontend refuses it in one clear
+line (`UserError`). None loads and computes something else, and none ends in a traceback. The
+default run takes the pooling, convolution and Gemm tests; the other ops' run under
+``-m slow``."""
 
 import functools
 import warnings
