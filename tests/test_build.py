@@ -85,6 +85,7 @@ def test_verify_bit_exact_rate_and_latency(digits_build):
     assert "bit-exact" in result.stdout
 
 
+@pytest.mark.slow     # a partitioned build's verify catches a changed weight by default
 def test_verify_catches_a_flipped_weight(digits_build, tmp_path):
     """The same design with one weight's sign bit flipped: verify must report the mismatch."""
     from amaranth.back import verilog

@@ -52,7 +52,7 @@ def run_network(graph, plan, xs, name):
     return int(np.diff(ends)[-1]), ends[0] - result.in_cycles["i"][0]
 
 
-@pytest.mark.parametrize("bits", [16, 8])
+@pytest.mark.parametrize("bits", [pytest.param(16, marks=pytest.mark.slow), 8])
 def test_torch_lstm_linear_round_trip(tmp_path, bits):
     """nn.LSTM + nn.Linear from the dynamo exporter: 16-bit golden within 2 % of onnxruntime,
     and the hardware equal to golden, frame after frame."""
@@ -70,6 +70,7 @@ def test_torch_lstm_linear_round_trip(tmp_path, bits):
     assert latency == pytest.approx(perf.latency, rel=0.10)
 
 
+@pytest.mark.slow
 def test_torch_stacked_lstm(tmp_path):
     """Two stacked LSTMs (TorchScript exporter): the first streams every step into the second."""
     path = export(LastStep(hidden=16, layers=2), tmp_path / "stacked.onnx", dynamo=False)

@@ -84,6 +84,7 @@ class SimulatedBoard(BatchRunner):
         return bytes(self.dram[offset:offset + size])
 
 
+@pytest.mark.slow          # reloading is bit-exact by default in tests/test_build_partitions
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_run_batch_of_a_reloading_build_on_simulated_pynq(tmp_path):
     """128-96-64 MLP on 2 % of the pynq-z1: partition 1 reloads gemm0 in two chunks (two runs
