@@ -36,7 +36,7 @@ from .ir import Format, Layer, Shape, WeightQuant
 
 
 __all__ = ["Partition", "live", "cuts", "reload_factors", "subgraph", "boundary",
-           "shared_channels", "reloaded", "boundary_value"]
+           "shared_channels", "joined_channels", "reloaded", "boundary_value"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,12 @@ def shared_channels(graph, part):
     """Channels at the start of every chunk's output of a reloading `part`: the tensors live
     after it other than its last layer's, the same in every run (0 without any)."""
     return sum(graph.shapes[t].c for t in live(graph, part.stop)[:-1])
+
+
+def joined_channels(chunk_channels, shared, reload):
+    """Channels of a reloading partition's joined output: the `shared` ones once, then every
+    one of the `reload` chunks' own (each chunk writes `chunk_channels` in all)."""
+    return shared + (chunk_channels - shared) * reload
 
 
 def reloaded(sub):

@@ -32,7 +32,8 @@ from .accel import load_words
 from .build import accelerator, finish, link_reserve, progress, write_report
 from .dse.partitions import cost_of, explore_partitions, stored_bits
 from .errors import StillTooLarge, UserError
-from .partition import Partition, boundary_value, reloaded, shared_channels, subgraph
+from .partition import (Partition, boundary_value, joined_channels, reloaded, shared_channels,
+                        subgraph)
 from .report import partitioned_summary
 
 
@@ -188,7 +189,7 @@ def _streams(design, reload, shared, in_dram):
         return lanes, bits, -(-size // 8) * 8 if in_dram else size
 
     c = design["output_shape"][0]
-    shape_out = [shared + (c - shared) * reload, *design["output_shape"][1:]]
+    shape_out = [joined_channels(c, shared, reload), *design["output_shape"][1:]]
     (li, bi, si), (lo, bo, so) = one("i", design["input_shape"]), one("o", shape_out)
     chunk = ({"chunk_output_shape": design["output_shape"], "shared_channels": shared}
              if reload > 1 else {})

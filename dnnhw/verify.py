@@ -28,7 +28,7 @@ from amaranth.hdl import signed, unsigned
 
 from . import defaults, golden, quant, record
 from .build import TOP, load_design, progress, write_report
-from .partition import boundary_value
+from .partition import boundary_value, joined_channels
 from .partitioned import is_partitioned
 from .errors import UserError
 from .sim import BenchResult, bench, bench_phases, from_beats, to_beats, verilate_text
@@ -212,7 +212,7 @@ def _simulate(folder, design, xs, stall, seed, waves, chunks=1, shared=0):
     progress(f"simulating {stalled_count} frames under random stalls")
     stalled = run(stalled_count, folder / "waves" / "stalled.vcd", stall_in=stall,
                   stall_out=stall, seed=seed + 1)
-    shape = (shared + (out_shape[0] - shared) * len(loads), *out_shape[1:])
+    shape = (joined_channels(out_shape[0], shared, len(loads)), *out_shape[1:])
     joined = int(np.prod(shape)) // lanes_out
     return _Runs(free, stalled, _frames(free.outputs["o"], count, joined, shape),
                  _frames(stalled.outputs["o"], stalled_count, joined, shape),

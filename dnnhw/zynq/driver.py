@@ -140,8 +140,8 @@ def single_schedule(design, batch):
 def join_chunks(chunks, pixels, shared=0):
     """The output frames (B, pixels · C) in stream order of a partition whose last layer is
     computed in chunks of its channels: `chunks`, each (B, pixels · C_chunk) frames, in chunk
-    order, each starting with the same `shared` channels (the tensors the partition passes
-    through, `partition.shared_channels`), kept once."""
+    order, each starting with the same `shared` channels (the other tensors live after the
+    partition, `partition.shared_channels`), kept once."""
     parts = [np.asarray(c).reshape(len(c), pixels, -1) for c in chunks]
     parts = [parts[0], *(p[:, :, shared:] for p in parts[1:])]
     return np.concatenate(parts, axis=2).reshape(len(parts[0]), -1)
