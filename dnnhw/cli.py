@@ -278,9 +278,11 @@ def explore_command(args):
 
 def _exploration_text(s):
     p = s["predicted"]
-    rows = [["layer", "op", "coarse_in", "coarse_out", "fine", "cycles/frame", "latency"]]
+    rows = [["layer", "op", "coarse_in", "coarse_out", "fine", "coarse_group", "cycles/frame",
+             "latency"]]
     rows += [[l["name"], l["op"], str(l["coarse_in"]), str(l["coarse_out"]), str(l["fine"]),
-              f"{l['cycles_per_frame']:,}", f"{l['latency_cycles']:,}"] for l in s["layers"]]
+              str(l["coarse_group"]), f"{l['cycles_per_frame']:,}", f"{l['latency_cycles']:,}"]
+             for l in s["layers"]]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table = "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                                 for i, (c, w) in enumerate(zip(r, widths))) for r in rows)

@@ -37,21 +37,25 @@ class Implementation:
 @dataclass(frozen=True)
 class Folding:
     """A layer's parallelism: `coarse_in` input lanes, `coarse_out` output lanes, `fine` kernel
-    positions per cycle (fpgaConvNet's names), and its engine's `impl` options (conv and fc
-    layers).
+    positions per cycle, `coarse_group` groups of a grouped convolution side by side in those
+    lanes (fpgaConvNet's names), and its engine's `impl` options (conv and fc layers).
 
-    Layers without weights use `coarse_in` = `coarse_out` (their lanes) and `fine` = 1.
+    With `coarse_group` > 1 the lanes hold whole groups: coarse_in = coarse_group · C_in/groups
+    and coarse_out = coarse_group · C_out/groups, and each output lane multiplies only its own
+    group's input lanes. Layers without weights use `coarse_in` = `coarse_out` (their lanes)
+    and `fine` = 1.
     """
     coarse_in: int = 1
     coarse_out: int = 1
     fine: int = 1
     impl: Implementation = field(default_factory=Implementation)
+    coarse_group: int = 1
 
     @property
     def multipliers(self):
-        return self.coarse_in * self.coarse_out * self.fine
+        return self.coarse_in * self.coarse_out * self.fine // self.coarse_group
 
     def with_impl(self, **options):
         """This folding with some `Implementation` options changed."""
         return Folding(self.coarse_in, self.coarse_out, self.fine,
-                       Implementation(**{**self.impl.__dict__, **options}))
+                       Implementation(**{**self.impl.__dict__, **options}), self.coarse_group)

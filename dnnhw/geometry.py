@@ -106,11 +106,12 @@ def window(shape, kernel, stride, pads, lanes):
 class Engine:
     """`ConvEngine`'s counts.
 
-    groups: the convolution's; beats = C_in/ci input beats a pixel; blocks = C_out/co output
-    beats a pixel;
-    block_steps = (C_in/g/ci)·(kh·kw/f) compute steps an output beat; steps = blocks·block_steps;
-    depth = 7 + ceil(log4(ci·f)) (+2 with LeakyReLU), issue to output register;
-    cycles_per_pixel = max(beats, steps); latency = beats + block_steps - 1 + depth.
+    groups: the sequencer's groups, the convolution's groups / coarse_group (coarse_group groups
+    side by side in the lanes); beats = C_in/ci input beats a pixel; blocks = C_out/co output
+    beats a pixel; block_steps = (C_in/groups/ci)·(kh·kw/f) compute steps an output beat;
+    steps = blocks·block_steps; depth = 7 + ceil(log4(ci·f/coarse_group)) (+2 with LeakyReLU),
+    issue to output register; cycles_per_pixel = max(beats, steps);
+    latency = beats + block_steps - 1 + depth.
     """
     groups: int
     beats: int
@@ -132,12 +133,14 @@ class Engine:
         return self.beats + self.block_steps - 1 + self.depth
 
 
-def engine(c_in, c_out, groups, positions, coarse_in, coarse_out, fine, leaky=False):
-    """The `Engine` of C_in → C_out channels in `groups`, `positions` = kh·kw, with a fused
-    LeakyReLU when `leaky`."""
-    stages = tree_stages(coarse_in * fine)
-    return Engine(groups, c_in // coarse_in, c_out // coarse_out,
-                  (c_in // groups // coarse_in) * (positions // fine), stages,
+def engine(c_in, c_out, groups, positions, coarse_in, coarse_out, fine, leaky=False,
+           coarse_group=1):
+    """The `Engine` of C_in → C_out channels in `groups`, `positions` = kh·kw, `coarse_group`
+    groups computed side by side, with a fused LeakyReLU when `leaky`."""
+    stages = tree_stages(coarse_in // coarse_group * fine)
+    sequenced = groups // coarse_group
+    return Engine(sequenced, c_in // coarse_in, c_out // coarse_out,
+                  (c_in // sequenced // coarse_in) * (positions // fine), stages,
                   7 + stages + (2 if leaky else 0))
 
 
@@ -225,12 +228,13 @@ class ConvGeometry:
         return window_latency + self.fifo_latency + self.engine.latency
 
 
-def conv(shape, c_out, groups, kernel, stride, pads, coarse_in, coarse_out, fine, leaky=False):
+def conv(shape, c_out, groups, kernel, stride, pads, coarse_in, coarse_out, fine, leaky=False,
+         coarse_group=1):
     """The `ConvGeometry` of a convolution of a (C_in, H, W) `shape`."""
     (kh, kw), (sh, sw) = kernel, stride
     top, left, bottom, right = pads
     c_in, h, w = shape
-    pe = engine(c_in, c_out, groups, kh * kw, coarse_in, coarse_out, fine, leaky)
+    pe = engine(c_in, c_out, groups, kh * kw, coarse_in, coarse_out, fine, leaky, coarse_group)
     out_h = (h + top + bottom - kh) // sh + 1
     out_w = (w + left + right - kw) // sw + 1
     if tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and not any(pads):

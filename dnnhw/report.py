@@ -124,7 +124,7 @@ def format_table(graph):
 
 #: A folding's fields that set a layer's lanes (the rest say how its multipliers and weights
 #: are built).
-_LANE_FIELDS = ("coarse_in", "coarse_out", "fine")
+_LANE_FIELDS = ("coarse_in", "coarse_out", "fine", "coarse_group")
 
 
 def design_summary(graph, board, found, clock_mhz):
@@ -623,11 +623,12 @@ def _design_space_html(r):
 
 def _layers_html(r):
     header = ["#", "layer", "op", "in", "out", "MACs", "coarse_in", "coarse_out", "fine",
-              "cycles/frame", "latency", "LUT", "FF", "DSP", "BRAM"]
+              "coarse_group", "cycles/frame", "latency", "LUT", "FF", "DSP", "BRAM"]
     bottleneck = r["predicted"].get("bottleneck")
     rows = [[n, layer["name"], layer["op"], _shape(layer.get("in_shape")),
              _shape(layer.get("out_shape")), layer.get("macs"), layer.get("coarse_in"),
-             layer.get("coarse_out"), layer.get("fine"), layer.get("cycles_per_frame"),
+             layer.get("coarse_out"), layer.get("fine"), layer.get("coarse_group", 1),
+             layer.get("cycles_per_frame"),
              layer.get("latency_cycles"),
              *[(layer.get("resources") or {}).get(name) for name in RESOURCES]]
             for n, layer in enumerate(r["layers"])]

@@ -411,7 +411,7 @@ def weight_memory_kind(graph, layer, folding, family):
     """Where conv or fc `layer`'s weight memories go under `folding` without `block_weights`:
     "block", "distributed" or "logic" (what `engine_part` prices)."""
     wb, paired = layer.wq.bits, folding.impl.paired
-    word = folding.fine * folding.coarse_in * (2 * wb + 1 if paired else wb)
+    word = folding.fine * folding.coarse_in // folding.coarse_group * (2 * wb + 1 if paired else wb)
     steps = ops.get(layer.op).geometry(graph, layer, folding).engine.steps
     return _map_memory(steps, word, not folding.impl.writable, family).kind if steps > 1 else "logic"
 
@@ -573,7 +573,7 @@ def engine_part(t, spec, pe, positions, folding, family):
     beats, blocks, steps = pe.beats, pe.blocks, pe.steps
     kernel_steps = positions // f
     group_beats = pe.block_steps // kernel_steps
-    terms = ci * f
+    terms = ci // folding.coarse_group * f          # an output lane's products: its group's lanes
     # pixel buffer and sequencer
     memory(t, 2 * beats, positions * ci * a, family)
     counter(t, beats)
@@ -588,7 +588,7 @@ def engine_part(t, spec, pe, positions, folding, family):
     t.add("handshake", 2)
     # weights, window and multipliers
     roms, stored = (co // 2, 2 * wb + 1) if paired else (co, wb)   # ROMs, bits of a weight
-    word = f * ci * stored
+    word = terms * stored
     memory(t, steps, word, family, rom=not folding.impl.writable, sequential=True, count=roms,
            block=folding.impl.block_weights)
     t.add("reg", positions * ci * a + f * ci * a)         # the window, the selected operands

@@ -79,7 +79,8 @@ def test_conv_matches_blocks():
         graph = conv_graph(*args, **kwargs)[0]
         layer = graph.layers[0]
         for f in model.foldings(graph, layer):
-            conv = Conv.from_layer(graph, layer, f.coarse_in, f.coarse_out, f.fine)
+            conv = Conv.from_layer(graph, layer, f.coarse_in, f.coarse_out, f.fine,
+                                   coarse_group=f.coarse_group)
             assert_model_matches(graph, layer, f, conv)
             if conv.window is not None:
                 fifo_seen.add(conv.fifo is not None)

@@ -139,7 +139,8 @@ def _candidates(graph, layer, family, logic):
     if layer.attrs.get("reload"):
         foldings = [f.with_impl(writable=True) for f in foldings]
     if pairs_fit_one_dsp(graph, layer, family):
-        foldings += [f.with_impl(paired=True) for f in foldings if f.coarse_out % 2 == 0]
+        foldings += [f.with_impl(paired=True) for f in foldings
+                     if f.coarse_out // f.coarse_group % 2 == 0]
     if logic:
         foldings = [v for f in foldings for v in _logic_variants(layer, f)]
     foldings, resources = _with_block_weights(graph, layer, foldings, family)

@@ -375,6 +375,10 @@ class _Mapper:
     def averagepool(self, node):
         include_pad = bool(_attr(node, "count_include_pad", 0))
         attrs, shape = self.pool(node, ceil_extra_ok=not include_pad)
+        in_shape = self.feature_map(node)
+        if tuple(attrs["kernel"]) == (in_shape.h, in_shape.w) and not any(attrs["pads"]):
+            self.global_pool(node, "global_avgpool")    # one window, the whole map: an accumulator
+            return
         divisors = golden.avg_divisors(self.feature_map(node), {**attrs, "count_include_pad": include_pad})
         if not divisors.all():
             raise self.error(node, "a window lies wholly in the padding and count_include_pad=0: "

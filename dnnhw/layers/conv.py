@@ -36,8 +36,8 @@ class Conv(wiring.Component):
     coarse_in, coarse_out, fine
         Folding (`ConvEngine`); `coarse_in` is also the window's lanes.
     **engine_options
-        The engine's implementation options (logic_multipliers, block_weights, paired,
-        writable, shift_range: `ConvEngine`).
+        The engine's coarse_group and implementation options (logic_multipliers,
+        block_weights, paired, writable, shift_range: `ConvEngine`).
 
     Members
     -------
@@ -68,7 +68,8 @@ class Conv(wiring.Component):
                                  fine=fine, **engine_options)
         self.geometry = g = geometry.conv(in_shape, out_channels, groups, kernel, stride, pads,
                                           coarse_in, coarse_out, fine,
-                                          leaky=self.engine.alpha_q is not None)
+                                          leaky=self.engine.alpha_q is not None,
+                                          coarse_group=self.engine.coarse_group)
         self.out_shape = Shape(out_channels, g.out_h, g.out_w)
         self.window = None
         if g.window is not None:

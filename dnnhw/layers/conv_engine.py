@@ -15,7 +15,9 @@ Architecture (DESIGN.md, "Layers and folding"):
   while the other bank is read by the compute pipeline.
 - A sequencer walks, per pixel, ``for group, for output block (coarse_out channels), for input
   beat of the group (coarse_in channels), for kernel step (fine positions)``: one *step* per
-  cycle, coarse_in·coarse_out·fine multiplications.
+  cycle, coarse_in·coarse_out·fine multiplications. With ``coarse_group`` groups side by side
+  (a grouped convolution whose lanes hold whole groups) it walks groups of groups, and an
+  output lane multiplies only its own group's coarse_in/coarse_group input lanes.
 - Per output lane a weight ROM holds one word (fine × coarse_in weights) per step (per pair of
   lanes, with `paired` multipliers); per output block a channel ROM holds each lane's bias and
   shift. A `writable` engine has RAMs instead, empty until filled through its load port `w`
@@ -77,8 +79,8 @@ class ConvEngine(wiring.Component):
 
     Rate. A pixel takes ``beats = C_in / coarse_in`` input beats and
     ``steps = groups · (C_out/groups/coarse_out) · (C_in/groups/coarse_in) · (kh·kw/fine)``
-    compute cycles; with both streams unstalled an output pixel takes exactly
-    ``cycles_per_pixel = max(beats, steps)`` cycles, and a frame of H_out·W_out pixels
+    compute cycles (with ``coarse_group`` > 1: ``groups/coarse_group · kh·kw/fine``); with both
+    streams unstalled an output pixel takes exactly ``cycles_per_pixel = max(beats, steps)`` cycles, and a frame of H_out·W_out pixels
     ``H_out · W_out · cycles_per_pixel``. When compute dominates this scales as
     1 / (coarse_in · coarse_out · fine); at full folding (groups = 1, coarse_in = C_in,
     coarse_out = C_out, fine = kh·kw) it is one window beat per cycle.
@@ -89,7 +91,8 @@ class ConvEngine(wiring.Component):
     beat and ``depth = 7 + tree_stages`` (``9 + tree_stages`` with LeakyReLU) the pipeline depth
     from a step's issue to its result in the output register: issue, memory read, read register,
     operand register (after the kernel-step select, so that a multiplier block's paths run
-    register to register), product register, `tree_stages` adder-tree registers (``ceil(log4(coarse_in · fine))``),
+    register to register), product register, `tree_stages` adder-tree registers
+    (``ceil(log4(coarse_in / coarse_group · fine))``),
     the accumulator, the requantization register and the output register (LeakyReLU adds a clip
     register and its product register before it).
 
@@ -116,6 +119,11 @@ class ConvEngine(wiring.Component):
         The fused activation with golden's integer constants (see `activation_of`).
     coarse_in, coarse_out, fine : int
         Folding; they must divide C_in/groups, C_out/groups and kh·kw.
+    coarse_group : int
+        Groups computed side by side; it must divide `groups`, and when it is more than one
+        the lanes hold whole groups: coarse_in = coarse_group · C_in/groups and coarse_out =
+        coarse_group · C_out/groups. ``coarse_in · coarse_out · fine / coarse_group``
+        multipliers.
     logic_multipliers : int
         How many of the multipliers (the last ones, lane-major) are built from logic
         (`logic_product`: LUTs and carry chains) instead of DSP blocks; the rest are
@@ -124,14 +132,15 @@ class ConvEngine(wiring.Component):
         Put the weight ROMs in block RAM (``rom_style = "block"``) whatever their size, where
         Yosys would build small ones from LUTs. Same results, rate and latency.
     paired : bool
-        Output lanes 2k and 2k+1 share their multipliers. One ROM holds both lanes' weights,
+        Output lanes 2k and 2k+1 (of one group) share their multipliers. One ROM holds both
+        lanes' weights,
         w_even and w_odd less one where w_even is negative (2 · weight bits + 1 a pair); wired
         together they are ``w_odd · 2**S + w_even`` (S = in_bits + weight bits), whose product
         with an input carries both products: ``x · w_even`` in its low S bits (signed) and
         ``x · w_odd`` above them, less one when the low part is negative (added back before
         the adder tree). A multiplier of in_bits × (in_bits + 2 · weight bits + 1) that fits
         one DSP (8-bit words on a DSP48E1's 25 × 18) computes two products. Needs an even
-        coarse_out and no logic multipliers. Same results, rate and latency.
+        coarse_out / coarse_group and no logic multipliers. Same results, rate and latency.
     writable : bool
         Weight and channel memories are RAMs written through `w`, empty after reset; `wq` and
         `shift` give their shapes and ranges only (and `load_words` their contents). A load is
@@ -167,16 +176,25 @@ class ConvEngine(wiring.Component):
     """
 
     def __init__(self, in_channels, out_channels, groups, kernel, in_bits, out_bits, wq, shift,
-                 activation=None, *, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0,
-                 block_weights=False, paired=False, writable=False, shift_range=None):
+                 activation=None, *, coarse_in=1, coarse_out=1, fine=1, coarse_group=1,
+                 logic_multipliers=0, block_weights=False, paired=False, writable=False,
+                 shift_range=None):
         kh, kw = kernel
         positions = kh * kw
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"groups={groups} must divide {in_channels} input and "
                              f"{out_channels} output channels")
         cin_g, cout_g = in_channels // groups, out_channels // groups
-        for name, factor, total, what in (("coarse_in", coarse_in, cin_g, "input channels per group"),
-                                          ("coarse_out", coarse_out, cout_g, "output channels per group"),
+        if coarse_group < 1 or groups % coarse_group:
+            raise ValueError(f"coarse_group={coarse_group} must divide the {groups} groups")
+        whole = (coarse_group * cin_g, coarse_group * cout_g)
+        if coarse_group > 1 and (coarse_in, coarse_out) != whole:
+            raise ValueError(f"coarse_group={coarse_group} needs whole groups in the lanes: "
+                             f"coarse_in={whole[0]}, coarse_out={whole[1]}")
+        for name, factor, total, what in (("coarse_in", coarse_in // coarse_group, cin_g,
+                                           "input channels per group"),
+                                          ("coarse_out", coarse_out // coarse_group, cout_g,
+                                           "output channels per group"),
                                           ("fine", fine, positions, "kernel positions")):
             if factor < 1 or total % factor:
                 raise ValueError(f"{name}={factor} must divide {total} {what}")
@@ -186,20 +204,22 @@ class ConvEngine(wiring.Component):
         self.in_channels, self.out_channels, self.groups, self.kernel = in_channels, out_channels, groups, (kh, kw)
         self.in_bits, self.out_bits, self.wq = in_bits, out_bits, wq
         self.coarse_in, self.coarse_out, self.fine = coarse_in, coarse_out, fine
-        self.positions = positions
-        self.multipliers = coarse_in * coarse_out * fine
+        self.coarse_group, self.positions = coarse_group, positions
+        self.multipliers = coarse_in * coarse_out * fine // coarse_group
         if not 0 <= logic_multipliers <= self.multipliers:
             raise ValueError(f"logic_multipliers={logic_multipliers} must be within "
                              f"[0, {self.multipliers}] multipliers")
-        if paired and (coarse_out % 2 or logic_multipliers):
-            raise ValueError(f"paired multipliers need an even coarse_out (got {coarse_out}) and "
-                             f"no logic multipliers (got {logic_multipliers})")
+        if paired and (coarse_out // coarse_group % 2 or logic_multipliers):
+            raise ValueError(f"paired multipliers need an even coarse_out per group (got "
+                             f"{coarse_out // coarse_group}) and no logic multipliers (got "
+                             f"{logic_multipliers})")
         self.logic_multipliers, self.block_weights = logic_multipliers, block_weights
         self.paired, self.writable = paired, writable
         self._activation(activation)
         self.geometry = g = geometry.engine(in_channels, out_channels, groups, positions,
                                             coarse_in, coarse_out, fine,
-                                            leaky=self.alpha_q is not None)
+                                            leaky=self.alpha_q is not None,
+                                            coarse_group=coarse_group)
         self.beats, self.blocks, self.block_steps, self.steps = g.beats, g.blocks, g.block_steps, g.steps
         self.tree_stages, self.depth, self.latency = g.tree_stages, g.depth, g.latency
         self.cycles_per_pixel = g.cycles_per_pixel
@@ -227,8 +247,8 @@ class ConvEngine(wiring.Component):
         super().__init__(signature)
 
     @classmethod
-    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1, logic_multipliers=0,
-                   block_weights=False, paired=False, writable=False):
+    def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, fine=1, coarse_group=1,
+                   logic_multipliers=0, block_weights=False, paired=False, writable=False):
         """The engine of conv `layer` of the quantized `graph`, every constant from golden (a
         reloaded chunk's layer states the whole layer's shift range, `partition.subgraph`)."""
         try:
@@ -237,8 +257,8 @@ class ConvEngine(wiring.Component):
                        graph.formats[layer.output].bits, layer.wq, golden.requant_shift(graph, layer),
                        activation_of(graph, layer),
                        coarse_in=coarse_in, coarse_out=coarse_out, fine=fine,
-                       logic_multipliers=logic_multipliers, block_weights=block_weights,
-                       paired=paired, writable=writable,
+                       coarse_group=coarse_group, logic_multipliers=logic_multipliers,
+                       block_weights=block_weights, paired=paired, writable=writable,
                        shift_range=layer.attrs.get("shift_range"))
         except ValueError as error:
             raise ValueError(f"Conv '{layer.name}': {error}") from None
@@ -268,26 +288,29 @@ class ConvEngine(wiring.Component):
                              f"('clamp', lo, hi) or ('leaky_relu', alpha_q)")
 
     def _word(self):
-        """The layout of a weight memory's word."""
+        """The layout of a weight memory's word: fine × its group's input lanes."""
         wb = self.wq.bits
         return data.ArrayLayout(unsigned(2 * wb + 1) if self.paired else signed(wb),
-                                self.fine * self.coarse_in)
+                                self.fine * self.coarse_in // self.coarse_group)
 
     def _contents(self, wq, shift):
         """(weight memory words, one per step: per output lane, or per pair of lanes with
         `paired`; channel memory words, one per block) of weights `wq` and shifts `shift`."""
-        ci, co, fine, g = self.coarse_in, self.coarse_out, self.fine, self.groups
+        cg, fine, g = self.coarse_group, self.fine, self.groups
+        ci, co = self.coarse_in // cg, self.coarse_out // cg        # a group's lanes
         weight = np.asarray(wq.weight, dtype=np.int64).reshape(
-            g, self.out_channels // g // co, co, self.in_channels // g // ci, ci,
+            g // cg, cg, self.out_channels // g // co, co, self.in_channels // g // ci, ci,
             self.positions // fine, fine)
-        # (lane, group, block, beat, kernel step, position in step, input lane)
-        words = weight.transpose(2, 0, 1, 3, 5, 6, 4).reshape(co, self.steps, fine * ci)
+        # (lane: group in the lanes, its lane; groups of groups, block, beat, kernel step,
+        # position in step, input lane)
+        words = weight.transpose(1, 3, 0, 2, 4, 6, 7, 5).reshape(self.coarse_out, self.steps,
+                                                                  fine * ci)
         if self.paired:     # per pair: w_even, and w_odd less one where w_even is negative
             wb = wq.bits
             words = np.stack([(even & ((1 << wb) - 1)) | ((odd - (even < 0)) & ((1 << (wb + 1)) - 1)) << wb
                               for even, odd in zip(words[0::2], words[1::2])])
-        left = (self.smax - shift).reshape(self.blocks, co)
-        bias = np.asarray(wq.bias, dtype=np.int64).reshape(self.blocks, co)
+        left = (self.smax - shift).reshape(self.blocks, self.coarse_out)
+        bias = np.asarray(wq.bias, dtype=np.int64).reshape(self.blocks, self.coarse_out)
         channel = [[{"bias": int(b), "left": int(s)} for b, s in zip(*row)]
                    for row in zip(bias, left)]
         return words, channel
@@ -337,19 +360,19 @@ class ConvEngine(wiring.Component):
         the issued step (valid, first and last step of an output block, kernel step, block) as
         the first of the list of its pipeline stages, and the step's index (the weight ROMs'
         address)."""
-        kernel_steps = self.positions // self.fine
-        group_beats = self.in_channels // self.groups // self.coarse_in
+        kernel_steps, groups = self.positions // self.fine, self.geometry.groups
+        group_beats = self.in_channels // groups // self.coarse_in
         step = Signal(range(self.steps))
         k = Signal(range(kernel_steps))                      # kernel step
         beat = Signal(range(group_beats))                    # input beat within the group
         block = Signal(range(self.blocks))                   # output block (group-major)
-        in_group = Signal(range(self.blocks // self.groups)) # output block within the group
+        in_group = Signal(range(self.blocks // groups))      # output block within the group
         base = Signal(range(self.beats))                     # first input beat of the group
         control = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1,
                                             "k": range(kernel_steps), "block": range(self.blocks)}))
         last_k, last_beat = k == kernel_steps - 1, beat == group_beats - 1
         last_block = last_k & last_beat
-        last_in_group = in_group == self.blocks // self.groups - 1
+        last_in_group = in_group == self.blocks // groups - 1
         last_pixel = step == self.steps - 1
         pending = buffer.full & loaded
         issue = advance & pending
@@ -445,23 +468,28 @@ class ConvEngine(wiring.Component):
         controls.append(stage(controls[-1], "control_read"))
         controls.append(stage(controls[-1], "control_select"))
         window = stage(buffer.data, "window")
-        select = window.as_value().word_select(controls[-1].k, word.length * self.in_bits)
-        inputs = stage(data.ArrayLayout(signed(self.in_bits), word.length)(select), "operands")
+        operands = self.fine * self.coarse_in
+        select = window.as_value().word_select(controls[-1].k, operands * self.in_bits)
+        inputs = stage(data.ArrayLayout(signed(self.in_bits), operands)(select), "operands")
         weights = [stage(w, f"operand_weight{lane}") for lane, w in enumerate(weights)]
         controls.append(stage(controls[-1], "control_operands"))
         controls.append(stage(controls[-1], "control_product"))
         first_logic = self.multipliers - self.logic_multipliers
+        ci = self.coarse_in // self.coarse_group                # a group's input lanes
+        memories_per_group = len(weights) // self.coarse_group
 
-        def product(lane, j, w):
+        def product(memory, j, w):
+            # term j of the word: kernel position j // ci, lane j % ci of the memory's group
+            x = inputs[j // ci * self.coarse_in + memory // memories_per_group * ci + j % ci]
             if self.paired:     # w_odd · 2**low + w_even: w_even sign-extended to low bits
                 even = w[j][:wb]
-                return inputs[j] * Cat(even, even[-1].replicate(low - wb), w[j][wb:]).as_signed()
-            if lane * word.length + j >= first_logic:
-                return logic_product(inputs[j], w[j])
-            return inputs[j] * w[j]
+                return x * Cat(even, even[-1].replicate(low - wb), w[j][wb:]).as_signed()
+            if memory * word.length + j >= first_logic:
+                return logic_product(x, w[j])
+            return x * w[j]
 
-        products = [[stage(product(lane, j, w), f"product{lane}_{j}") for j in range(word.length)]
-                    for lane, w in enumerate(weights)]
+        products = [[stage(product(memory, j, w), f"product{memory}_{j}")
+                     for j in range(word.length)] for memory, w in enumerate(weights)]
         if not self.paired:
             return products
         out = []
@@ -473,7 +501,7 @@ class ConvEngine(wiring.Component):
     def _adder_trees(self, stage, products, controls):
         """Per output lane, the sum of its products, `TREE_RADIX` terms per registered stage."""
         product_max = 1 << (self.in_bits + self.wq.bits - 2)
-        terms_total = self.coarse_in * self.fine
+        terms_total = self.coarse_in // self.coarse_group * self.fine
         for level in range(self.tree_stages):
             summed = []
             for lane, terms in enumerate(products):

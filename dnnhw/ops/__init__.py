@@ -62,9 +62,14 @@ def check(graph, layer, folding):
     if logic and (not op.weighted or not 0 <= logic <= folding.multipliers):
         raise ValueError(f"'{layer.name}' ({op.name}): logic_multipliers={logic} must be within "
                          f"the layer's {folding.multipliers if op.weighted else 0} multipliers")
-    if impl.paired and (not op.weighted or co % 2 or logic):
+    cg = folding.coarse_group
+    if cg != 1 and (not op.grouped or cg < 1):
+        raise ValueError(f"'{layer.name}' ({op.name}): coarse_group={cg} is for grouped "
+                         f"convolutions")
+    if impl.paired and (not op.weighted or co // cg % 2 or logic):
         raise ValueError(f"'{layer.name}' ({op.name}): paired multipliers are for conv and fc "
-                         f"layers with an even coarse_out and no logic multipliers, got {folding}")
+                         f"layers with an even coarse_out per group and no logic multipliers, "
+                         f"got {folding}")
     op.check_parallelism(graph, layer, folding)
 
 

@@ -27,6 +27,8 @@ class Op:
         Its attributes (`Layer.attrs`), for the documentation.
     weighted : bool
         It has weights, multipliers and the engine's `Implementation` options (conv, fc).
+    grouped : bool
+        Its foldings may set `coarse_group` (conv); every other op's is 1.
     onnx : dict
         ONNX op type → attribute reader, for an elementwise op that a single-input ONNX node
         maps to one-to-one: the reader takes ``attr(name, default)`` and returns the layer's
@@ -35,6 +37,7 @@ class Op:
     name = None
     attrs = ""
     weighted = False
+    grouped = False
     onnx = {}
 
     # -- parallelism ---------------------------------------------------------------------------

@@ -87,8 +87,8 @@ class WeightedOp(Op):
         """The `geometry.WeightLoad` of the layer's engine under `folding`, made writable."""
         wb, paired = layer.wq.bits, folding.impl.paired
         memories = folding.coarse_out // 2 if paired else folding.coarse_out
-        return geometry.weight_load(2 * wb + 1 if paired else wb,
-                                    memories * folding.fine * folding.coarse_in,
+        word = folding.fine * folding.coarse_in // folding.coarse_group
+        return geometry.weight_load(2 * wb + 1 if paired else wb, memories * word,
                                     self.geometry(graph, layer, folding).engine.steps,
                                     graph.out_shape(layer).c)
 

@@ -1,8 +1,10 @@
 """conv: a 2-D convolution with bias, requantization and a fused activation (`layers.conv.Conv`).
 
-Folding: coarse_in | C_in/g, coarse_out | C_out/g, fine | kh·kw. Rate and latency are
-`geometry.ConvGeometry`'s: max(window, H_out·W_out·max(C_in/ci, (C_out/co)·(C_in/g/ci)·(kh·kw/f)))
-cycles per frame, window + FIFO + engine latency.
+Folding: coarse_in | C_in/g, coarse_out | C_out/g, fine | kh·kw; or, for a grouped convolution,
+coarse_group | g groups side by side with coarse_in = coarse_group·C_in/g and coarse_out =
+coarse_group·C_out/g (a depthwise layer: coarse_in = coarse_out = coarse_group channels a beat).
+Rate and latency are `geometry.ConvGeometry`'s: max(window, H_out·W_out·max(C_in/ci,
+(C_out/co)·(C_in/(g/cg)/ci)·(kh·kw/f))) cycles per frame, window + FIFO + engine latency.
 """
 
 import dataclasses
@@ -29,11 +31,13 @@ class ConvSpec:
     def geometry(self, folding):
         return geometry.conv(self.shape, self.out_channels, self.groups, self.kernel, self.stride,
                              self.pads, folding.coarse_in, folding.coarse_out, folding.fine,
-                             leaky=self.engine.alpha is not None)
+                             leaky=self.engine.alpha is not None,
+                             coarse_group=folding.coarse_group)
 
 
 class ConvOp(WeightedOp):
     name = "conv"
+    grouped = True
     attrs = "kernel (kh, kw), stride (sh, sw), pads (top, left, bottom, right), groups, act"
 
     def _dims(self, graph, layer):
@@ -44,13 +48,25 @@ class ConvOp(WeightedOp):
 
     def foldings(self, graph, layer):
         cin_g, cout_g, positions = self._dims(graph, layer)
-        return [Folding(ci, co, f) for ci in divisors(cin_g) for co in divisors(cout_g)
-                for f in divisors(positions)]
+        grouped = [Folding(cg * cin_g, cg * cout_g, f, coarse_group=cg)
+                   for cg in divisors(layer.attrs.get("groups", 1))[1:]
+                   for f in divisors(positions)]
+        plain = [Folding(ci, co, f) for ci in divisors(cin_g) for co in divisors(cout_g)
+                 for f in divisors(positions)]
+        return sorted(plain + grouped, key=lambda f: (f.coarse_in, f.coarse_out, f.fine))
 
     def check_parallelism(self, graph, layer, folding):
+        cin_g, cout_g, positions = self._dims(graph, layer)
+        cg, groups = folding.coarse_group, layer.attrs.get("groups", 1)
+        if cg != 1:
+            if groups % cg or (folding.coarse_in, folding.coarse_out) != (cg * cin_g, cg * cout_g):
+                raise ValueError(f"'{layer.name}' (conv): coarse_group={cg} must divide the "
+                                 f"{groups} groups, with coarse_in={cg * cin_g} and "
+                                 f"coarse_out={cg * cout_g} (whole groups), got {folding}")
+            cin_g, cout_g = folding.coarse_in, folding.coarse_out
         factors = (folding.coarse_in, folding.coarse_out, folding.fine)
         for name, factor, total in zip(("coarse_in", "coarse_out", "fine"), factors,
-                                       self._dims(graph, layer)):
+                                       (cin_g, cout_g, positions)):
             if total % factor:
                 raise ValueError(f"'{layer.name}' (conv): {name}={factor} must divide {total}")
 
@@ -58,7 +74,8 @@ class ConvOp(WeightedOp):
         a = layer.attrs
         return geometry.conv(graph.in_shape(layer), graph.out_shape(layer).c, a.get("groups", 1),
                              a["kernel"], a["stride"], a["pads"], folding.coarse_in,
-                             folding.coarse_out, folding.fine, leaky=layer.act == "leaky_relu")
+                             folding.coarse_out, folding.fine, leaky=layer.act == "leaky_relu",
+                             coarse_group=folding.coarse_group)
 
     def timing(self, graph, layer, folding, ins):
         g = self.geometry(graph, layer, folding)
@@ -103,6 +120,7 @@ class ConvOp(WeightedOp):
     def block(self, graph, layer, folding):
         from ..layers.conv import Conv
         return Conv.from_layer(graph, layer, folding.coarse_in, folding.coarse_out, folding.fine,
+                               coarse_group=folding.coarse_group,
                                **dataclasses.asdict(folding.impl))
 
 

@@ -6,10 +6,12 @@ quantizes it on random frames, and feeds the engine the windows of quantized inp
 from `golden.window_view` in window-stream order. Expected outputs are `golden.run_fixed`'s.
 
 - amaranth.sim (default): a table of cases over groups (depthwise, 2), kernels, foldings, bits,
-  activations, negative and uniform shifts, with random stalls on both sides.
+  activations, negative and uniform shifts, and groups side by side (coarse_group), with random
+  stalls on both sides.
 - cocotb + Verilator (default): one layer at three foldings, from one multiplier to full folding
   (cycles per frame ∝ 1 / (coarse_in · coarse_out · fine), and one window beat per cycle at full
-  folding), and a grouped 16-bit LeakyReLU layer; each bit-exact with random stalls, and with no
+  folding), a grouped 16-bit LeakyReLU layer and a depthwise layer with four groups a beat
+  (coarse_group); each bit-exact with random stalls, and with no
   stalls the measured cycles per frame and latency equal the engine's formulas exactly.
 - cocotb + Verilator (slow): the generated matrix of shapes × kernels × foldings.
 """
@@ -151,6 +153,33 @@ def test_amaranth_sim_paired(case):
     np.testing.assert_array_equal(simulate(engine, inputs, len(want), seed=case.seed), want)
 
 
+GROUPED = [    # (case, coarse_group): the case's fold is the lanes, whole groups side by side
+    (Case(8, 8, 8, (3, 3), (4, 4, 3), pads=(1, 1, 1, 1), act="relu"), 4),
+    (Case(6, 6, 6, (3, 3), (6, 6, 9), hw=(3, 4), act="leaky", bits=4, negative_shift=True), 6),
+    (Case(8, 8, 4, (3, 3), (4, 4, 9), hw=(3, 3), act="clamp", bits=16), 2),
+    (Case(4, 8, 2, (1, 1), (4, 8, 1), hw=(3, 3), act=None, spread=6), 2),
+]
+
+
+@pytest.mark.parametrize("paired", [False, True], ids=["plain", "paired"])
+@pytest.mark.parametrize("case, coarse_group", GROUPED, ids=lambda c: getattr(c, "id", f"cg{c}"))
+def test_amaranth_sim_coarse_group(case, coarse_group, paired):
+    """Groups side by side in the lanes (`coarse_group`): each output lane multiplies only its
+    own group's input lanes; a depthwise layer's channels all in one beat. The same results
+    under stalls, with paired multipliers where a group has an even number of output lanes."""
+    if paired and case.c_out // case.groups % 2:
+        pytest.skip("a depthwise group has one output lane: nothing to pair")
+    graph = conv_graph(case)
+    engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold, coarse_group=coarse_group,
+                                   paired=paired)
+    ci, co, fine = case.fold
+    assert engine.multipliers == ci * co * fine // coarse_group
+    assert engine.steps == case.groups // coarse_group * case.kernel[0] * case.kernel[1] // fine
+    inputs, want = streams(graph, input_frames(graph, 2, case.seed), case.fold,
+                           beats=window_beats if case.kernel != (1, 1) else pixel_beats)
+    np.testing.assert_array_equal(simulate(engine, inputs, len(want), seed=case.seed), want)
+
+
 def test_amaranth_sim_1x1_from_pixel_beats():
     """A 1×1 convolution needs no window buffer: plain pixel beats are 1-position windows."""
     case = Case(6, 4, 2, (1, 1), (3, 2, 1), hw=(3, 4), act="relu")
@@ -241,12 +270,19 @@ def test_errors():
     graph = conv_graph(Case(4, 6, 1, (3, 3), (1, 1, 1)))
     with pytest.raises(ValueError, match=r"^Conv 'conv': coarse_out=4 must divide 6 output "):
         ConvEngine.from_layer(graph, graph.layers[0], coarse_out=4)
-    with pytest.raises(ValueError, match=r"^paired multipliers need an even coarse_out \(got 3\)"):
+    with pytest.raises(ValueError, match=r"^paired multipliers need an even coarse_out per group "
+                                         r"\(got 3\)"):
         ConvEngine(3, 6, 1, (3, 3), 8, 8, WeightQuant(8, np.zeros(6, int), np.zeros((6, 3, 3, 3), int),
                                                       np.zeros(6, int), 20), 0,
                    coarse_out=3, paired=True)
     with pytest.raises(ValueError, match=r"and no logic multipliers \(got 2\)"):
         ConvEngine(3, 4, 1, (3, 3), 8, 8, wq, 0, coarse_out=2, logic_multipliers=2, paired=True)
+    depthwise = WeightQuant(8, np.zeros(4, int), np.zeros((4, 1, 3, 3), int), np.zeros(4, int), 20)
+    with pytest.raises(ValueError, match=r"^coarse_group=3 must divide the 4 groups$"):
+        ConvEngine(4, 4, 4, (3, 3), 8, 8, depthwise, 0, coarse_in=3, coarse_out=3, coarse_group=3)
+    with pytest.raises(ValueError, match=r"^coarse_group=2 needs whole groups in the lanes: "
+                                         r"coarse_in=2, coarse_out=2$"):
+        ConvEngine(4, 4, 4, (3, 3), 8, 8, depthwise, 0, coarse_in=2, coarse_group=2)
     gc.collect()        # the objects whose construction failed, under this test's filter
 
 
@@ -287,6 +323,18 @@ def test_verilator_grouped_leaky_16bit():
     assert len(set(golden.requant_shift(graph, graph.layers[0]))) > 1
     engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold)
     bench(case, engine, graph, "conv_engine_grouped_leaky")
+
+
+def test_verilator_coarse_group():
+    """A depthwise layer with 4 of its 8 channels a beat (coarse_group 4) in Verilog: bit-exact
+    under stalls; 2 groups of groups × 3 kernel steps a pixel, 4 times fewer than one channel a
+    beat, at the engine's latency."""
+    case = Case(8, 8, 8, (3, 3), (4, 4, 3), hw=(4, 4), pads=(1, 1, 1, 1), act="relu")
+    graph = conv_graph(case)
+    engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold, coarse_group=4)
+    one = ConvEngine.from_layer(graph, graph.layers[0], 1, 1, 3)
+    assert (engine.steps, one.steps, engine.multipliers) == (6, 24, 12)
+    bench(case, engine, graph, "conv_engine_coarse_group")
 
 
 def test_verilator_paired():
