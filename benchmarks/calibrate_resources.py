@@ -213,7 +213,7 @@ def _folding(case):
         return Folding(lanes, lanes)
     ci, co, f = p.get("fold", (1, 1, 1))
     return Folding(ci, co, f, Implementation(p.get("logic", 0), p.get("block_weights", False),
-                                             p.get("paired", False)))
+                                             p.get("paired", False)), p.get("coarse_group", 1))
 
 
 def build_component(case):
@@ -307,6 +307,10 @@ def grid(quick):
         _conv((32, 8, 8), 32, groups=32, stride=(2, 2), bits=4, fold=(1, 1, 9)),
         _conv((16, 8, 8), 16, groups=2, fold=(2, 2, 1)),
         _conv((16, 8, 8), 16, groups=2, fold=(8, 8, 1)),
+        _conv((16, 12, 12), 16, groups=16, fold=(4, 4, 3), coarse_group=4),
+        _conv((16, 12, 12), 16, groups=16, fold=(16, 16, 9), coarse_group=16),
+        _conv((32, 8, 8), 32, groups=32, stride=(2, 2), bits=4, fold=(8, 8, 9), coarse_group=8),
+        _conv((16, 8, 8), 16, groups=4, fold=(8, 8, 3), coarse_group=2),
         _conv((8, 16, 16), 8, (5, 5), pads=(2, 2, 2, 2), fold=(1, 1, 5)),
         _conv((8, 16, 16), 8, (5, 5), pads=(2, 2, 2, 2), fold=(2, 2, 25)),
         _conv((4, 32, 64), 8, fold=(1, 1, 1)),

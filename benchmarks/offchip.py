@@ -29,7 +29,7 @@ import onnx  # noqa: E402
 
 from dnnhw import report  # noqa: E402
 from dnnhw.boards import get_board  # noqa: E402
-from dnnhw.build import front, link_reserve  # noqa: E402
+from dnnhw.build import builds_reloading, front, link_reserve  # noqa: E402
 from dnnhw.dse import PartitionedExploration, design  # noqa: E402
 from dnnhw.errors import UserError  # noqa: E402
 from support import onnx_models  # noqa: E402
@@ -65,7 +65,8 @@ def run(case, folder):
     started = time.perf_counter()
     q = front(path, bits=bits).quantized
     try:
-        found = design(q, board, objective=objective, reserve=lambda sub: link_reserve(sub, board))
+        found = design(q, board, objective=objective, reserve=lambda sub: link_reserve(sub, board),
+                       reloading=builds_reloading(board))
     except UserError as error:
         return {"network": network, "board": board_name, "bits": bits, "objective": objective,
                 "fits": False, "message": str(error),

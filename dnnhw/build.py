@@ -220,7 +220,7 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
     progress(f"exploring foldings for {board.name}")
     found = dse.design(q, board, objective=objective, cap=cap, seed=seed, clock_mhz=clock,
                        batch=batch, reserve=lambda sub: link_reserve(sub, board),
-                       reloading=board.host_link == "axi-stream")
+                       reloading=builds_reloading(board))
     if isinstance(found, dse.PartitionedExploration):
         from .partitioned import build_partitions
 
@@ -317,6 +317,13 @@ def link_reserve(q, board):
         return None
     frame_bits = q.shapes[q.input].size * q.formats[q.input].bits
     return {"lut": 800, "ff": 600, "dsp": 0, "bram": -(-frame_bits // _BRAM_BITS[board.family])}
+
+
+def builds_reloading(board):
+    """Whether `dnnhw build` makes weights-reloading designs for `board`: only where a memory
+    top reads the weights from DRAM (the Zynq boards' AXI-Stream link), so `explore` plans
+    what `build` would build."""
+    return board.host_link == "axi-stream"
 
 
 #: How many times a build plans again when synthesis finds the design larger than the device.

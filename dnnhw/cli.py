@@ -244,14 +244,15 @@ def _verified(out):
 
 
 def explore_command(args):
-    from .build import front, link_reserve
+    from .build import builds_reloading, front, link_reserve
     from .dse import PartitionedExploration, design
 
     options = _given(args, "board", "objective", "cap", "seed", "clock_mhz", "batch")
     board = options.pop("board")
     q = front(args.network, **_given(args, "bits", "calibration")).quantized
     found = design(q, board, target_fps=args.target_fps,
-                   reserve=lambda sub: link_reserve(sub, board), **options)
+                   reserve=lambda sub: link_reserve(sub, board),
+                   reloading=builds_reloading(board), **options)
     if isinstance(found, PartitionedExploration):
         from .report_partitions import batch_plot, format_partitioned
 
