@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -26,8 +27,8 @@ from .stalls import default_timeout
 from .streams import element_shape, pack, unpack
 
 
-__all__ = ["setup_environment", "build_dir_root", "verilate", "verilate_text", "port_shapes",
-           "run_stream_bench", "bench", "bench_phases", "BenchResult", "run_json_test"]
+__all__ = ["setup_environment", "build_dir_root", "verilate", "verilate_text", "readmem",
+           "port_shapes", "run_stream_bench", "bench", "bench_phases", "BenchResult", "run_json_test"]
 
 
 def setup_environment():
@@ -65,9 +66,42 @@ def verilate_text(text, name, waves=False):
             # link the compiled runtime in place of the model's own copy of it, and compile
             # the model unoptimised: a third less compile time for a tenth more simulation
             # time, in designs whose simulation the Python testbench paces anyway
-            _build(_runner(), build_dir, name, text, waves,
-                   makeflags=f"VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LIBS={_RUNTIME} OPT_FAST=-O0 OPT_SLOW=-O0")
+            # and compile the model as one translation unit, which at -O0 costs less than
+            # the compiler's start-up for each of the dozens of files Verilator writes
+            _build(_runner(), build_dir, name, readmem(text, build_dir), waves,
+                   makeflags=f"VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LIBS={_RUNTIME} OPT_FAST=-O0 "
+                             f"OPT_SLOW=-O0 VM_PARALLEL_BUILDS=0")
     return _runner(), build_dir
+
+
+#: A memory with initial contents as Yosys writes it: a declaration, then an `initial` block
+#: assigning every word (`name[i] = W'hX;`).
+_INITIALISED = re.compile(
+    r"^(  reg (?:\[\d+:0\] )?(\S+) \[(\d+):0\];\n)"
+    r"  initial begin\n((?:    \2\[\d+\] = \d+'h[0-9a-fA-F]+;\n)+)  end\n", re.MULTILINE)
+_WORD = re.compile(r"\[(\d+)\] = \d+'h([0-9a-fA-F]+);")
+
+
+def readmem(text, folder):
+    """`text` with the contents of its initialised memories (weight ROMs, FIFO storage) read
+    from hex files written to `folder` (`$readmemh`): Verilator compiles an `initial` block
+    of one assignment per word into C++ a statement a word, which for a network's weights is
+    most of its compile time; a file is read when the simulation starts."""
+    folder = pathlib.Path(folder).resolve()
+    count = 0
+
+    def replace(match):
+        nonlocal count
+        declaration, name, top, body = match.groups()
+        words = ["0"] * (int(top) + 1)
+        for index, value in _WORD.findall(body):
+            words[int(index)] = value
+        path = folder / f"memory{count}.hex"
+        count += 1
+        path.write_text("\n".join(words) + "\n")
+        return f'{declaration}  initial $readmemh("{path}", {name});\n'
+
+    return _INITIALISED.sub(replace, text)
 
 
 _BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]

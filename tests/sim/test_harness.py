@@ -3,10 +3,16 @@ amaranth.sim and in cocotb + Verilator, which for one design and seed make the s
 
 import numpy as np
 import pytest
+from amaranth import Module, Signal, signed
+from amaranth.back import verilog
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import Out
 
 from dnnhw.layers.fifo import StreamFIFO
 from dnnhw.layers.fork import Fork
 from dnnhw.sim import run_stream_bench
+from dnnhw.sim.runner import readmem
 from dnnhw.sim.amaranth_sim import run_stream_sim
 from dnnhw.sim.stalls import Stalls
 
@@ -66,3 +72,34 @@ def test_timeout():
     x = np.arange(5).reshape(5, 1)
     with pytest.raises(AssertionError, match=r"^timeout after 300 cycles: got \{'o': 5\} of \{'o': 6\}"):
         run_stream_sim(StreamFIFO(8, 1, 4), {"i": x}, {"o": 6}, timeout=300)
+
+
+class _ROMReader(wiring.Component):
+    """Streams out every word of a ROM, in address order."""
+
+    def __init__(self, contents, width):
+        self._contents = contents
+        super().__init__({"o": Out(stream.Signature(signed(width)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rom = rom = Memory(shape=self.o.payload.shape(), depth=len(self._contents),
+                                        init=self._contents)
+        read = rom.read_port(domain="comb")
+        address = Signal(range(len(self._contents) + 1))
+        m.d.comb += [read.addr.eq(address), self.o.payload.eq(read.data),
+                     self.o.valid.eq(address < len(self._contents))]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += address.eq(address + 1)
+        return m
+
+
+def test_memory_contents_in_verilator(tmp_path):
+    """Initialised memories reach Verilator as $readmemh files (`readmem`), words intact: a
+    ROM of random signed words streams out as it was written."""
+    words = [int(w) for w in np.random.default_rng(3).integers(-2**11, 2**11, 300)]
+    component = _ROMReader(words, 12)
+    text = verilog.convert(component, name="rom_300x12", emit_src=False)
+    assert "$readmemh" in readmem(text, tmp_path)
+    result = run_stream_bench(component, {}, {"o": len(words)}, name="rom_300x12", stall_out=0.3)
+    np.testing.assert_array_equal(result.outputs["o"][:, 0], words)
