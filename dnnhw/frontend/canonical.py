@@ -1,5 +1,9 @@
 """Rewrite mapped layers into canonical form.
 
+- A channel shuffle ("permute") costs nothing: it moves past the layers that treat channels
+  alike (pools, activations, per-channel affines, depthwise convolutions, adds, concatenations,
+  slices), which take their per-channel parameters reordered, into the first conv or fc layer,
+  whose weights take the channels in the order they come (`_absorb_permutes`).
 - A zero Pad folds into the Conv (or AveragePool) it feeds.
 - A per-channel affine (BatchNormalization, or Add/Sub/Mul/Div by a constant) folds into the
   conv or fc layer before it; one that cannot becomes a depthwise 1×1 convolution.
@@ -14,8 +18,10 @@ Folding happens only where the intermediate tensor has no other reader and is no
 """
 
 
+import numpy as np
+
 from ..errors import UserError
-from ..ir import ACTIVATIONS
+from ..ir import ACTIVATIONS, Layer, Shape
 
 
 __all__ = ["canonicalize"]
@@ -25,6 +31,7 @@ def canonicalize(layers, shapes, output):
     layers = list(layers)
     _prune(layers, output)
     _fold_last_steps(layers, output)
+    _absorb_permutes(layers, shapes, output)
     _fold_pads(layers, output)
     _fold_affines(layers, output)
     _fuse_activations(layers, output)
@@ -74,6 +81,125 @@ def _fold_last_steps(layers, output):
         producer.attrs["last"] = True
         producer.output = select.output
         layers.remove(select)
+
+
+#: Ops that compute each channel alone: a permute of their input is one of their output.
+_CHANNELWISE = {"affine", "pad", "maxpool", "avgpool", "global_avgpool", "global_maxpool",
+                *ACTIVATIONS, "sigmoid", "tanh", "hard_sigmoid"}
+
+
+def _absorb_permutes(layers, shapes, output):
+    """Move every "permute" (attrs["order"]: output channel k is input channel order[k]) down
+    the graph until a conv or fc layer absorbs it into its weights (`_past`)."""
+    while True:
+        permute = next((layer for layer in layers if layer.op == "permute"), None)
+        if permute is None:
+            return
+        if permute.output == output:
+            raise UserError(f"channel shuffle '{permute.name}' reorders the network's output: "
+                            "unsupported (a shuffle must reach a Conv or Gemm, which takes the "
+                            "channels in any order)")
+        for reader in [layer for layer in layers if permute.output in layer.inputs]:
+            if any(layer is reader for layer in layers):     # an add or concat of two
+                # permutes moves past both
+                _past(layers, shapes, permute, reader)
+        layers.remove(permute)
+
+
+def _past(layers, shapes, permute, reader):
+    """Rewrite `reader` to read the channels in the order `permute` takes them in."""
+    x, order = permute.inputs[0], permute.attrs["order"]
+    inverse = np.argsort(order)
+    direct = [x if t == permute.output else t for t in reader.inputs]
+    if np.array_equal(order, np.arange(order.size)):
+        reader.inputs = direct
+    elif reader.op == "permute":
+        reader.inputs, reader.attrs["order"] = direct, order[reader.attrs["order"]]
+    elif reader.op == "conv" and reader.attrs["groups"] == 1:
+        reader.weight, reader.inputs = reader.weight[:, inverse], direct
+    elif reader.op == "fc":
+        n_out = reader.weight.shape[0]
+        reader.weight = reader.weight.reshape(n_out, -1, order.size)[:, :, inverse].reshape(n_out, -1)
+        reader.inputs = direct
+    elif reader.op in _CHANNELWISE or _depthwise(reader, order.size):
+        _reorder_params(reader, inverse)
+        _then_permute(layers, shapes, reader, direct, order)
+    elif reader.op in ("add", "concat"):
+        sources, orders = [], []
+        for t in reader.inputs:
+            producer = next((l for l in layers if l.output == t and l.op == "permute"), None)
+            sources.append(t if producer is None else producer.inputs[0])
+            orders.append(np.arange(shapes[t].c) if producer is None else producer.attrs["order"])
+        if reader.op == "add" and not all(np.array_equal(o, order) for o in orders):
+            raise UserError(f"Add '{reader.name}' adds tensors whose channels are shuffled "
+                            "differently: unsupported")
+        offsets = np.cumsum([0] + [o.size for o in orders[:-1]])
+        joined = order if reader.op == "add" else np.concatenate(
+            [o + offset for o, offset in zip(orders, offsets)])
+        _then_permute(layers, shapes, reader, sources, joined)
+    elif reader.op == "slice":
+        _slice_past(layers, shapes, reader, x, order)
+    else:
+        raise UserError(f"channel shuffle '{permute.name}' feeds '{reader.name}' ({reader.op}), "
+                        "which needs its channels in order: unsupported")
+
+
+def _depthwise(layer, channels):
+    return (layer.op == "conv" and layer.attrs["groups"] == channels
+            and layer.weight.shape[0] == channels)
+
+
+def _reorder_params(layer, inverse):
+    """Per-channel parameters of a channelwise layer for its input's channels reordered."""
+    c = inverse.size
+    if layer.weight is not None:
+        layer.weight = layer.weight[inverse]
+    if layer.bias is not None:
+        layer.bias = layer.bias[inverse]
+    for key, value in layer.attrs.items():
+        if isinstance(value, np.ndarray) and value.shape[:1] == (c,):
+            layer.attrs[key] = value[inverse]
+        elif key == "weight_format":
+            bits, frac = value
+            layer.attrs[key] = (bits, np.asarray(frac)[inverse])
+
+
+def _then_permute(layers, shapes, layer, inputs, order):
+    """`layer` on `inputs` (its inputs' sources, before their shuffles), writing a new tensor,
+    then a permute of it by `order` to the tensor `layer` wrote."""
+    permuted = layer.output
+    layer.inputs, layer.output = inputs, f"{permuted}:unshuffled"
+    shapes[layer.output] = shapes[permuted]
+    layers.insert(layers.index(layer) + 1, Layer(name=f"{layer.name}:shuffle", op="permute",
+                                                 inputs=[layer.output], output=permuted,
+                                                 attrs={"order": order}))
+
+
+def _slice_past(layers, shapes, layer, x, order):
+    """A slice of channels `start` to `stop` of shuffled `x`: the slices of `x` that hold them
+    (each run of consecutive channels), concatenated, then permuted."""
+    kept = order[layer.attrs["start"]:layer.attrs["stop"]]
+    chosen = np.sort(kept)
+    breaks = np.flatnonzero(np.diff(chosen) != 1) + 1
+    runs = [(int(run[0]), int(run[-1]) + 1) for run in np.split(chosen, breaks)]
+    at = layers.index(layer)
+    h, w = shapes[x].h, shapes[x].w
+    pieces = []
+    for k, (start, stop) in enumerate(runs):
+        piece = f"{layer.output}:run{k}" if len(runs) > 1 else f"{layer.output}:unshuffled"
+        layers.insert(at, Layer(name=f"{layer.name}:run{k}", op="slice", inputs=[x], output=piece,
+                                attrs={"start": start, "stop": stop}))
+        shapes[piece] = Shape(stop - start, h, w)
+        pieces.append(piece)
+        at += 1
+    if len(runs) > 1:
+        layers.insert(at, Layer(name=f"{layer.name}:join", op="concat", inputs=pieces,
+                                output=f"{layer.output}:unshuffled"))
+        shapes[f"{layer.output}:unshuffled"] = shapes[layer.output]
+        at += 1
+    layers[at] = Layer(name=f"{layer.name}:shuffle", op="permute",
+                       inputs=[f"{layer.output}:unshuffled"], output=layer.output,
+                       attrs={"order": np.searchsorted(chosen, kept)})
 
 
 def _fold_pads(layers, output):

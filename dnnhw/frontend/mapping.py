@@ -3,17 +3,18 @@
 Each data-path node becomes one layer (or none, for layout-only ops). Layout ops (Flatten,
 Reshape, Squeeze, Unsqueeze, Identity, Dropout) keep the data's order, so they alias their input:
 the IR keeps the tensor's (C, H, W) shape, and a fully connected layer reading a flattened map
-takes its weights permuted to stream (HWC) order. Three temporary ops come out of this step and
+takes its weights permuted to stream (HWC) order. Four temporary ops come out of this step and
 are removed by `canonical`: "affine" (a per-channel y = a·x + b from BatchNormalization or an
-elementwise op with a constant), "pad" (a zero Pad in front of a convolution) and "last_step"
-(the last time step of an LSTM's sequence, from its Y_h output or a Gather/Slice of Y).
+elementwise op with a constant), "pad" (a zero Pad in front of a convolution), "last_step"
+(the last time step of an LSTM's sequence, from its Y_h output or a Gather/Slice of Y) and
+"permute" (a channel shuffle: Reshape, Transpose, Reshape).
 
 Sequences. An ONNX tensor holds its IR tensor's elements in CHW order, or in HWC order: a
 sequence (T, 1, F) or (1, T, F) is the IR's (F, 1, T), and its memory order, time-major, is the
 stream's. The mapper tracks which ONNX tensors are in HWC order (`hwc`). A Transpose is a layout
 op when the data's order stays CHW or HWC (it may switch between them, as a Conv1d's (1, C, L)
-output transposed to an LSTM's (1, L, C) input does); one that reorders data otherwise is
-refused.
+output transposed to an LSTM's (1, L, C) input does), and a channel shuffle is a "permute";
+one that reorders data otherwise is refused.
 """
 
 import numpy as np
@@ -467,10 +468,53 @@ class _Mapper:
             self.view(node)
         elif moved == orders["hwc"] or moved == orders["chw"]:
             self.view(node, hwc=moved == orders["hwc"])
-        else:
+        elif not self.channel_shuffle(node, perm):
             raise self.error(node, f"perm {list(perm)} of shape {self.model.shapes[name]} reorders "
                              "the data: unsupported (a Transpose may only move unit axes, or "
                              "turn channels-first data into a sequence)")
+
+    def channel_shuffle(self, node, perm):
+        """A Transpose swapping the two axes a Reshape split the channels into, (1, g, C/g, H, W)
+        → (1, C/g, g, H, W): ShuffleNet's channel shuffle, a "permute" of the channels that
+        `canonical` absorbs into the layers after it. False if `node` is not one."""
+        name = node.input[0]
+        dims = self.model.shapes[name]
+        shape = self.shapes[self.data(node)]
+        spatial = (shape.h, shape.w) if len(dims) == 5 else (shape.w,)
+        swap = [0, 2, 1, *range(3, len(dims))]
+        if (name in self.hwc or len(dims) not in (4, 5) or list(perm) != swap or dims[0] != 1 or dims[1] * dims[2] != shape.c or tuple(dims[3:]) != spatial
+                or (len(dims) == 4 and shape.h != 1)):
+            return False
+        groups, k = dims[1], np.arange(shape.c)
+        self.emit(node, "permute", [self.data(node)], shape,
+                  attrs={"order": k % groups * (shape.c // groups) + k // groups})
+        return True
+
+    def split(self, node):
+        """Split over channels: one "slice" layer an output."""
+        name = node.input[0]
+        rank = len(self.model.shapes[name])
+        axis = _attr(node, "axis", 0) % rank
+        shape = self.feature_map(node)
+        if axis != 1:
+            raise self.error(node, f"split over axis {_attr(node, 'axis', 0)} is unsupported (only "
+                             "over channels, axis 1)")
+        sizes = self.const(node, 1, "split") if len(node.input) > 1 else None
+        sizes = _attr(node, "split") if sizes is None else sizes
+        if sizes is None:       # equal parts, the last smaller (opset 18's num_outputs)
+            part = -(-shape.c // len(node.output))
+            sizes = [min(part, shape.c - part * k) for k in range(len(node.output))]
+        sizes = [int(size) for size in sizes]
+        if min(sizes) < 1 or sum(sizes) != shape.c:
+            raise self.error(node, f"split sizes {sizes} must be positive and add up to the "
+                             f"{shape.c} channels")
+        start = 0
+        for k, (output, size) in enumerate(zip(node.output, sizes)):
+            if output:
+                self.emit(node, "slice", [self.data(node)], Shape(size, shape.h, shape.w),
+                          output=output, name=f"{node.name or output}:{k}",
+                          attrs={"start": start, "stop": start + size})
+            start += size
 
     def gather(self, node):
         """Gather of one of stacked tensors, of a unit axis, or of a sequence's last step."""
@@ -505,13 +549,19 @@ class _Mapper:
             kept = range(*slice(int(start), int(min(end, 2 ** 62)), int(step)).indices(shape[axis]))
             if list(kept) != list(range(shape[axis])):
                 cut.append((axis, list(kept)))
+        labels = self.labels(node.input[0]) if node.input[0] not in self.hwc else None
         if not cut:
             self.view(node)
+        elif (len(cut) == 1 and labels and labels[cut[0][0]] == "c" and cut[0][1]
+              and np.all(np.diff(cut[0][1]) == 1)):
+            kept, shape = cut[0][1], self.feature_map(node)
+            self.emit(node, "slice", [self.data(node)], Shape(len(kept), shape.h, shape.w),
+                      attrs={"start": kept[0], "stop": kept[-1] + 1})
         elif len(cut) == 1 and len(cut[0][1]) == 1:
             self.select_last(node, cut[0][0], cut[0][1][0])
         else:
-            raise self.error(node, "only a Slice that keeps one time step of a sequence (the "
-                             "last) is supported")
+            raise self.error(node, "only a Slice of consecutive channels, or one that keeps one "
+                             "time step of a sequence (the last), is supported")
 
     def select_last(self, node, axis, index):
         """Gather/Slice of step `index` on `axis` of ONNX tensor node.input[0]: the last step of
@@ -590,7 +640,7 @@ class _Mapper:
             "ReduceMean": lambda n: self.reduce(n, "global_avgpool"),
             "ReduceMax": lambda n: self.reduce(n, "global_maxpool"),
             "Concat": self.concat, "Pad": self.pad, "Transpose": self.transpose,
-            "Gather": self.gather, "Slice": self.slice, "LSTM": self.lstm,
+            "Gather": self.gather, "Slice": self.slice, "Split": self.split, "LSTM": self.lstm,
             "Softmax": self.softmax, "LogSoftmax": self.softmax,
             **{layout_op: self.layout for layout_op in _LAYOUT_OPS},
             **{onnx_op: self.unary(name, attrs) for onnx_op, (name, attrs) in ops.unary().items()},

@@ -1,9 +1,11 @@
 """slice: channels `start` to `stop` - 1 of a tensor (`layers.slice.Slice`).
 
-A partition whose input packs several tensors (`dnnhw.partition`) takes each back out with a
-slice. Folding: lanes dividing C, `start` and `stop`. Cycles per frame C·H·W/lanes (every input
-beat); latency 1. The values pass unchanged: the output's format is the layer's ``format``
-attribute (the tensor's own, whose values the packed input carries as integers).
+An ONNX Split or Slice over channels, and the part of a shuffled tensor one holds
+(`frontend.canonical`); a partition whose input packs several tensors (`dnnhw.partition`)
+takes each back out with a slice. Folding: lanes dividing C, `start` and `stop`. Cycles per frame C·H·W/lanes (every input
+beat); latency 1. The values pass unchanged: the output's format is the input's, or the
+layer's ``format`` attribute where it has one (a packed input carries each tensor's values as
+integers).
 """
 
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ class SliceSpec:
 
 class SliceOp(LanesOp):
     name = "slice"
-    attrs = "start, stop (channels), format ((bits, frac) of the output)"
+    attrs = "start, stop (channels), format (optional: (bits, frac) of the output)"
 
     def _channels(self, graph, layer):
         a = layer.attrs
@@ -43,7 +45,9 @@ class SliceOp(LanesOp):
         return first + a["start"] // lanes + 1, last - dropped_after + 1
 
     def output_format(self, graph, layer, bits, measured):
-        return Format(*layer.attrs["format"])
+        if "format" in layer.attrs:
+            return Format(*layer.attrs["format"])
+        return graph.formats[layer.inputs[0]]
 
     def spec(self, graph, layer):
         a = layer.attrs
@@ -62,7 +66,10 @@ class SliceOp(LanesOp):
         return xs[0][layer.attrs["start"]:layer.attrs["stop"]]
 
     def run_float(self, graph, layer, xs):
-        return xs[0][layer.attrs["start"]:layer.attrs["stop"]] * 2.0 ** -layer.attrs["format"][1]
+        kept = xs[0][layer.attrs["start"]:layer.attrs["stop"]]
+        if "format" in layer.attrs:         # the packed integers of a tensor of that format
+            return kept * 2.0 ** -layer.attrs["format"][1]
+        return kept
 
     def block(self, graph, layer, folding):
         from ..layers.slice import Slice

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 __all__ = ["NETS", "ConcatNet", "DSConvNet", "KWSNet", "MLP", "PoolNet", "ResidualNet",
-           "export", "export_external"]
+           "ShuffleNet", "channel_shuffle", "export", "export_external"]
 
 
 def _conv_bn(c_in: int, c_out: int, kernel=3, stride=1, padding=1, groups: int = 1) -> list:
@@ -131,6 +131,56 @@ class ConcatNet(nn.Module):
         return self.head(torch.cat([self.a(x), self.b(x)], dim=1))
 
 
+def channel_shuffle(x, groups: int):
+    """ShuffleNet's shuffle, as torchvision writes it: (N, g·k, H, W) → (N, k·g, H, W)."""
+    n, c, h, w = x.shape
+    x = x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous()
+    return x.view(n, c, h, w)
+
+
+class _ShuffleUnit(nn.Module):
+    """ShuffleNetV2's unit (torchvision's InvertedResidual): stride 1 splits the channels in two
+    halves, keeps one and passes the other through 1x1, depthwise 3x3, 1x1; stride 2 runs both
+    branches on the whole input. The halves are concatenated, then shuffled."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.stride, half = stride, c_out // 2
+        if stride > 1:
+            self.branch1 = nn.Sequential(*_conv_bn(c_in, c_in, 3, stride, 1, groups=c_in),
+                                         *_conv_bn(c_in, half, 1, 1, 0), nn.ReLU())
+        c_branch = c_in if stride > 1 else half
+        self.branch2 = nn.Sequential(*_conv_bn(c_branch, half, 1, 1, 0), nn.ReLU(),
+                                     *_conv_bn(half, half, 3, stride, 1, groups=half),
+                                     *_conv_bn(half, half, 1, 1, 0), nn.ReLU())
+
+    def forward(self, x):
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class ShuffleNet(nn.Module):
+    """A small ShuffleNetV2: stem conv, a downsampling and two basic units, 1x1 conv, mean over
+    H and W, Linear."""
+
+    input_shape = (1, 3, 12, 12)
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(*_conv_bn(3, 8), nn.ReLU())
+        self.stage = nn.Sequential(_ShuffleUnit(8, 16, 2), _ShuffleUnit(16, 16, 1),
+                                   _ShuffleUnit(16, 16, 1))
+        self.head = nn.Sequential(*_conv_bn(16, 24, 1, 1, 0), nn.ReLU())
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x):
+        return self.fc(self.head(self.stage(self.stem(x))).mean([2, 3]))
+
+
 def seeded(cls, seed, input_shape, batch=8, scale=2.0, shift=0.5):
     """A seeded ``cls()`` in eval mode whose BatchNorm layers have random affine parameters and
     running statistics: the average over four random batches of `input_shape` (no batch axis),
@@ -163,7 +213,7 @@ NETS = {
     name: (_factory(cls, seed), cls.input_shape)
     for seed, (name, cls) in enumerate([
         ("residual", ResidualNet), ("dsconv", DSConvNet), ("kws", KWSNet),
-        ("pool", PoolNet), ("mlp", MLP), ("concat", ConcatNet),
+        ("pool", PoolNet), ("mlp", MLP), ("concat", ConcatNet), ("shuffle", ShuffleNet),
     ])
 }
 """name -> (factory, input_shape)."""
