@@ -13,23 +13,22 @@ model by more than 5 %.
 """
 
 import argparse
-import datetime
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import onnx
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+import built
+
+sys.path.insert(0, str(built.ROOT / "tests"))
 
 from support import mlperf_tiny  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "mlperf_tiny.json"
+RESULTS = built.ROOT / "benchmarks" / "results" / "mlperf_tiny.json"
 
 #: case name → (network, exporter, board). The autoencoder's and the MobileNet's weights (2.1
 #: and 1.7 Mbit at 8 bits) exceed what the Arty A7-35T's block RAM holds at the DSE's cap, so
@@ -39,32 +38,6 @@ CASES = {f"{net}_{exporter}_{board}": (net, exporter, board)
                              ("kws", ("arty",)), ("vww", ("arty", "arty-a7-100")))
          for exporter in ("torchscript", "dynamo") for board in boards}
 
-RATE_TOLERANCE = 0.05
-
-
-def _commit():
-    run = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                         text=True)
-    return run.stdout.strip()
-
-
-def _error(measured, predicted):
-    return round(measured / predicted - 1, 4) if measured is not None and predicted else None
-
-
-def _verification(parts):
-    """Per accelerator (one, or each partition): measured against predicted."""
-    return [{"bit_exact": v["bit_exact"], "stalled_mismatches": v["stalled_mismatches"],
-             "cycles_per_frame": {"predicted": v["predicted_cycles_per_frame"],
-                                  "measured": v["measured_cycles_per_frame"],
-                                  "error": _error(v["measured_cycles_per_frame"],
-                                                  v["predicted_cycles_per_frame"])},
-             "latency_cycles": {"predicted": v["predicted_latency_cycles"],
-                                "measured": v["measured_latency_cycles"],
-                                "error": _error(v["measured_latency_cycles"],
-                                                v["predicted_latency_cycles"])},
-             "compile_seconds": v.get("compile_seconds")} for v in parts]
-
 
 def run(case, frames, synth, folder):
     """Export, build and verify one case in `folder`; its result entry."""
@@ -72,42 +45,8 @@ def run(case, frames, synth, folder):
     path, calibration = folder / f"{net}_{exporter}.onnx", folder / f"{net}_calib.npy"
     onnx.save(mlperf_tiny.onnx_model(net, dynamo=exporter == "dynamo"), path)
     np.save(calibration, mlperf_tiny.frames(net))
-    out = folder / case
-    command = [sys.executable, "-m", "dnnhw", "build", str(path), "--board", board, "--bits", "8",
-               "--calibration", str(calibration), "--out", str(out), "--verify",
-               "--frames", str(frames)] + ([] if synth else ["--no-synth"])
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        return {"board": board, "exporter": exporter, "built": False,
-                "message": (done.stderr.strip().splitlines() or [""])[-1]}
-    report = json.loads((out / "report.json").read_text())
-    v = report["verify"]
-    p = report["predicted"]
-    entry = {"network": net, "exporter": exporter, "board": board, "built": True,
-             "date": datetime.date.today().isoformat(), "commit": _commit(),
-             "params": report["params"], "macs_per_frame": report["macs_per_frame"],
-             "build_seconds": report["build_seconds"], "frames": v["frames"],
-             "bit_exact": v["bit_exact"], "float_error": report["quant"]["float_error"]}
-    if report.get("partitioned"):
-        entry.update({
-            "design": f"{len(report['partitions'])} partitions, batch {p['batch']}",
-            "fps": round(p["fps"], 2), "latency_us": round(p["latency_s"] * 1e6, 1),
-            "binding": p["binding"],
-            "resources": {"predicted": [q["resources"] for q in report["partitions"]]},
-            "accelerators": _verification(v["partitions"])})
-    else:
-        entry.update({
-            "design": "one accelerator", "fps": round(p["fps"], 1),
-            "latency_us": p["latency_us"], "bottleneck": p["bottleneck"],
-            "resources": {"predicted": p["resources"], "synthesized": report.get("synth")},
-            "accelerators": _verification([v])})
-    return entry
-
-
-def failed(entry):
-    return (not entry.get("built") or not entry["bit_exact"]
-            or any(abs(a["cycles_per_frame"]["error"]) > RATE_TOLERANCE
-                   for a in entry["accelerators"]))
+    entry = built.build_and_verify(path, calibration, board, folder / case, frames, synth)
+    return {"network": net, "exporter": exporter, **entry}
 
 
 def main(argv=None):
@@ -123,16 +62,14 @@ def main(argv=None):
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["published"] = mlperf_tiny.PUBLISHED
     bad = []
-    os.environ.setdefault("DNNHW_SIM_BUILD", str(ROOT / "sim_build"))
+    os.environ.setdefault("DNNHW_SIM_BUILD", str(built.ROOT / "sim_build"))
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases or CASES:
             entry = run(case, args.frames, args.synth, pathlib.Path(tmp))
             results.setdefault("cases", {})[case] = entry
             RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-            print(f"{case:28} {entry.get('design', 'FAILED: ' + entry.get('message', ''))}"
-                  + (f"  {entry['fps']:,} fps  {entry['latency_us']:,} µs  bit-exact "
-                     f"{entry['bit_exact']}" if entry.get("built") else ""), flush=True)
-            if failed(entry):
+            print(built.summary(case, entry), flush=True)
+            if built.failed(entry):
                 bad.append(case)
     if bad:
         print(f"failed: {', '.join(bad)}", file=sys.stderr)

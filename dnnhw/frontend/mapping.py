@@ -46,6 +46,19 @@ def ir_shape(onnx_shape):
     return None
 
 
+def _dilated(weight, dilations):
+    """Conv weights (O, I, kh, kw) with dilations (dh, dw), or (dw,) for a 1-D conv lifted to
+    (O, I, 1, kw): the kernel spanning ((kh-1)·dh+1, (kw-1)·dw+1) with zeros between the taps,
+    which computes the same sums."""
+    dh, dw = (1, *dilations) if len(dilations) == 1 else dilations
+    if (dh, dw) == (1, 1):
+        return weight
+    o, i, kh, kw = weight.shape
+    out = np.zeros((o, i, (kh - 1) * dh + 1, (kw - 1) * dw + 1), weight.dtype)
+    out[:, :, ::dh, ::dw] = weight
+    return out
+
+
 def _attr(node, name, default=None):
     for a in node.attribute:
         if a.name == name:
@@ -162,11 +175,12 @@ class _Mapper:
         if hwc:
             self.hwc.add(output)
 
-    def spatial(self, node, rank, kernel):
-        """kernel, stride, pads (top, left, bottom, right) of a conv or pool, 1-D lifted to 2-D."""
+    def spatial(self, node, rank, kernel, dilated=False):
+        """kernel, stride, pads (top, left, bottom, right) of a conv or pool, 1-D lifted to 2-D;
+        `dilated`: `kernel` already spans the dilation (a conv's zero-stuffed weights)."""
         n = rank - 2
         strides = list(_attr(node, "strides", [1] * n))
-        if any(d != 1 for d in _attr(node, "dilations", [1] * n)):
+        if not dilated and any(d != 1 for d in _attr(node, "dilations", [1] * n)):
             raise self.error(node, "dilation other than 1 is unsupported")
         in_dims = self.model.shapes[node.input[0]][2:]
         auto_pad = _attr(node, "auto_pad", b"NOTSET")
@@ -234,8 +248,9 @@ class _Mapper:
         rank = len(self.model.shapes[node.input[0]])
         if rank == 3:
             weight = weight[:, :, None, :]
+        weight = _dilated(weight, _attr(node, "dilations", [1] * (rank - 2)))
         kernel = list(weight.shape[2:]) if rank == 4 else [weight.shape[3]]
-        kernel, stride, pads = self.spatial(node, rank, kernel)
+        kernel, stride, pads = self.spatial(node, rank, kernel, dilated=True)
         c_out = weight.shape[0]
         self.feature_map(node)
         self.emit(node, "conv", [self.data(node)], self.out_shape(node),

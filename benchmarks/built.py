@@ -1,0 +1,88 @@
+"""`dnnhw build --verify` of one network as a user runs it, as a benchmark entry: the design
+chosen (one accelerator, or partitions run one after another), predicted fps and latency,
+resources (predicted; Yosys' counts with synthesis), and per accelerator the verification in
+cocotb + Verilator, cycles per frame and latency measured against predicted. Shared by the
+benchmarks that build whole networks (mlperf_tiny.py, torchvision_families.py)."""
+
+import datetime
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+#: Measured cycles per frame may miss the model by this much before a benchmark fails.
+RATE_TOLERANCE = 0.05
+
+
+def commit():
+    run = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                         text=True)
+    return run.stdout.strip()
+
+
+def _error(measured, predicted):
+    return round(measured / predicted - 1, 4) if measured is not None and predicted else None
+
+
+def _verification(parts):
+    """Per accelerator (one, or each partition): measured against predicted."""
+    return [{"bit_exact": v["bit_exact"], "stalled_mismatches": v["stalled_mismatches"],
+             "cycles_per_frame": {"predicted": v["predicted_cycles_per_frame"],
+                                  "measured": v["measured_cycles_per_frame"],
+                                  "error": _error(v["measured_cycles_per_frame"],
+                                                  v["predicted_cycles_per_frame"])},
+             "latency_cycles": {"predicted": v["predicted_latency_cycles"],
+                                "measured": v["measured_latency_cycles"],
+                                "error": _error(v["measured_latency_cycles"],
+                                                v["predicted_latency_cycles"])},
+             "compile_seconds": v.get("compile_seconds")} for v in parts]
+
+
+def build_and_verify(path, calibration, board, out, frames, synth, bits=8):
+    """Run `dnnhw build PATH --verify` into `out`; the entry for its report, or for the
+    one-line message it failed with (`built` false)."""
+    command = [sys.executable, "-m", "dnnhw", "build", str(path), "--board", board,
+               "--bits", str(bits), "--calibration", str(calibration), "--out", str(out),
+               "--verify", "--frames", str(frames)] + ([] if synth else ["--no-synth"])
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        return {"board": board, "built": False,
+                "message": (done.stderr.strip().splitlines() or [""])[-1]}
+    report = json.loads((pathlib.Path(out) / "report.json").read_text())
+    v, p = report["verify"], report["predicted"]
+    entry = {"board": board, "built": True, "date": datetime.date.today().isoformat(),
+             "commit": commit(), "params": report["params"],
+             "macs_per_frame": report["macs_per_frame"], "build_seconds": report["build_seconds"],
+             "frames": v["frames"], "bit_exact": v["bit_exact"],
+             "float_error": report["quant"]["float_error"]}
+    if report.get("partitioned"):
+        entry.update({
+            "design": f"{len(report['partitions'])} partitions, batch {p['batch']}",
+            "fps": round(p["fps"], 2), "latency_us": round(p["latency_s"] * 1e6, 1),
+            "binding": p["binding"],
+            "resources": {"predicted": [q["resources"] for q in report["partitions"]]},
+            "accelerators": _verification(v["partitions"])})
+    else:
+        entry.update({
+            "design": "one accelerator", "fps": round(p["fps"], 1),
+            "latency_us": p["latency_us"], "bottleneck": p["bottleneck"],
+            "resources": {"predicted": p["resources"], "synthesized": report.get("synth")},
+            "accelerators": _verification([v])})
+    return entry
+
+
+def failed(entry):
+    """The entry did not build, is not bit-exact, or missed the model's rate."""
+    return (not entry.get("built") or not entry["bit_exact"]
+            or any(abs(a["cycles_per_frame"]["error"]) > RATE_TOLERANCE
+                   for a in entry["accelerators"]))
+
+
+def summary(case, entry):
+    """One line for the terminal."""
+    if not entry.get("built"):
+        return f"{case:28} FAILED: {entry.get('message', '')}"
+    return (f"{case:28} {entry['design']}  {entry['fps']:,} fps  {entry['latency_us']:,} µs  "
+            f"bit-exact {entry['bit_exact']}")

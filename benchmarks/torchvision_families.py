@@ -1,0 +1,110 @@
+"""Networks of torchvision's families, built as a user would: random weights (`weights=None`),
+10 classes, a 96×96 input, exported by PyTorch's TorchScript exporter, `dnnhw build --verify`
+at 8 bits (benchmarks/built.py). Writes benchmarks/results/torchvision_families.json (entries not
+run this time are kept).
+
+Cases: MobileNetV2 (width 0.35), ShuffleNetV2 ×0.5, SqueezeNet 1.1 and MnasNet 0.5, on the
+zc706 (each holds its weights on chip there).
+
+Usage: python benchmarks/torchvision_families.py [CASE ...] [--frames 2] [--synth]
+Needs torchvision (not a dependency of dnnhw's tests). Exit status 1 when a case fails to
+build or is not bit-exact, or its cycles per frame miss the model by more than 5 %.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+
+import built
+
+RESULTS = built.ROOT / "benchmarks" / "results" / "torchvision_families.json"
+
+#: network → (torchvision constructor, its keyword arguments).
+NETWORKS = {
+    "mobilenet_v2_0.35": ("mobilenet_v2", {"width_mult": 0.35}),
+    "shufflenet_v2_x0_5": ("shufflenet_v2_x0_5", {}),
+    "squeezenet1_1": ("squeezenet1_1", {}),
+    "mnasnet0_5": ("mnasnet0_5", {}),
+}
+SIZE = 96
+
+#: case name → (network, board).
+CASES = {f"{net}_zc706": (net, "zc706") for net in NETWORKS}
+
+
+def torchvision_models():
+    """torchvision.models. A torchvision wheel built for another torch build fails on import
+    when it registers the fake kernels of its C++ ops (nms, roi_align, ...); the models use none
+    of them, so then the import is retried with that registration skipped."""
+    import torch
+    try:
+        import torchvision.models
+        return torchvision.models
+    except RuntimeError:
+        for name in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
+            del sys.modules[name]
+        register = torch.library.register_fake
+        torch.library.register_fake = lambda *args, **kwargs: (lambda function: function)
+        try:
+            import torchvision.models
+        finally:
+            torch.library.register_fake = register
+        return torchvision.models
+
+
+def export(net, path):
+    import torch
+    name, kwargs = NETWORKS[net]
+    torch.manual_seed(0)
+    module = getattr(torchvision_models(), name)(weights=None, num_classes=10, **kwargs).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(1, 3, SIZE, SIZE),), str(path), dynamo=False,
+                          input_names=["x"], output_names=["y"])
+
+
+def run(case, frames, synth, folder):
+    net, board = CASES[case]
+    path, calibration = folder / f"{net}.onnx", folder / f"{net}_calib.npy"
+    if not path.exists():
+        export(net, path)
+        rng = np.random.default_rng(0)
+        np.save(calibration, rng.standard_normal((16, 3, SIZE, SIZE)).astype(np.float32))
+    entry = built.build_and_verify(path, calibration, board, folder / case, frames, synth)
+    return {"network": net, "exporter": "torchscript", **entry}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", metavar="CASE",
+                        help=f"cases to run (default all: {', '.join(CASES)})")
+    parser.add_argument("--frames", type=int, default=2)
+    parser.add_argument("--synth", action="store_true", help="synthesize with Yosys")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown cases: {', '.join(unknown)}")
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    bad = []
+    os.environ.setdefault("DNNHW_SIM_BUILD", str(built.ROOT / "sim_build"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in args.cases or CASES:
+            entry = run(case, args.frames, args.synth, pathlib.Path(tmp))
+            results.setdefault("cases", {})[case] = entry
+            RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+            print(built.summary(case, entry), flush=True)
+            if built.failed(entry):
+                bad.append(case)
+    if bad:
+        print(f"failed: {', '.join(bad)}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
