@@ -294,6 +294,14 @@ def slice_(shape, lanes):
     return elementwise(shape, lanes, 1)
 
 
+def upsample(shape, scale, lanes):
+    """`Upsample` of a (C, H, W) `shape` by (sh, sw): H·sh·W·sw·C/lanes cycles per frame (every
+    output beat), latency W·C/lanes + 1 (the first row fills a bank)."""
+    c, h, w = shape
+    sh, sw = scale
+    return Stream(h * sh * w * sw * c // lanes, w * c // lanes + 1)
+
+
 def concat(shapes, lanes):
     """`Concat` of (C_i, H, W) `shapes`: H·W·ΣC_i/lanes cycles per frame, latency 1."""
     sizes = [tuple(s) for s in shapes]

@@ -59,6 +59,21 @@ def _dilated(weight, dilations):
     return out
 
 
+def _nearest(size, scale, transform, rounding):
+    """The input index ONNX's nearest Resize reads for each output index along an axis of
+    `size` scaled by an integer `scale`."""
+    y, out = np.arange(size * scale, dtype=np.float64), size * scale
+    x = {"asymmetric": y / scale, "half_pixel": (y + 0.5) / scale - 0.5,
+         "pytorch_half_pixel": (y + 0.5) / scale - 0.5 if out > 1 else 0 * y,
+         "tf_half_pixel_for_nn": (y + 0.5) / scale,
+         "align_corners": y * (size - 1) / max(out - 1, 1)}.get(transform)
+    if x is None:
+        return None
+    index = {"round_prefer_floor": np.ceil(x - 0.5), "round_prefer_ceil": np.floor(x + 0.5),
+             "floor": np.floor(x), "ceil": np.ceil(x)}.get(rounding)
+    return None if index is None else np.clip(index, 0, size - 1).astype(np.int64)
+
+
 def _attr(node, name, default=None):
     for a in node.attribute:
         if a.name == name:
@@ -258,6 +273,87 @@ class _Mapper:
                          "groups": _attr(node, "group", 1), "act": None,
                          **self.weight_format(node, 1, c_out)},
                   weight=weight, bias=np.zeros(c_out) if bias is None else bias)
+
+    def conv_transpose(self, node):
+        """ConvTranspose: zero insertion by the stride ("upsample", mode "zeros") when it is
+        above 1, then the stride-1 convolution with the kernel flipped, its in and out channels
+        swapped, and padded by k - 1 - pads (less at the bottom and right by the zeros the
+        insertion put after the last pixel)."""
+        weight, bias = self.const(node, 1, "weight"), self.const(node, 2, "bias")
+        rank = len(self.model.shapes[node.input[0]])
+        if rank not in (3, 4):
+            raise self.error(node, f"{rank - 2}-D ConvTranspose is unsupported (1-D and 2-D only)")
+        n = rank - 2
+        if _attr(node, "output_shape") is not None:
+            raise self.error(node, "output_shape is unsupported (give pads and output_padding)")
+        auto_pad = _attr(node, "auto_pad", b"NOTSET")
+        if (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) not in ("NOTSET", "VALID"):
+            raise self.error(node, f"auto_pad {auto_pad!r} is unsupported (give pads)")
+        lift = (lambda v: [1, *v]) if n == 1 else list
+        groups = _attr(node, "group", 1)
+        stride = lift(_attr(node, "strides", [1] * n))
+        extra = list(_attr(node, "output_padding", [0] * n))
+        extra = [0, *extra] if n == 1 else extra
+        pads = list(_attr(node, "pads", [0] * (2 * n)))
+        pads = [0, pads[0], 0, pads[1]] if n == 1 else pads
+        if rank == 3:
+            weight = weight[:, :, None, :]
+        c_in, per_group, kh, kw = weight.shape
+        c_out = per_group * groups
+        weight = (weight.reshape(groups, c_in // groups, per_group, kh, kw).transpose(0, 2, 1, 3, 4)
+                  .reshape(c_out, c_in // groups, kh, kw)[:, :, ::-1, ::-1])
+        weight = _dilated(np.ascontiguousarray(weight), lift(_attr(node, "dilations", [1] * n)))
+        kernel = weight.shape[2:]
+        conv_pads = tuple(k - 1 - p for k, p in zip((*kernel, *kernel), pads))
+        conv_pads = (*conv_pads[:2], conv_pads[2] + extra[0] - (stride[0] - 1),
+                     conv_pads[3] + extra[1] - (stride[1] - 1))
+        if min(conv_pads) < 0:
+            raise self.error(node, f"pads {tuple(pads)} with kernel {tuple(kernel)}, strides "
+                             f"{tuple(stride)} and output_padding {tuple(extra)} crop the output: "
+                             "unsupported")
+        x, shape = self.data(node), self.feature_map(node)
+        if max(stride) > 1:
+            zeros = f"{node.output[0]}:zeros"
+            self.emit(node, "upsample", [x], Shape(shape.c, shape.h * stride[0], shape.w * stride[1]),
+                      output=zeros, name=f"{node.name or node.output[0]}:zeros",
+                      attrs={"scale": tuple(stride), "mode": "zeros"})
+            x = zeros
+        self.emit(node, "conv", [x], self.out_shape(node),
+                  attrs={"kernel": tuple(kernel), "stride": (1, 1), "pads": conv_pads,
+                         "groups": groups, "act": None},
+                  weight=weight, bias=np.zeros(c_out) if bias is None else bias)
+
+    def resize(self, node):
+        """Resize (or Upsample) with nearest interpolation at integer scales: "upsample"."""
+        rank = len(self.model.shapes[node.input[0]])
+        dims_in, dims_out = self.model.shapes[node.input[0]], self.model.shapes[node.output[0]]
+        mode = _attr(node, "mode", b"nearest")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode != "nearest":
+            raise self.error(node, f"mode {mode!r} is unsupported (only nearest)")
+        if rank not in (3, 4) or tuple(dims_out[:2]) != tuple(dims_in[:2]) or any(
+                o % i for i, o in zip(dims_in[2:], dims_out[2:])):
+            raise self.error(node, f"resizes {dims_in} to {dims_out}: only integer scales of the "
+                             "spatial axes are supported")
+        scale = [o // i for i, o in zip(dims_in[2:], dims_out[2:])]
+        scale = [1, *scale] if rank == 3 else scale
+        transform = _attr(node, "coordinate_transformation_mode", b"half_pixel")
+        transform = transform.decode() if isinstance(transform, bytes) else transform
+        rounding = _attr(node, "nearest_mode", b"round_prefer_floor")
+        rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+        if node.op_type == "Upsample":
+            transform, rounding = "asymmetric", "floor"
+        for size, s in zip(dims_in[2:], scale[-(rank - 2):]):
+            if not np.array_equal(_nearest(size, s, transform, rounding), np.arange(size * s) // s):
+                raise self.error(node, f"nearest resize with coordinate_transformation_mode "
+                                 f"{transform!r} and nearest_mode {rounding!r} does not repeat "
+                                 "each pixel: unsupported")
+        self.feature_map(node)
+        if scale == [1, 1]:
+            self.view(node)
+            return
+        self.emit(node, "upsample", [self.data(node)], self.out_shape(node),
+                  attrs={"scale": tuple(scale), "mode": "nearest"})
 
     def fc(self, node, weight, bias, weight_index):
         """A fully connected layer; `weight` (N_out, N_in) in ONNX (CHW-flattened) order."""
@@ -644,7 +740,8 @@ class _Mapper:
     def map(self, node):
         op = node.op_type
         handlers = {
-            "Conv": self.conv, "Gemm": self.gemm, "MatMul": self.matmul,
+            "Conv": self.conv, "ConvTranspose": self.conv_transpose, "Resize": self.resize,
+            "Upsample": self.resize, "Gemm": self.gemm, "MatMul": self.matmul,
             "BatchNormalization": self.batchnormalization,
             "Add": self.elementwise, "Sub": self.elementwise, "Mul": self.elementwise,
             "Div": self.elementwise,
