@@ -6,7 +6,7 @@ run this time are kept).
 Cases: MobileNetV2 (width 0.35), ShuffleNetV2 ×0.5, SqueezeNet 1.1 and MnasNet 0.5, on the
 zc706 (each holds its weights on chip there).
 
-Usage: python benchmarks/torchvision_families.py [CASE ...] [--frames 2] [--synth]
+Usage: python benchmarks/torchvision_families.py [CASE ...] [--frames 4] [--synth]
 Needs torchvision (not a dependency of dnnhw's tests). Exit status 1 when a case fails to
 build or is not bit-exact, or its cycles per frame miss the model by more than 5 %.
 """
@@ -84,7 +84,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", metavar="CASE",
                         help=f"cases to run (default all: {', '.join(CASES)})")
-    parser.add_argument("--frames", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--synth", action="store_true", help="synthesize with Yosys")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.cases) - set(CASES))
