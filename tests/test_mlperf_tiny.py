@@ -2,7 +2,7 @@
 exported by PyTorch's two exporters, planned for the Arty at 8 bits.
 
 Default: every network and exporter loads and matches onnxruntime in float, and the DSE plans
-it for `arty`: ResNet-8 and the DS-CNN on one accelerator, the DS-CNN's depthwise layers never
+it for `arty` (the MobileNet under -m slow): ResNet-8 and the DS-CNN on one accelerator, the DS-CNN's depthwise layers never
 the bottleneck (several channels a beat where needed: coarse_group); the autoencoder and the
 MobileNet, whose weights exceed the Arty's block RAM, in partitions, and on one accelerator on
 the A7-100T.
@@ -57,10 +57,12 @@ def test_loads_and_matches_onnxruntime(models, net, exporter):
                                rtol=1e-4, atol=1e-4)
 
 
-# Partitioned planning takes seconds per network: the two exporters' graphs of it once.
-@pytest.mark.parametrize("net, exporter", [(net, exporter) for net in mlperf_tiny.NETWORKS
-                                           for exporter in EXPORTERS
-                                           if net in ("ic", "kws") or exporter == "dynamo"])
+# Partitioned planning takes seconds: the autoencoder's and the MobileNet's of one exporter's
+# graph, the MobileNet's (11 s) under -m slow.
+@pytest.mark.parametrize("net, exporter", [
+    pytest.param(net, exporter, marks=[pytest.mark.slow] if net == "vww" else [])
+    for net in mlperf_tiny.NETWORKS for exporter in EXPORTERS
+    if net in ("ic", "kws") or exporter == "dynamo"])
 def test_plans_for_arty(models, net, exporter):
     q, found = _plan(*models[net, exporter], "arty")
     on_chip = not isinstance(found, dse.PartitionedExploration)

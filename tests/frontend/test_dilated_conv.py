@@ -56,6 +56,7 @@ def test_matches_onnxruntime(tmp_path, cls, dynamo):
                                frontend.onnxruntime_outputs(path, graph, frames), atol=1e-5)
 
 
+@pytest.mark.slow          # the conv block's own tests cover its kernels; this, the weights' zeros
 def test_bit_exact_in_verilator(tmp_path):
     _, graph = _load(Dilated, tmp_path, False)
     frames = np.random.default_rng(1).standard_normal((8, *Dilated.input_shape[1:]))
