@@ -294,6 +294,13 @@ def slice_(shape, lanes):
     return elementwise(shape, lanes, 1)
 
 
+def multiply(shape, lanes, broadcast):
+    """`Mul` over a (C, H, W) `shape`: C·H·W/lanes cycles per frame, C/lanes more when the
+    second operand is a per-channel vector loaded each frame; latency 2."""
+    c, h, w = shape
+    return Stream((h * w + (1 if broadcast else 0)) * (c // lanes), 2)
+
+
 def upsample(shape, scale, lanes):
     """`Upsample` of a (C, H, W) `shape` by (sh, sw): H·sh·W·sw·C/lanes cycles per frame (every
     output beat), latency W·C/lanes + 1 (the first row fills a bank)."""

@@ -113,7 +113,9 @@ def _join_depths(graph, fold, links, rate):
     for e in links:
         if e.reader in joins:
             inputs = [x for x in links if x.reader == e.reader]
-            taken = np.max([arrive[x.tensor, x.reader][1] for x in inputs], axis=0)
+            # a pixel is taken once every input's is there (a vector input's one pixel
+            # holds for every pixel of the map it scales)
+            taken = functools.reduce(np.maximum, [arrive[x.tensor, x.reader][1] for x in inputs])
             first = arrive[e.tensor, e.reader][0]
             waiting = np.searchsorted(first, taken, side="right") - np.arange(len(taken))
             shape = graph.shapes[e.tensor]

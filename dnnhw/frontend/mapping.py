@@ -429,8 +429,12 @@ class _Mapper:
         op = node.op_type
         consts = [name in self.model.constants for name in node.input[:2]]
         if not any(consts):
+            if op == "Mul":
+                self.product(node)
+                return
             if op != "Add":
-                raise self.error(node, f"{op} of two data tensors is unsupported (Add is supported)")
+                raise self.error(node, f"{op} of two data tensors is unsupported (Add and Mul "
+                                 "are supported)")
             a, b = self.data(node, 0), self.data(node, 1)
             if self.shapes[a] != self.shapes[b] or (self.model.shapes[node.input[0]]
                                                     != self.model.shapes[node.input[1]]):
@@ -455,6 +459,39 @@ class _Mapper:
             self.affine(node, name, 1.0 / c, 0.0)
         else:
             raise self.error(node, f"{op} with the data as divisor is unsupported")
+
+    def product(self, node):
+        """Mul of two data tensors: of one shape, or a feature map and a (1, C, 1, 1) vector,
+        whichever operand it is ("mul", broadcast)."""
+        inputs = list(node.input[:2])
+        dims = [tuple(self.model.shapes[name]) for name in inputs]
+        shapes = [self.shapes[self.alias[name]] for name in inputs]
+        if any(name in self.hwc for name in inputs):
+            raise self.error(node, "Mul of sequences (or channels-last maps) is unsupported")
+        if dims[0] == dims[1]:
+            broadcast = False
+        elif shapes[0].c == shapes[1].c and min(s.h * s.w for s in shapes) == 1 and len(
+                {len(d) for d in dims}) == 1:
+            broadcast = True
+            if shapes[0].h * shapes[0].w == 1:
+                inputs, shapes = inputs[::-1], shapes[::-1]     # the map first
+        else:
+            raise self.error(node, f"Mul of shapes {dims[0]} and {dims[1]}: only equal shapes, "
+                             "or a map and a per-channel (1, C, 1, 1) vector, are supported")
+        for k, name in enumerate(inputs):
+            if name not in self.hwc and ir_shape(self.model.shapes[name]) != shapes[k]:
+                raise self.error(node, f"input '{name}' of shape {self.model.shapes[name]} is a "
+                                 "reshaped feature map: unsupported")
+        self.emit(node, "mul", [self.alias[name] for name in inputs], shapes[0],
+                  attrs={"broadcast": True} if broadcast else {})
+
+    def hard_swish(self, node):
+        """HardSwish x · HardSigmoid(x) (alpha 1/6, beta 1/2): the gate, then "mul"."""
+        gate = f"{node.output[0]}:gate"
+        x = self.data(node)
+        self.emit(node, "hard_sigmoid", [x], self.shapes[x], output=gate,
+                  name=f"{node.name or node.output[0]}:gate", attrs={"alpha": 1 / 6, "beta": 0.5})
+        self.emit(node, "mul", [x, gate], self.shapes[x], hwc=node.input[0] in self.hwc)
 
     def activation(self, node, op, **attrs):
         x = self.data(node)
@@ -745,7 +782,7 @@ class _Mapper:
             "BatchNormalization": self.batchnormalization,
             "Add": self.elementwise, "Sub": self.elementwise, "Mul": self.elementwise,
             "Div": self.elementwise,
-            "Clip": self.clip,
+            "Clip": self.clip, "HardSwish": self.hard_swish,
             "MaxPool": self.maxpool, "AveragePool": self.averagepool,
             "GlobalAveragePool": lambda n: self.global_pool(n, "global_avgpool"),
             "GlobalMaxPool": lambda n: self.global_pool(n, "global_maxpool"),
