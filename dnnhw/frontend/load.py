@@ -113,22 +113,42 @@ def _fix_input_shape(value_info, model, path):
 
 
 def _strip_qdq(model, path):
-    """Replace QuantizeLinear/DequantizeLinear by the formats they state.
+    """Replace QuantizeLinear/DequantizeLinear (QDQ), and QuantizeLinear/Clip/DequantizeLinear
+    (QCDQ, Brevitas' export: the Clip narrows the integers to fewer bits than their type's), by
+    the formats they state.
 
-    A DequantizeLinear of a constant becomes the float constant, its format a weight hint; a
-    QuantizeLinear → DequantizeLinear pair on an activation becomes a format hint on that tensor.
+    A QuantizeLinear (and Clip) of a constant is evaluated as ONNX defines it (round half to
+    even, saturate); its DequantizeLinear becomes the float constant, its format a weight hint,
+    of as many bits as the integers' range needs. A QuantizeLinear → [Clip →] DequantizeLinear
+    chain on an activation becomes a format hint on that tensor.
     """
     producers = {out: node for node in model.nodes for out in node.output}
+    ranges = {}                     # integer constant → (lowest, highest) its type and Clip allow
     renames, kept = {}, []
     for node in model.nodes:
-        if node.op_type == "DequantizeLinear" and node.input[0] in model.constants:
+        source = producers.get(node.input[0]) if node.input else None
+        if node.op_type == "QuantizeLinear" and node.input[0] in model.constants:
+            _, scale, zero = _qdq_operands(model, node)
+            dtype = zero.dtype if zero is not None else np.dtype(np.uint8)
+            q = _quantize(np.asarray(model.constants[node.input[0]], np.float64), scale, dtype, node)
+            model.constants[node.output[0]] = q
+            ranges[node.output[0]] = (np.iinfo(dtype).min, np.iinfo(dtype).max)
+        elif node.op_type == "Clip" and _integers(model, node.input[0]):
+            dtype = np.asarray(model.constants[node.input[0]]).dtype
+            bounds = ranges.get(node.input[0], (np.iinfo(dtype).min, np.iinfo(dtype).max))
+            lo, hi = _clip_range(model, node, bounds)
+            model.constants[node.output[0]] = np.clip(model.constants[node.input[0]], lo, hi)
+            ranges[node.output[0]] = (lo, hi)
+        elif node.op_type == "DequantizeLinear" and node.input[0] in model.constants:
             q, scale, zero = _qdq_operands(model, node)
             model.constants[node.output[0]] = _dequantize(q, scale, zero, node)
             if q.dtype.itemsize <= 2:       # weights; 32-bit biases need no format of their own
-                model.weight_hints[node.output[0]] = (_qdq_bits(q.dtype, node, path),
+                lo, hi = ranges.get(node.input[0], (np.iinfo(q.dtype).min, np.iinfo(q.dtype).max))
+                model.weight_hints[node.output[0]] = (_range_bits(lo, hi, q.dtype, node, path),
                                                       _pow2_frac(scale, node, path))
         elif node.op_type == "DequantizeLinear":
-            quant = producers.get(node.input[0])
+            clip = source if source is not None and source.op_type == "Clip" else None
+            quant = producers.get(clip.input[0]) if clip is not None else source
             if quant is None or quant.op_type != "QuantizeLinear":
                 raise UserError(f"{path}: DequantizeLinear '{node.name}' does not follow a "
                                 "QuantizeLinear: unsupported QDQ pattern")
@@ -138,9 +158,16 @@ def _strip_qdq(model, path):
                 raise UserError(f"{path}: QuantizeLinear '{quant.name}' has per-channel scales on "
                                 "an activation: unsupported")
             dtype = zero.dtype if zero is not None else np.dtype(np.uint8)
-            model.format_hints[quant.input[0]] = Format(_qdq_bits(dtype, quant, path), int(frac[0]))
+            lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+            if clip is not None:
+                lo, hi = _clip_range(model, clip, (lo, hi))
+            model.format_hints[quant.input[0]] = Format(_range_bits(lo, hi, dtype, quant, path),
+                                                        int(frac[0]))
             renames[node.output[0]] = quant.input[0]
-        elif node.op_type != "QuantizeLinear":
+        elif node.op_type == "QuantizeLinear" or (node.op_type == "Clip" and source is not None
+                                                  and source.op_type == "QuantizeLinear"):
+            continue                        # an activation's, stated by its DequantizeLinear
+        else:
             kept.append(node)
     for node in kept:
         for i, name in enumerate(node.input):
@@ -148,6 +175,45 @@ def _strip_qdq(model, path):
     if model.output in renames:
         model.output = renames[model.output]
     model.nodes = kept
+
+
+def _integers(model, name):
+    """`name` is a constant of integers (quantized weights)."""
+    return name in model.constants and np.asarray(model.constants[name]).dtype.kind in "iu"
+
+
+def _quantize(x, scale, dtype, node):
+    """ONNX QuantizeLinear of a constant (zero point 0): x / scale rounded half to even,
+    saturated to `dtype`."""
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+    if scale.size > 1:
+        shape = [1] * x.ndim
+        shape[axis] = scale.size
+        scale = scale.reshape(shape)
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(x / scale), info.min, info.max).astype(dtype)
+
+
+def _clip_range(model, node, bounds):
+    """The integers a Clip of quantized values keeps: `bounds` narrowed by its min and max."""
+    lo, hi = bounds
+    for index, pick in ((1, max), (2, min)):
+        name = node.input[index] if len(node.input) > index else ""
+        if name:
+            if name not in model.constants:
+                raise UserError(f"Clip '{node.name}': bound '{name}' must be a constant")
+            value = int(np.asarray(model.constants[name]).reshape(-1)[0])
+            lo, hi = (pick(lo, value), hi) if index == 1 else (lo, pick(hi, value))
+    return lo, hi
+
+
+def _range_bits(lo, hi, dtype, node, path):
+    """Bits of the signed integers that hold every value in [lo, hi]."""
+    bits = max(int(hi).bit_length(), int(-lo - 1).bit_length() if lo < 0 else 0) + 1
+    if np.dtype(dtype).kind not in "iu" or np.dtype(dtype).itemsize > 2 or bits > 16:
+        raise UserError(f"{path}: {node.op_type} '{node.name}' quantizes to {np.dtype(dtype)}: "
+                        "dnnhw reads 8- and 16-bit integer QDQ models")
+    return bits
 
 
 def _qdq_operands(model, node):
@@ -171,14 +237,6 @@ def _dequantize(q, scale, zero, node):
         shape[axis] = scale.size
         scale = scale.reshape(shape)
     return (q.astype(np.float64) * scale).astype(np.float32)
-
-
-def _qdq_bits(dtype, node, path):
-    dtype = np.dtype(dtype)
-    if dtype.kind not in "iu" or dtype.itemsize > 2:
-        raise UserError(f"{path}: {node.op_type} '{node.name}' quantizes to {dtype}: "
-                        "dnnhw reads 8- and 16-bit integer QDQ models")
-    return dtype.itemsize * 8 + (1 if dtype.kind == "u" else 0)
 
 
 def _pow2_frac(scale, node, path):
