@@ -127,7 +127,9 @@ def _strip_qdq(model, path):
     renames, kept = {}, []
     for node in model.nodes:
         source = producers.get(node.input[0]) if node.input else None
-        if node.op_type == "QuantizeLinear" and node.input[0] in model.constants:
+        if node.op_type == "Quant" and node.domain in QONNX_DOMAINS:
+            _qonnx_quant(model, node, renames, path)
+        elif node.op_type == "QuantizeLinear" and node.input[0] in model.constants:
             _, scale, zero = _qdq_operands(model, node)
             dtype = zero.dtype if zero is not None else np.dtype(np.uint8)
             q = _quantize(np.asarray(model.constants[node.input[0]], np.float64), scale, dtype, node)
@@ -144,7 +146,7 @@ def _strip_qdq(model, path):
             model.constants[node.output[0]] = _dequantize(q, scale, zero, node)
             if q.dtype.itemsize <= 2:       # weights; 32-bit biases need no format of their own
                 lo, hi = ranges.get(node.input[0], (np.iinfo(q.dtype).min, np.iinfo(q.dtype).max))
-                model.weight_hints[node.output[0]] = (_range_bits(lo, hi, q.dtype, node, path),
+                model.weight_hints[node.output[0]] = (_qdq_bits(lo, hi, q.dtype, node, path),
                                                       _pow2_frac(scale, node, path))
         elif node.op_type == "DequantizeLinear":
             clip = source if source is not None and source.op_type == "Clip" else None
@@ -161,7 +163,7 @@ def _strip_qdq(model, path):
             lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
             if clip is not None:
                 lo, hi = _clip_range(model, clip, (lo, hi))
-            model.format_hints[quant.input[0]] = Format(_range_bits(lo, hi, dtype, quant, path),
+            model.format_hints[quant.input[0]] = Format(_qdq_bits(lo, hi, dtype, quant, path),
                                                         int(frac[0]))
             renames[node.output[0]] = quant.input[0]
         elif node.op_type == "QuantizeLinear" or (node.op_type == "Clip" and source is not None
@@ -175,6 +177,55 @@ def _strip_qdq(model, path):
     if model.output in renames:
         model.output = renames[model.output]
     model.nodes = kept
+
+
+#: The domains of QONNX's `Quant` (FINN's format; Brevitas' `export_qonnx` writes the first).
+QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
+
+
+def _qonnx_quant(model, node, renames, path):
+    """QONNX `Quant(x, scale, zeropt, bitwidth)`: clamp(round(x / scale + zeropt), min, max) -
+    zeropt, times scale, the integers `bitwidth` bits wide, signed or not, narrow or not. Of a
+    constant: the quantized constant, its format a weight hint (none for biases wider than 16
+    bits); of an activation: a format hint on the tensor, and the node removed."""
+    try:
+        scale, zero, width = (np.asarray(model.constants[name], np.float64)
+                              for name in node.input[1:4])
+    except KeyError as missing:
+        raise UserError(f"Quant '{node.name}': scale, zero point and bit width must be constants, "
+                        f"{missing} is not") from None
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    signed, narrow = attrs.get("signed", 1), attrs.get("narrow", 0)
+    rounding = attrs.get("rounding_mode", b"ROUND")
+    rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+    if np.any(zero != 0):
+        raise UserError(f"{path}: Quant '{node.name}' has a non-zero zero point: dnnhw's fixed "
+                        "point is symmetric (zero point 0); quantize symmetrically")
+    if width.size != 1 or width.reshape(-1)[0] != int(width.reshape(-1)[0]) or rounding != "ROUND":
+        raise UserError(f"{path}: Quant '{node.name}': bit width {width.reshape(-1).tolist()} and "
+                        f"rounding_mode {rounding!r}: dnnhw reads one integer width, ROUND")
+    bits = int(width.reshape(-1)[0])
+    lo = -(1 << (bits - 1)) + narrow if signed else 0
+    hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1 - narrow
+    x = node.input[0]
+    if x in model.constants:
+        value = np.asarray(model.constants[x], np.float64)
+        channels = scale.reshape((-1,) + (1,) * (value.ndim - 1)) if scale.size > 1 else scale
+        q = np.clip(np.rint(value / channels), lo, hi)
+        model.constants[node.output[0]] = (q * channels).astype(np.float32)
+        if bits <= 16:
+            model.weight_hints[node.output[0]] = (_range_bits(lo, hi),
+                                                  _pow2_frac(scale.reshape(-1), node, path))
+        return
+    frac = _pow2_frac(scale, node, path)
+    if frac.size != 1:
+        raise UserError(f"{path}: Quant '{node.name}' has per-channel scales on an activation: "
+                        "unsupported")
+    if bits > 16:
+        raise UserError(f"{path}: Quant '{node.name}' quantizes an activation to {bits} bits: "
+                        "dnnhw reads at most 16")
+    model.format_hints[x] = Format(_range_bits(lo, hi), int(frac[0]))
+    renames[node.output[0]] = renames.get(x, x)
 
 
 def _integers(model, name):
@@ -207,9 +258,14 @@ def _clip_range(model, node, bounds):
     return lo, hi
 
 
-def _range_bits(lo, hi, dtype, node, path):
+def _range_bits(lo, hi):
     """Bits of the signed integers that hold every value in [lo, hi]."""
-    bits = max(int(hi).bit_length(), int(-lo - 1).bit_length() if lo < 0 else 0) + 1
+    return max(int(hi).bit_length(), int(-lo - 1).bit_length() if lo < 0 else 0) + 1
+
+
+def _qdq_bits(lo, hi, dtype, node, path):
+    """`_range_bits` of a QDQ tensor's integers, of 8- or 16-bit `dtype`."""
+    bits = _range_bits(lo, hi)
     if np.dtype(dtype).kind not in "iu" or np.dtype(dtype).itemsize > 2 or bits > 16:
         raise UserError(f"{path}: {node.op_type} '{node.name}' quantizes to {np.dtype(dtype)}: "
                         "dnnhw reads 8- and 16-bit integer QDQ models")

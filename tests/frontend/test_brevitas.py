@@ -1,21 +1,24 @@
-"""Brevitas' QCDQ export (QuantizeLinear, Clip, DequantizeLinear) with power-of-two scales: the
-formats it states, of as many bits as its Clips allow (4-bit weights, a 4-bit unsigned ReLU),
-are the golden model's; the golden model agrees with onnxruntime's execution of the QCDQ graph
-to one LSB (rounding half up where onnxruntime rounds half to even: ties differ), and the
-accelerator with golden bit for bit in Verilator."""
+"""Brevitas' QCDQ export (QuantizeLinear, Clip, DequantizeLinear) and its QONNX export (`Quant`
+nodes, FINN's format) with power-of-two scales: the formats they state, of as many bits as the
+quantizers allow (4-bit weights, a 4-bit unsigned ReLU), are the golden model's, the same from
+either export; the golden model agrees with onnxruntime's execution of the QCDQ graph to one
+LSB (rounding half up where onnxruntime rounds half to even: ties differ), and the accelerator
+with golden bit for bit in Verilator."""
 
 import warnings
 
 import numpy as np
+import onnx
 import pytest
 
 from dnnhw import frontend, golden, quant
+from dnnhw.errors import UserError
 from dnnhw.ir import Format
 from support.accel import run_accelerator
 
 torch = pytest.importorskip("torch")
 qnn = pytest.importorskip("brevitas.nn")
-from brevitas.export import export_onnx_qcdq  # noqa: E402
+from brevitas.export import export_onnx_qcdq, export_qonnx  # noqa: E402
 from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8WeightPerChannelFixedPointMSE,  # noqa: E402
                             Int8WeightPerTensorFixedPoint, Int32Bias, Uint8ActPerTensorFixedPoint)
 
@@ -40,14 +43,18 @@ class QuantNet(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def net():
     torch.manual_seed(0)
     net = QuantNet()
     net.train()
     with torch.no_grad():                       # the activation quantizers' statistics
         for _ in range(3):
             net(torch.randn(4, 3, 8, 8))
-    net.eval()
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def exported(net, tmp_path_factory):
     path = tmp_path_factory.mktemp("brevitas") / "qcdq.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -82,3 +89,43 @@ def test_golden_within_one_lsb_of_onnxruntime(exported):
 def test_bit_exact_in_verilator(exported):
     _, _, frames, q = exported
     run_accelerator(q, {}, frames[:2], "brevitas_qcdq", stall=0.3)
+
+
+def test_qonnx_export_is_the_same_network(net, exported, tmp_path):
+    _, _, frames, q = exported
+    path = tmp_path / "qonnx.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_qonnx(net, torch.randn(1, 3, 8, 8), export_path=str(path))
+    graph = frontend.load(path)
+    assert [layer.op for layer in graph.layers] == ["conv", "conv"]
+    theirs = quant.quantize(graph, frames, bits=8)
+    assert [theirs.formats[t] for t in (theirs.input, theirs.output)] == [
+        q.formats[t] for t in (q.input, q.output)]
+    for ours, other in zip(q.layers, theirs.layers):
+        np.testing.assert_array_equal(other.wq.weight, ours.wq.weight)
+    np.testing.assert_array_equal(golden.run(theirs, frames), golden.run(q, frames))
+
+
+@pytest.mark.parametrize("zero, rounding, message", [
+    (1.0, "ROUND", r"has a non-zero zero point: dnnhw's fixed point is symmetric"),
+    (0.0, "FLOOR", r"bit width \[8.0\] and rounding_mode 'FLOOR': dnnhw reads one integer width, ROUND"),
+])
+def test_quant_refused(tmp_path, zero, rounding, message):
+    from onnx import TensorProto, helper, numpy_helper
+    consts = [numpy_helper.from_array(np.array(v, np.float32), n)
+              for n, v in (("scale", 0.125), ("zero", zero), ("width", 8.0))]
+    nodes = [helper.make_node("Quant", ["x", "scale", "zero", "width"], ["q"], name="quant",
+                              domain="qonnx.custom_op.general", signed=1, narrow=0,
+                              rounding_mode=rounding),
+             helper.make_node("Relu", ["q"], ["y"])]
+    shape = [1, 2, 3, 3]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+                              initializer=consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("qonnx.custom_op.general", 1)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    with pytest.raises(UserError, match=rf": Quant 'quant'.*{message}"):
+        frontend.load(path)
