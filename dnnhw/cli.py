@@ -1,4 +1,5 @@
-"""Command line: build, verify, explore, run, inspect, boards (DESIGN.md, "Command line and reports").
+"""Command line: build, verify, explore, run, program, inspect, boards (DESIGN.md, "Command line
+and reports").
 
 Exit status 0 on success, 2 on the user's error (one line on stderr, no traceback), 1 on an
 internal error.
@@ -101,6 +102,12 @@ def _parser():
     run.add_argument("--input", required=True, metavar="FILE.npy", help="input frames (N, ...)")
     run.add_argument("--baud", type=int, help="baud rate (default: what the board top uses)")
     run.add_argument("--out", metavar="FILE.npy", help="save the outputs (default: print them)")
+
+    program = commands.add_parser(
+        "program", help="load a build's bitstream onto its board with openFPGALoader")
+    program.add_argument("folder", metavar="DIR")
+    program.add_argument("--flash", action="store_true",
+                         help="write the configuration flash (default: the FPGA's SRAM)")
 
     boards = commands.add_parser("boards", help="list the boards dnnhw targets")
     boards.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -399,11 +406,18 @@ def _inspect_text(q, summary):
     return "\n".join(lines)
 
 
+def program_command(args):
+    from .program import program
+
+    program(args.folder, flash=args.flash)
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         status = {"build": build_command, "verify": verify_command, "explore": explore_command,
-                  "run": run_command, "inspect": inspect, "boards": list_boards}[args.command](args)
+                  "run": run_command, "program": program_command, "inspect": inspect,
+                  "boards": list_boards}[args.command](args)
     except UserError as error:
         print(f"dnnhw: error: {error}", file=sys.stderr)
         return 2
