@@ -225,7 +225,7 @@ def run(folder, port, inputs_npy, baud=None, *, timeout=2.0):
     if not len(frames):
         raise UserError(f"{inputs_npy}: holds no frames")
     if baud is None:
-        _, baud = board_link(get_board(report["board"]))
+        _, baud = board_link(get_board(report["board"]), report.get("clock_mhz"))
     fmt_in, fmt_out = graph.formats[graph.input], graph.formats[graph.output]
     shape_out = graph.shapes[graph.output]
     outputs = []

@@ -2,7 +2,7 @@
 
 `UartAccelerator` wires UART receiver → `RequestReceiver` → lane packing → `Accelerator` →
 lane unpacking → `ResponseSender` → UART transmitter (`dnnhw.link.protocol` states the protocol).
-`BoardTop` puts it on a board's UART pins, clocked by the board's oscillator.
+`BoardTop` puts it on a board's UART pins, clocked by the board's oscillator or a PLL on it.
 
 The baud rate follows the clock by `dnnhw.link.baud.baud_for`.
 """
@@ -10,22 +10,35 @@ The baud rate follows the clock by `dnnhw.link.baud.baud_for`.
 import math
 
 from amaranth.build import ResourceError
-from amaranth.hdl import Module
+from amaranth.hdl import ClockDomain, Module
 from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..errors import UserError
 from ..layers.lanes import LaneConverter
 from .baud import BAUD_RATES, MAX_RATE_ERROR, MIN_OVERSAMPLING, baud_for, rate_error
+from .pll import PLL, PLL_FAMILIES, plan
 from .protocol import RequestReceiver, ResponseSender
 from .uart import UARTReceiver, UARTTransmitter
 
 
-__all__ = ["BAUD_RATES", "MIN_OVERSAMPLING", "MAX_RATE_ERROR", "baud_for", "board_link",
-           "UartAccelerator", "BoardTop"]
+__all__ = ["BAUD_RATES", "MIN_OVERSAMPLING", "MAX_RATE_ERROR", "baud_for", "board_clock",
+           "board_link", "UartAccelerator", "BoardTop"]
 
-def board_link(board):
-    """(clock_hz, baud) of `BoardTop` on `board`: its oscillator's frequency (there is no PLL)
+def board_clock(board, clock_mhz=None):
+    """(Hz, `pll.PLLPlan` or None) of `BoardTop` on `board`: its oscillator, or for
+    `clock_mhz` on an ECP5 or iCE40 board the nearest frequency its PLL makes. Xilinx boards
+    keep the oscillator (their clocking is the Vivado flow's)."""
+    oscillator = board.platform_class()().default_clk_frequency
+    if clock_mhz is None or board.family not in PLL_FAMILIES or abs(
+            clock_mhz * 1e6 - oscillator) < 1:
+        return oscillator, None
+    setting = plan(board.family, oscillator, clock_mhz * 1e6)
+    return setting.f_out, setting
+
+
+def board_link(board, clock_mhz=None):
+    """(clock_hz, baud) of `BoardTop` on `board` at `clock_mhz` (`board_clock`): its clock
     and `baud_for` of it.
 
     Raises
@@ -35,7 +48,7 @@ def board_link(board):
     """
     if board.host_link != "uart":
         raise UserError(f"board '{board.name}' talks to its host over {board.host_link}, not a UART")
-    clock_hz = board.platform_class()().default_clk_frequency
+    clock_hz, _ = board_clock(board, clock_mhz)
     return clock_hz, baud_for(clock_hz)
 
 
@@ -109,12 +122,12 @@ class UartAccelerator(wiring.Component):
 
 
 class BoardTop(wiring.Component):
-    """`UartAccelerator` on a board: the platform's `uart` pins, its default clock.
+    """`UartAccelerator` on a board: the platform's `uart` pins, clocked at `clock_mhz`.
 
-    The `sync` domain is the platform's own, made from its default clock with its reset
-    (`create_missing_domain`); `clock_hz` is that clock and `baud` the rate `board_link` picks.
-    There is no PLL, so the design runs at the oscillator's frequency, below the board's
-    `clock_mhz` on ULX3S (25 MHz), OrangeCrab (48 MHz) and iCEBreaker (12 MHz).
+    At the board's oscillator (`clock_mhz` None or equal) the `sync` domain is the platform's
+    own, made from its default clock with its reset (`create_missing_domain`); otherwise a PLL
+    makes it from the oscillator (`pll.PLL`, at the nearest frequency it can: `clock_hz`).
+    `baud` is the rate `board_link` picks for `clock_hz`.
     Use it as ``board.platform_class()().build(BoardTop(accel, board))`` (or `prepare`).
 
     Raises
@@ -126,14 +139,24 @@ class BoardTop(wiring.Component):
         At elaboration, if the platform's default clock is not the board's oscillator.
     """
 
-    def __init__(self, accel, board, *, timeout=0.1):
+    def __init__(self, accel, board, *, clock_mhz=None, timeout=0.1):
         self.board = board
-        self.clock_hz, self.baud = board_link(board)
+        self.clock_hz, self.baud = board_link(board, clock_mhz)
+        self.pll = board_clock(board, clock_mhz)[1]
         self.link = UartAccelerator(accel, self.clock_hz, self.baud, timeout=timeout)
         super().__init__({})
 
     def elaborate(self, platform):
-        if platform.default_clk_frequency != self.clock_hz:
+        m = Module()
+        if self.pll is not None:
+            if self.pll.f_in != platform.default_clk_frequency:
+                raise ValueError(f"BoardTop: its PLL takes a {self.pll.f_in / 1e6:g} MHz clock, "
+                                 f"the platform's is {platform.default_clk_frequency / 1e6:g} MHz")
+            pad = platform.request(platform.default_clk, dir="-" if self.board.family == "ice40"
+                                   else "i")
+            m.domains.sync = ClockDomain("sync")
+            m.submodules.pll = PLL(self.pll, pad.io if self.board.family == "ice40" else pad.i)
+        elif platform.default_clk_frequency != self.clock_hz:
             raise ValueError(f"BoardTop: built for a {self.clock_hz / 1e6:g} MHz clock, the platform's "
                              f"is {platform.default_clk_frequency / 1e6:g} MHz")
         try:
@@ -142,7 +165,6 @@ class BoardTop(wiring.Component):
             raise UserError(f"board '{self.board.name}': amaranth-boards' {type(platform).__name__} "
                             "has no 'uart' resource; add one with platform.add_resources("
                             "[UARTResource(0, rx=..., tx=..., conn=...)]) for a USB-UART cable")
-        m = Module()
         m.submodules.link = self.link
         m.submodules.rx = rx = io.Buffer("i", uart.rx)
         m.submodules.tx = tx = io.Buffer("o", uart.tx)

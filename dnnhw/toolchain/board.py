@@ -49,8 +49,9 @@ def _tool_env():
     return env
 
 
-def board_flow(accel, board, folder, progress=lambda message: None):
-    """Build `accel`'s board top for `board` in `folder`; returns (synth, pnr, notes):
+def board_flow(accel, board, folder, progress=lambda message: None, clock_mhz=None):
+    """Build `accel`'s board top for `board` (at `clock_mhz`: `link.top.BoardTop`) in `folder`;
+    returns (synth, pnr, notes):
     Yosys counts of the top and nextpnr's figures (each a dict or None) and what the report
     should say about the steps that did not run.
 
@@ -65,7 +66,7 @@ def board_flow(accel, board, folder, progress=lambda message: None):
 
     folder = pathlib.Path(folder)
     platform = board.platform_class()()
-    top = BoardTop(accel, board)
+    top = BoardTop(accel, board, clock_mhz=clock_mhz)
     if board.family == "xc7":
         plan = platform.prepare(top, name="top")
         plan.extract(folder)
