@@ -65,7 +65,7 @@ class Board:
     ff: int
     dsp: int
     bram: int
-    clock_mhz: float        # the accelerator's clock: the board's oscillator (no PLL yet)
+    clock_mhz: float        # the default clock: the oscillator (ECP5, iCE40: --clock sets a PLL)
     host_link: str          # "uart" or "axi-stream"
     platform: str | None    # "module:Class" in amaranth_boards, None for DSE-only targets
     memory: Memory | None = None
