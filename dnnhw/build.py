@@ -210,8 +210,8 @@ class Source(NamedTuple):
 
 def pll_clock(board, clock_mhz):
     """(MHz the board top runs at for `clock_mhz`, a note or None): the PLL's nearest setting on
-    an ECP5 or iCE40 board with a UART top, else `clock_mhz` as asked."""
-    if board.host_link != "uart" or board.platform is None or not board.open_flow:
+    a board with a UART top, else `clock_mhz` as asked."""
+    if board.host_link != "uart" or board.platform is None:
         return clock_mhz, None
     from .link.top import board_clock
 
@@ -475,7 +475,7 @@ def _implement(accel, board, folder, synth, notes, clock_mhz):
     if not synth:
         notes.append("synthesis, place and route not run (--no-synth)")
         if top and not board.open_flow:
-            notes.extend(board_flow(accel, board, folder / "board", progress)[2])
+            notes.extend(board_flow(accel, board, folder / "board", progress, clock_mhz)[2])
         return None, None, None
     if top and board.open_flow:
         synthesized, pnr, more = _closed_timing(accel, board, folder / "board", clock_mhz, notes)
@@ -487,7 +487,7 @@ def _implement(accel, board, folder, synth, notes, clock_mhz):
     link = link_reserve(accel.graph, board) or {}
     used = {k: resources[k] + link.get(k, 0) for k in resources}
     if top and not _over(board, used):
-        notes.extend(board_flow(accel, board, folder / "board", progress)[2])
+        notes.extend(board_flow(accel, board, folder / "board", progress, clock_mhz)[2])
     return synthesized, None, used
 
 

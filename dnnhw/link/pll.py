@@ -1,9 +1,8 @@
 """The board top's clock: a PLL from the board's oscillator to the frequency asked for.
 
 `plan(family, f_in, f_out)` chooses the dividers of the family's PLL (ECP5 `EHXPLLL`, iCE40
-`SB_PLL40_PAD`) that come nearest to `f_out` within the PLL's ranges, and `PLL` instantiates it
-and drives the `sync` domain, held in reset until the PLL locks. Xilinx boards keep their
-oscillator here (their clocking belongs to the Vivado flow).
+`SB_PLL40_PAD`, 7-series `MMCME2_BASE`) that come nearest to `f_out` within the PLL's ranges,
+and `PLL` instantiates it and drives the `sync` domain, held in reset until the PLL locks.
 """
 
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from ..errors import UserError
 __all__ = ["PLL_FAMILIES", "PLLPlan", "plan", "PLL"]
 
 
-PLL_FAMILIES = ("ecp5", "ice40")
+PLL_FAMILIES = ("ecp5", "ice40", "xc7")
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,8 @@ class PLLPlan:
     f_in: float
     f_out: float
     vco: float
-    dividers: tuple         # ECP5: (CLKI_DIV, CLKFB_DIV, CLKOP_DIV); iCE40: (DIVR, DIVF, DIVQ)
+    dividers: tuple         # ECP5: (CLKI_DIV, CLKFB_DIV, CLKOP_DIV); iCE40: (DIVR, DIVF, DIVQ);
+                            # 7-series: (DIVCLK_DIVIDE, CLKFBOUT_MULT_F, CLKOUT0_DIVIDE_F)
 
     @property
     def filter_range(self):
@@ -69,6 +69,23 @@ def _ice40(f_in, f_out):
                     yield PLLPlan("ice40", f_in, out, vco, (divr, divf, divq))
 
 
+def _xc7(f_in, f_out):
+    """MMCME2_BASE at speed grade -1: the phase detector f_in/DIVCLK_DIVIDE in 10..450 MHz, the
+    VCO its CLKFBOUT_MULT_F times in 600..1200 MHz, f_out the VCO over CLKOUT0_DIVIDE_F
+    (integer settings; DS181)."""
+    for divide in range(1, 107):
+        pfd = f_in / divide
+        if pfd < 10e6:
+            break
+        if pfd > 450e6:
+            continue
+        for mult in range(2, 65):
+            vco = pfd * mult
+            if 600e6 <= vco <= 1200e6:
+                for out_divide in range(1, 129):
+                    yield PLLPlan("xc7", f_in, vco / out_divide, vco, (divide, mult, out_divide))
+
+
 def plan(family, f_in, f_out, below=False):
     """The PLL setting nearest `f_out` (Hz) from an `f_in` oscillator, or with `below` the
     fastest at most `f_out` (a clock the design must meet); ties go to the higher VCO.
@@ -79,7 +96,7 @@ def plan(family, f_in, f_out, below=False):
         If the family has no PLL here, or none of its settings is near enough (the message
         gives the range it can make).
     """
-    settings = {"ecp5": _ecp5, "ice40": _ice40}.get(family)
+    settings = {"ecp5": _ecp5, "ice40": _ice40, "xc7": _xc7}.get(family)
     if settings is None:
         raise UserError(f"no PLL for the {family} family in dnnhw's board tops")
     found = [p for p in settings(f_in, f_out) if not below or p.f_out <= f_out * (1 + 1e-9)]
@@ -127,6 +144,16 @@ class PLL(wiring.Component):
                 i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
                 i_PLLWAKESYNC=0, i_ENCLKOP=0,
                 o_CLKOP=clock, o_LOCK=locked)
+        elif p.family == "xc7":
+            divide, mult, out_divide = p.dividers
+            feedback, unbuffered = Signal(name="mmcm_feedback"), Signal(name="mmcm_clock")
+            m.submodules.pll = Instance(
+                "MMCME2_BASE",
+                p_CLKIN1_PERIOD=round(1e9 / p.f_in, 3), p_DIVCLK_DIVIDE=divide,
+                p_CLKFBOUT_MULT_F=float(mult), p_CLKOUT0_DIVIDE_F=float(out_divide),
+                i_CLKIN1=self.clock_in, i_CLKFBIN=feedback, o_CLKFBOUT=feedback,
+                i_RST=0, i_PWRDWN=0, o_CLKOUT0=unbuffered, o_LOCKED=locked)
+            m.submodules.bufg = Instance("BUFG", i_I=unbuffered, o_O=clock)
         else:
             divr, divf, divq = p.dividers
             m.submodules.pll = Instance(
@@ -136,6 +163,6 @@ class PLL(wiring.Component):
                 i_PACKAGEPIN=self.clock_in, i_RESETB=1, i_BYPASS=0,
                 o_PLLOUTGLOBAL=clock, o_LOCK=locked)
         m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
-        if platform is not None:
+        if platform is not None and p.family != "xc7":     # Vivado derives the MMCM's clock
             platform.add_clock_constraint(clock, p.f_out)
         return m

@@ -26,9 +26,8 @@ __all__ = ["BAUD_RATES", "MIN_OVERSAMPLING", "MAX_RATE_ERROR", "baud_for", "boar
            "board_link", "UartAccelerator", "BoardTop"]
 
 def board_clock(board, clock_mhz=None):
-    """(Hz, `pll.PLLPlan` or None) of `BoardTop` on `board`: its oscillator, or for
-    `clock_mhz` on an ECP5 or iCE40 board the nearest frequency its PLL makes. Xilinx boards
-    keep the oscillator (their clocking is the Vivado flow's)."""
+    """(Hz, `pll.PLLPlan` or None) of `BoardTop` on `board`: its oscillator, or for another
+    `clock_mhz` the nearest frequency its PLL (MMCM on 7-series) makes."""
     oscillator = board.platform_class()().default_clk_frequency
     if clock_mhz is None or board.family not in PLL_FAMILIES or abs(
             clock_mhz * 1e6 - oscillator) < 1:
