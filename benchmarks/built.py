@@ -6,9 +6,11 @@ benchmarks that build whole networks (mlperf_tiny.py, torchvision_families.py)."
 
 import datetime
 import json
+import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -87,3 +89,24 @@ def summary(case, entry):
         return f"{case:28} FAILED: {entry.get('message', '')}"
     return (f"{case:28} {entry['design']}  {entry['fps']:,} fps  {entry['latency_us']:,} µs  "
             f"bit-exact {entry['bit_exact']}")
+
+
+def run_cases(cases, run, results_path, frames, synth, **fields):
+    """`run(case, frames, synth, folder)` of every case in one scratch folder, each entry
+    written to `results_path` as it comes (entries not run this time kept, `fields` set at the
+    top); the exit status: 1 when a case `failed`."""
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results.update(fields)
+    bad = []
+    os.environ.setdefault("DNNHW_SIM_BUILD", str(ROOT / "sim_build"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases:
+            entry = run(case, frames, synth, pathlib.Path(tmp))
+            results.setdefault("cases", {})[case] = entry
+            results_path.write_text(json.dumps(results, indent=2) + "\n")
+            print(summary(case, entry), flush=True)
+            if failed(entry):
+                bad.append(case)
+    if bad:
+        print(f"failed: {', '.join(bad)}", file=sys.stderr)
+    return 1 if bad else 0

@@ -13,11 +13,7 @@ model by more than 5 %.
 """
 
 import argparse
-import json
-import os
-import pathlib
 import sys
-import tempfile
 
 import numpy as np
 import onnx
@@ -59,21 +55,8 @@ def main(argv=None):
     unknown = sorted(set(args.cases) - set(CASES))
     if unknown:
         parser.error(f"unknown cases: {', '.join(unknown)}")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["published"] = mlperf_tiny.PUBLISHED
-    bad = []
-    os.environ.setdefault("DNNHW_SIM_BUILD", str(built.ROOT / "sim_build"))
-    with tempfile.TemporaryDirectory() as tmp:
-        for case in args.cases or CASES:
-            entry = run(case, args.frames, args.synth, pathlib.Path(tmp))
-            results.setdefault("cases", {})[case] = entry
-            RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-            print(built.summary(case, entry), flush=True)
-            if built.failed(entry):
-                bad.append(case)
-    if bad:
-        print(f"failed: {', '.join(bad)}", file=sys.stderr)
-    return 1 if bad else 0
+    return built.run_cases(args.cases or CASES, run, RESULTS, args.frames, args.synth,
+                           published=mlperf_tiny.PUBLISHED)
 
 
 if __name__ == "__main__":

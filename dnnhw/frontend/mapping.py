@@ -630,7 +630,8 @@ class _Mapper:
         shape = self.shapes[self.data(node)]
         spatial = (shape.h, shape.w) if len(dims) == 5 else (shape.w,)
         swap = [0, 2, 1, *range(3, len(dims))]
-        if (name in self.hwc or len(dims) not in (4, 5) or list(perm) != swap or dims[0] != 1 or dims[1] * dims[2] != shape.c or tuple(dims[3:]) != spatial
+        if (name in self.hwc or len(dims) not in (4, 5) or list(perm) != swap or dims[0] != 1
+                or dims[1] * dims[2] != shape.c or tuple(dims[3:]) != spatial
                 or (len(dims) == 4 and shape.h != 1)):
             return False
         groups, k = dims[1], np.arange(shape.c)

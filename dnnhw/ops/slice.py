@@ -2,8 +2,8 @@
 
 An ONNX Split or Slice over channels, and the part of a shuffled tensor one holds
 (`frontend.canonical`); a partition whose input packs several tensors (`dnnhw.partition`)
-takes each back out with a slice. Folding: lanes dividing C, `start` and `stop`. Cycles per frame C·H·W/lanes (every input
-beat); latency 1. The values pass unchanged: the output's format is the input's, or the
+takes each back out with a slice. Folding: lanes dividing C, `start` and `stop`. Cycles per
+frame C·H·W/lanes (every input beat); latency 1. The values pass unchanged: the output's format is the input's, or the
 layer's ``format`` attribute where it has one (a packed input carries each tensor's values as
 integers).
 """

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from dnnhw import frontend, golden, quant
+from dnnhw import frontend, quant
 from support import torch_models
 from support.accel import run_accelerator
 
@@ -52,8 +52,7 @@ def test_matches_onnxruntime(tmp_path, cls, dynamo):
     first = graph.layers[0]
     assert first.weight.shape[2:] == ((5, 5) if cls is Dilated else (1, 9))
     frames = np.random.default_rng(0).standard_normal((3, *cls.input_shape[1:]))
-    np.testing.assert_allclose(golden.run(graph, frames, fixed=False),
-                               frontend.onnxruntime_outputs(path, graph, frames), atol=1e-5)
+    torch_models.assert_matches_onnxruntime(path, graph, frames)
 
 
 @pytest.mark.slow          # the conv block's own tests cover its kernels; this, the weights' zeros

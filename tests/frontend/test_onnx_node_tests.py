@@ -21,8 +21,8 @@ from dnnhw.frontend.mapping import _LAYOUT_OPS
 
 #: The ONNX ops `frontend.mapping` maps (its handlers, the layout ops, the registry's unary ops).
 CLAIMED = {"Conv", "ConvTranspose", "Resize", "Upsample", "Gemm", "MatMul", "BatchNormalization",
-           "Add", "Sub", "Mul", "Div", "Clip", "HardSwish", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
-           "ReduceMax", "Concat", "Pad", "Transpose", "Gather", "Slice", "Split", "LSTM", "Softmax",
+           "Add", "Sub", "Mul", "Div", "Clip", "HardSwish", "MaxPool", "AveragePool",
+           "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax", "Concat", "Pad", "Transpose", "Gather", "Slice", "Split", "LSTM", "Softmax",
            "LogSoftmax", *_LAYOUT_OPS, *ops.unary()}
 
 #: The default run's share: the ops whose arithmetic the streaming blocks implement directly.

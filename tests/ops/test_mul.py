@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from dnnhw import frontend, golden, model, ops, quant
+from dnnhw import frontend, model, ops, quant
 from dnnhw.errors import UserError
 from dnnhw.folding import Folding
 from dnnhw.ir import Format, Graph, Layer, Shape
@@ -103,10 +103,7 @@ def test_imports_and_matches_onnxruntime(tmp_path, dynamo):
     muls = [layer.attrs.get("broadcast", False) for layer in graph.layers if layer.op == "mul"]
     assert sorted(muls) == [False, False, True]
     frames = np.random.default_rng(0).standard_normal((4, *SqueezeExcite.input_shape[1:]))
-    reference = frontend.onnxruntime_outputs(path, graph, frames)
-    np.testing.assert_allclose(golden.run(graph, frames, fixed=False), reference, atol=1e-5)
-    error = golden.float_error(reference, golden.run(quant.quantize(graph, frames, bits=16), frames))
-    assert error["rel_rms"] < 0.001
+    torch_models.assert_matches_onnxruntime(path, graph, frames, rel_rms=0.001)
 
 
 def test_other_broadcasts_refused(tmp_path):

@@ -109,10 +109,7 @@ def test_imports_and_matches_onnxruntime(tmp_path, cls, dynamo):
     graph = frontend.load(path)
     assert "upsample" in [layer.op for layer in graph.layers]
     frames = np.random.default_rng(0).standard_normal((3, *cls.input_shape[1:]))
-    reference = frontend.onnxruntime_outputs(path, graph, frames)
-    np.testing.assert_allclose(golden.run(graph, frames, fixed=False), reference, atol=1e-5)
-    error = golden.float_error(reference, golden.run(quant.quantize(graph, frames, bits=16), frames))
-    assert error["rel_rms"] < 0.01
+    torch_models.assert_matches_onnxruntime(path, graph, frames)
 
 
 def test_bilinear_refused(tmp_path):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 __all__ = ["NETS", "ConcatNet", "DSConvNet", "KWSNet", "MLP", "PoolNet", "ResidualNet",
-           "ShuffleNet", "channel_shuffle", "export", "export_external"]
+           "ShuffleNet", "channel_shuffle", "export", "export_external", "assert_matches_onnxruntime"]
 
 
 def _conv_bn(c_in: int, c_out: int, kernel=3, stride=1, padding=1, groups: int = 1) -> list:
@@ -253,3 +253,16 @@ def export_external(module: nn.Module, input_shape, path: str | Path) -> Path:
     file; smaller ones (biases, tiny kernels) stay inline. Returns ``path``, the .onnx file.
     """
     return _export(module, input_shape, path, True, None, external_data=True, verbose=False)
+
+
+def assert_matches_onnxruntime(path, graph, frames, atol=1e-5, rel_rms=0.01):
+    """The golden model of `graph` (loaded from `path`) against onnxruntime on `frames`: in
+    float within `atol`, at 16 bits (calibrated on the frames) within `rel_rms`."""
+    import numpy as np
+
+    from dnnhw import frontend, golden, quant
+
+    reference = frontend.onnxruntime_outputs(path, graph, frames)
+    np.testing.assert_allclose(golden.run(graph, frames, fixed=False), reference, atol=atol)
+    error = golden.float_error(reference, golden.run(quant.quantize(graph, frames, bits=16), frames))
+    assert error["rel_rms"] < rel_rms, error
