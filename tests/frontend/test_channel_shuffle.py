@@ -105,7 +105,8 @@ def test_shuffle_into_the_output_refused(tmp_path):
         frontend.load(path)
 
 
-@pytest.mark.parametrize("board", ["", pytest.param("arty", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("board", ["", pytest.param("arty", marks=pytest.mark.slow)],
+                         ids=["one_lane", "arty"])
 def test_shufflenet_bit_exact_in_verilator(shufflenet, board):
     """ShuffleNetV2's units at 8 bits in Verilator under stalls: a channel a beat everywhere,
     and (slow: a larger design) planned for the Arty, the slices and joins several wide."""
