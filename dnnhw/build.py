@@ -100,12 +100,23 @@ def front(network, bits=defaults.BITS, calibration=None, layer_bits=None):
     return Front(graph, quantized, frames, warning)
 
 
+class Flow(NamedTuple):
+    """How a build implements its design: synthesis (and on open-flow boards place and route)
+    or not, and where nextpnr runs: `jobs` seeds at once on a local Dask cluster, or on the
+    cluster whose scheduler is at `scheduler` (`dnnhw.parallel`)."""
+    synth: bool = True
+    jobs: int = 1
+    scheduler: str | None = None
+
+
 def build(network, board, out=None, objective=defaults.OBJECTIVE, bits=defaults.BITS,
           calibration=None, clock_mhz=None, synth=True, cap=defaults.CAP, seed=defaults.SEED,
-          batch=None):
+          batch=None, jobs=1, scheduler=None):
     """Build `network` (an ONNX path) for `board` (a `boards.Board`) into `out`; returns the
     folder and the report dict. A network the board does not hold in one design is built in
-    partitions (`dnnhw.partitioned`), run over batches of `batch` frames.
+    partitions (`dnnhw.partitioned`), run over batches of `batch` frames. With `jobs` > 1 (or
+    a `scheduler`) nextpnr places the board top with that many seeds at once and keeps the
+    best.
 
     Raises
     ------
@@ -118,8 +129,11 @@ def build(network, board, out=None, objective=defaults.OBJECTIVE, bits=defaults.
     if clock <= 0:
         raise UserError(f"--clock must be positive, got {clock:g}")
     out = pathlib.Path(out or _default_out(network, board))
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {jobs}")
+    flow = Flow(synth, jobs, scheduler)
     return out, _staged(out, lambda folder: _build(network, board, folder, objective, bits,
-                                                   calibration, clock, synth, cap, seed, batch))
+                                                   calibration, clock, flow, cap, seed, batch))
 
 
 def replay(plan, out=None, synth=True):
@@ -154,7 +168,8 @@ def replay(plan, out=None, synth=True):
     except TypeError as error:
         raise UserError(f"{plan}: not a dnnhw build record ({error})") from None
     out = pathlib.Path(out or _default_out(pathlib.Path(saved.source), board))
-    return out, _staged(out, lambda folder: _replay(saved, board, found, plan, folder, synth))
+    return out, _staged(out, lambda folder: _replay(saved, board, found, plan, folder,
+                                                    Flow(synth)))
 
 
 def _default_out(network, board):
@@ -224,7 +239,7 @@ def pll_clock(board, clock_mhz):
                   f"{', '.join(map(str, setting.dividers))})")
 
 
-def _build(network, board, folder, objective, bits, calibration, clock, synth, cap, seed, batch):
+def _build(network, board, folder, objective, bits, calibration, clock, flow, cap, seed, batch):
     started = time.perf_counter()
     read = front(network, bits, calibration)
     q = read.quantized
@@ -242,13 +257,13 @@ def _build(network, board, folder, objective, bits, calibration, clock, synth, c
     if isinstance(found, dse.PartitionedExploration):
         from .partitioned import build_partitions
 
-        return build_partitions(folder, source, read, board, found, synth, notes, started)
+        return build_partitions(folder, source, read, board, found, flow, notes, started)
     saved, found, synthesized, pnr = accelerator(folder, source, q, read.frames, board, clock,
-                                                 found, synth, notes)
+                                                 found, flow, notes)
     return finish(folder, saved, board, found, synthesized, pnr, notes, started)
 
 
-def accelerator(folder, source, q, frames, board, clock, found, synth, notes):
+def accelerator(folder, source, q, frames, board, clock, found, flow, notes):
     """rtl/, design/ and the implementation of the quantized graph `q` under the DSE's choice
     `found` (a `dse.Exploration`) in `folder`: (record, exploration, synth, pnr). When
     synthesis finds the design larger than the device, the DSE plans again (`_REPLANS` times
@@ -265,7 +280,7 @@ def accelerator(folder, source, q, frames, board, clock, found, synth, notes):
                   if f.name not in _PLANNED}
         saved = record.Record(source.network, source.bits, source.calibration,
                               source.float_error, q, frames, board.name, clock, search, found.plan)
-        synthesized, pnr, used, too_large = _generate(folder, saved, board, synth, notes)
+        synthesized, pnr, used, too_large = _generate(folder, saved, board, flow, notes)
         if not too_large:
             return saved, found, synthesized, pnr
         if attempt == _REPLANS:
@@ -283,11 +298,11 @@ def accelerator(folder, source, q, frames, board, clock, found, synth, notes):
             raise StillTooLarge(_still_too_large(board, used, attempt + 1), reserve) from None
 
 
-def _replay(saved, board, found, plan, folder, synth):
+def _replay(saved, board, found, plan, folder, flow):
     started = time.perf_counter()
     notes = list(saved.graph.notes) + [SYNTHETIC_CALIBRATION] * (saved.calibration is None)
     notes.append(f"replayed the record {plan}: the frontend, quantization and DSE did not run")
-    synthesized, pnr, used, too_large = _generate(folder, saved, board, synth, notes)
+    synthesized, pnr, used, too_large = _generate(folder, saved, board, flow, notes)
     if too_large:
         raise UserError(f"the synthesized design does not fit {board.part}: it needs "
                         f"{_needs(board, used)}; a replayed plan cannot change (build from the "
@@ -295,14 +310,14 @@ def _replay(saved, board, found, plan, folder, synth):
     return finish(folder, saved, board, found, synthesized, pnr, notes, started)
 
 
-def _generate(folder, saved, board, synth, notes):
+def _generate(folder, saved, board, flow, notes):
     """rtl/, design/ and the implementation (`_implement`) of the build `saved` records:
     (synth, pnr, used, too_large), `used` the resources synthesis found the design takes (None
     when not synthesized), `too_large` whether they exceed `board` or nextpnr could not place
     the design."""
     accel = _write_design(folder, saved)
     try:
-        synthesized, pnr, used = _implement(accel, board, folder, synth, notes, saved.clock_mhz)
+        synthesized, pnr, used = _implement(accel, board, folder, flow, notes, saved.clock_mhz)
     except DoesNotFit as error:
         return None, None, error.used, True
     if pnr is not None and pnr.get("clock_mhz") and pnr["clock_mhz"] != saved.clock_mhz:
@@ -413,18 +428,35 @@ _TIMING_RUNS = 3
 _TIMING_MARGIN = 0.97
 
 
-def _closed_timing(accel, board, folder, clock_mhz, notes):
+def _closed_timing(accel, board, folder, clock_mhz, notes, flow=Flow()):
     """`board_flow` at `clock_mhz`, and while nextpnr's fmax falls short of the clock, again
     at the PLL's fastest setting `_TIMING_MARGIN` below that fmax (`_TIMING_RUNS` runs at
     most): a clock the design meets, `notes` saying what was asked and what was achieved.
-    A board without a PLL here (Xilinx) has its shortfall reported, not fixed."""
+    A board without a PLL here (Xilinx) has its shortfall reported, not fixed. With
+    `flow.jobs` > 1 or a scheduler, each run places `flow.jobs` seeds at once on a Dask
+    cluster and keeps the best (`toolchain.board.board_flow`)."""
+    from .parallel import cluster
+
+    with cluster(flow.jobs, flow.scheduler) as client:
+        return _close_timing(accel, board, folder, clock_mhz, notes, flow, client)
+
+
+def _close_timing(accel, board, folder, clock_mhz, notes, flow, client):
     from .link.pll import PLL_FAMILIES, plan
     from .link.top import board_clock
     from .toolchain.board import board_flow
 
+    seeds = tuple(range(1, flow.jobs + 1)) if client is not None else ()
     asked = clock_mhz
     for run in range(_TIMING_RUNS):
-        synthesized, pnr, more = board_flow(accel, board, folder, progress, clock_mhz)
+        synthesized, pnr, more = board_flow(accel, board, folder, progress, clock_mhz, seeds,
+                                            client)
+        if "seeds" in pnr:
+            kept = next(s for s in pnr["seeds"] if s["kept"])
+            notes.append(f"place and route: {len(seeds)} nextpnr seeds at once on a Dask "
+                         f"cluster at {clock_mhz:.4g} MHz, fmax "
+                         + ", ".join(f"{s['fmax_mhz']:.4g}" for s in pnr["seeds"])
+                         + f" MHz; kept seed {kept['seed']}")
         fmax = pnr["fmax_mhz"]
         if pnr["timing_met"] or fmax is None or board.family not in PLL_FAMILIES:
             break
@@ -448,7 +480,7 @@ def _closed_timing(accel, board, folder, clock_mhz, notes):
     return synthesized, pnr, more
 
 
-def _implement(accel, board, folder, synth, notes, clock_mhz):
+def _implement(accel, board, folder, flow, notes, clock_mhz):
     """Synthesis, and the board flow where the board has a UART top: (synth, pnr, used): the
     Yosys counts and nextpnr's figures (dicts or None), and what the design takes of the device
     by those counts (the board top's; or the accelerator's plus `link_reserve`), None when not
@@ -472,13 +504,14 @@ def _implement(accel, board, folder, synth, notes, clock_mhz):
 
         notes.append(_axis_top(accel, board, folder / "board"))
         notes.append(write_zynq_board(accel, board, folder / "board", clock_mhz))
-    if not synth:
+    if not flow.synth:
         notes.append("synthesis, place and route not run (--no-synth)")
         if top and not board.open_flow:
             notes.extend(board_flow(accel, board, folder / "board", progress, clock_mhz)[2])
         return None, None, None
     if top and board.open_flow:
-        synthesized, pnr, more = _closed_timing(accel, board, folder / "board", clock_mhz, notes)
+        synthesized, pnr, more = _closed_timing(accel, board, folder / "board", clock_mhz, notes,
+                                                flow)
         notes.extend(more)
         return synthesized, pnr, synthesized
     progress(f"synthesizing with Yosys for {board.family} (minutes for large designs)")

@@ -66,6 +66,12 @@ def _parser():
                        "plan.json or design folder), without the frontend, quantization or DSE")
     build.add_argument("--out", metavar="DIR", help="build folder (default build/<net>-<board>)")
     build.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis")
+    build.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="place and route N nextpnr seeds at once on a local Dask cluster "
+                       "and keep the best (default 1)")
+    build.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="run the place-and-route seeds on this Dask cluster (with a "
+                       "filesystem shared with this machine)")
     build.add_argument("--verify", action="store_true",
                        help="also run `verify` on the build (cocotb + Verilator against golden)")
     build.add_argument("--frames", type=int,
@@ -173,6 +179,7 @@ def build_command(args):
         raise UserError("build needs NET.onnx, or --plan to rebuild a recorded build")
     else:
         folder, result = build(args.network, out=args.out, synth=not args.no_synth,
+                               jobs=args.jobs, scheduler=args.scheduler,
                                **_given(args, *_BOARD_OPTIONS.values()))
     for note in result["notes"]:
         print(f"dnnhw: note: {note}", file=sys.stderr)

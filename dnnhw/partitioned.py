@@ -45,7 +45,7 @@ def is_partitioned(folder):
     return (folder / "schedule.json").is_file()
 
 
-def build_partitions(folder, source, read, board, found, synth, notes, started):
+def build_partitions(folder, source, read, board, found, flow, notes, started):
     """Build the partitioned design `found` (a `dse.PartitionedExploration`) of the front
     `read` (`build.Front`) into `folder`; returns the report dict.
 
@@ -70,7 +70,7 @@ def build_partitions(folder, source, read, board, found, synth, notes, started):
         inputs = frames if plan.part.start == 0 else _dequantized(plan.graph, values)
         try:
             saved, chosen, synthesized, pnr = accelerator(sub, source, plan.graph, inputs, board,
-                                                          clock, plan.found, synth, sub_notes)
+                                                          clock, plan.found, flow, sub_notes)
         except StillTooLarge as error:
             shutil.rmtree(sub)
             split = _split(q, plan, board, found, error)

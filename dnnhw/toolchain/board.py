@@ -49,11 +49,15 @@ def _tool_env():
     return env
 
 
-def board_flow(accel, board, folder, progress=lambda message: None, clock_mhz=None):
+def board_flow(accel, board, folder, progress=lambda message: None, clock_mhz=None, seeds=(),
+               client=None):
     """Build `accel`'s board top for `board` (at `clock_mhz`: `link.top.BoardTop`) in `folder`;
-    returns (synth, pnr, notes):
-    Yosys counts of the top and nextpnr's figures (each a dict or None) and what the report
-    should say about the steps that did not run.
+    returns (synth, pnr, notes): Yosys counts of the top and nextpnr's figures (each a dict or
+    None) and what the report should say about the steps that did not run.
+
+    With `seeds`, nextpnr places and routes the top once per seed, in copies of `folder`, the
+    runs mapped onto the Dask `client` (`dnnhw.parallel`); the best (timing met, then the
+    highest fmax) becomes `folder`, and pnr["seeds"] lists every run's fmax.
 
     Raises
     ------
@@ -63,6 +67,7 @@ def board_flow(accel, board, folder, progress=lambda message: None, clock_mhz=No
         If a tool fails (its log's tail is in the message).
     """
     from ..link.top import BoardTop
+    from ..parallel import mapped
 
     folder = pathlib.Path(folder)
     platform = board.platform_class()()
@@ -79,12 +84,54 @@ def board_flow(accel, board, folder, progress=lambda message: None, clock_mhz=No
         return None, {"tool": "vivado", "log": "board/top.log"}, []
     options = {"script_after_read": _HIDE_NAMES,
                "script_after_synth": "tee -q -o top_stat.json stat -json",
-               "nextpnr_opts": "--timing-allow-fail --report top_report.json"}
+               "nextpnr_opts": _NEXTPNR_OPTIONS}
     if board.family == "ice40":
         options["synth_opts"] = "-dsp"
     plan = platform.prepare(top, name="top", **options)
     plan.extract(folder)
-    progress(f"synthesizing, placing and routing for {board.part} (minutes for large designs)")
+    if not seeds:
+        progress(f"synthesizing, placing and routing for {board.part} (minutes for large designs)")
+        return (*place_and_route(board.name, folder), [])
+    runs = [_seeded(folder, seed) for seed in seeds]
+    progress(f"synthesizing, placing and routing for {board.part} with {len(seeds)} nextpnr seeds "
+             "at once (minutes for large designs)")
+    results = mapped(client, place_and_route, [board.name] * len(runs), runs)
+    best = max(range(len(runs)), key=lambda k: (results[k][1]["timing_met"],
+                                                results[k][1]["fmax_mhz"] or 0))
+    shutil.rmtree(folder)
+    os.rename(runs[best], folder)
+    for run in runs:
+        shutil.rmtree(run, ignore_errors=True)
+    synth, pnr = results[best]
+    pnr["seeds"] = [{"seed": seed, "fmax_mhz": result[1]["fmax_mhz"], "kept": k == best}
+                    for k, (seed, result) in enumerate(zip(seeds, results))]
+    return synth, pnr, []
+
+
+#: nextpnr's options in every board build: report the fmax even when it fails the clock.
+_NEXTPNR_OPTIONS = "--timing-allow-fail --report top_report.json"
+
+
+def _seeded(folder, seed):
+    """A copy of the extracted build `folder` whose nextpnr runs with `seed`."""
+    run = folder.with_name(f"{folder.name}.seed{seed}")
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.copytree(folder, run)
+    script = run / "build_top.sh"
+    text = script.read_text()
+    if _NEXTPNR_OPTIONS not in text:
+        raise RuntimeError("the board build script has no nextpnr options to add a seed to")
+    script.write_text(text.replace(_NEXTPNR_OPTIONS, f"{_NEXTPNR_OPTIONS} --seed {seed}"))
+    return run
+
+
+def place_and_route(board_name, folder):
+    """Run the extracted board build in `folder` (Yosys, nextpnr, the packer) for the board
+    named `board_name`; (synth, pnr) as `board_flow` returns them. A plain function of names and
+    paths, so that a Dask worker can run it."""
+    from ..boards import get_board
+
+    board, folder = get_board(board_name), pathlib.Path(folder)
     try:
         _run(["sh", "build_top.sh"], folder, _tool_env(), "the board build")
     except RuntimeError as error:
@@ -102,7 +149,7 @@ def board_flow(accel, board, folder, progress=lambda message: None, clock_mhz=No
            "utilization": {cell: u for cell, u in report.get("utilization", {}).items()
                            if u.get("used")},
            "bitstream": f"board/{bitstream}" if (folder / bitstream).exists() else None}
-    return synth, pnr, []
+    return synth, pnr
 
 
 def critical_path(report, steps=False):

@@ -10,8 +10,7 @@ from dnnhw.boards import get_board
 from dnnhw.errors import UserError
 from dnnhw.link import pll
 from dnnhw.link.top import BoardTop, baud_for, board_clock
-
-from test_uart import tiny_network
+from support.onnx_models import tiny_network
 
 
 @pytest.mark.parametrize("family, f_in, f_out, made", [

@@ -11,18 +11,16 @@ import json
 import warnings
 
 import numpy as np
-import onnx
 import pytest
 from amaranth.hdl import Module, UnusedElaboratable, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from dnnhw import golden, host, quant, record
+from dnnhw import golden, host, record
 from dnnhw.accel import Accelerator
 from dnnhw.boards import get_board
 from dnnhw.errors import UserError
-from dnnhw.frontend import load
 from dnnhw.host import LinkError, decode_response, encode_request, read_response
 from dnnhw.ir import Shape
 from dnnhw.layers.fifo import StreamFIFO
@@ -34,8 +32,8 @@ from dnnhw.model import Folding
 from dnnhw.sim import from_beats, to_beats
 from dnnhw.sim.amaranth_sim import collect
 from dnnhw.sim.stalls import Stalls
-from support import onnx_models
 from support.graphs import conv_graph
+from support.onnx_models import tiny_network
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -336,19 +334,6 @@ DIVISOR = 8
 CLOCK_HZ = 8_000_000
 BAUD = CLOCK_HZ // DIVISOR
 TIMEOUT_CYCLES = 40 * 10 * DIVISOR
-
-
-def tiny_network(tmp_path):
-    """Conv 3×3 (2 → 4 channels, pad 1) + ReLU on 2×4×4, Flatten, Gemm 64 → 6: quantized to
-    8 bits, with its calibration frames."""
-    b = onnx_models._Builder(17, seed=5)
-    t = b.op("Relu", [b.conv("x", 2, 4, pads=[1, 1, 1, 1])])
-    t = b.op("Flatten", [t])
-    b.op("Gemm", [t, b.const(b.weight((6, 64), 64), "w"), b.bias(6)], out="y", transB=1)
-    onnx.save(b.model("tiny", [1, 2, 4, 4], [1, 6]), tmp_path / "tiny.onnx")
-    graph = load(tmp_path / "tiny.onnx")
-    frames = np.random.default_rng(5).standard_normal((16, 2, 4, 4))
-    return quant.quantize(graph, frames, bits=8), frames
 
 
 @pytest.fixture(scope="module")

@@ -413,3 +413,19 @@ def sample_input(model: onnx.ModelProto, seed: int = 0) -> np.ndarray:
     dims = model.graph.input[0].type.tensor_type.shape.dim
     shape = [d.dim_value if d.HasField("dim_value") else 1 for d in dims]
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def tiny_network(tmp_path):
+    """Conv 3×3 (2 → 4 channels, pad 1) + ReLU on 2×4×4, Flatten, Gemm 64 → 6: quantized to
+    8 bits, with its calibration frames."""
+    b = _Builder(17, seed=5)
+    t = b.op("Relu", [b.conv("x", 2, 4, pads=[1, 1, 1, 1])])
+    t = b.op("Flatten", [t])
+    b.op("Gemm", [t, b.const(b.weight((6, 64), 64), "w"), b.bias(6)], out="y", transB=1)
+    from dnnhw import quant
+    from dnnhw.frontend import load
+
+    onnx.save(b.model("tiny", [1, 2, 4, 4], [1, 6]), tmp_path / "tiny.onnx")
+    graph = load(tmp_path / "tiny.onnx")
+    frames = np.random.default_rng(5).standard_normal((16, 2, 4, 4))
+    return quant.quantize(graph, frames, bits=8), frames

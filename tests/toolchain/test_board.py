@@ -40,3 +40,18 @@ def test_pll_clock_closed_by_place_and_route(tmp_path, board, asked):
     assert pnr["timing_met"] and pnr["fmax_mhz"] >= report["clock_mhz"] == pnr["clock_mhz"]
     assert report["clock_mhz"] <= asked and report["clock_mhz"] > 12
     assert any(note.startswith(f"clock: {asked} MHz asked") for note in report["notes"])
+
+
+@pytest.mark.slow
+def test_two_seeds_at_once_on_a_local_dask_cluster(tmp_path):
+    """`build --jobs 2`: nextpnr places the top with seeds 1 and 2 at once, the better kept."""
+    path = tmp_path / "mlp.onnx"
+    onnx.save(onnx_models.mlp(), path)
+    out = tmp_path / "build"
+    result = dnnhw("build", path, "--board", "ulx3s-12f", "--jobs", 2, "--out", out)
+    assert result.returncode == 0, result.stderr
+    pnr = json.loads((out / "report.json").read_text())["pnr"]
+    seeds = pnr["seeds"]
+    assert [s["seed"] for s in seeds] == [1, 2] and sum(s["kept"] for s in seeds) == 1
+    assert pnr["fmax_mhz"] == max(s["fmax_mhz"] for s in seeds)
+    assert (out / pnr["bitstream"]).exists() and not list((out).glob("board.seed*"))

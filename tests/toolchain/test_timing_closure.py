@@ -15,7 +15,7 @@ def _place_and_route(monkeypatch, fmaxes):
     """board_flow reaching `fmaxes` in turn; returns the clocks it was run at."""
     clocks = []
 
-    def board_flow(accel, board, folder, progress, clock_mhz):
+    def board_flow(accel, board, folder, progress, clock_mhz, seeds=(), client=None):
         fmax = fmaxes[len(clocks)]
         clocks.append(clock_mhz)
         return {}, {"fmax_mhz": fmax, "clock_mhz": round(clock_mhz), "timing_met": fmax >= clock_mhz}, []
