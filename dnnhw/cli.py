@@ -90,6 +90,12 @@ def _parser():
                         f"{defaults.STALL:g})")
     verify.add_argument("--waves", action="store_true",
                         help="write VCD waveforms of the runs to DIR/waves/")
+    verify.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="simulate the unstalled and the stalled run at once on a local "
+                        "Dask cluster of N workers (default 1: one after the other)")
+    verify.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="simulate on this Dask cluster (with a filesystem shared with this "
+                        "machine)")
 
     explore = commands.add_parser(
         "explore", help="search foldings for a board: chosen plan, fps, latency, Pareto front")
@@ -205,7 +211,7 @@ def verify_command(args):
     if not 0 <= args.stall < 1:
         raise UserError(f"--stall must be in [0, 1), got {args.stall:g}")
     out = verify(args.folder, frames=args.frames, data=args.data, labels=args.labels,
-                 stall=args.stall, waves=args.waves)
+                 stall=args.stall, waves=args.waves, jobs=args.jobs, scheduler=args.scheduler)
     if out.get("chained"):
         _print_chained(out)
     else:

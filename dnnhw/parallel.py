@@ -2,8 +2,9 @@
 
 `cluster(jobs, scheduler)` is the client of an existing cluster (`scheduler`, its
 ``tcp://host:port`` address) or of a local one of `jobs` workers on this machine, or None for
-one job; `mapped` runs a function over arguments on it, or in turn without one. The runs are
-other programs (nextpnr), so local workers are threads of this process.
+one job; `mapped` runs a function over arguments on it, or in turn without one. The runs are other
+programs (nextpnr, a Verilator model), so local workers are threads of this process, or
+processes where the work changes its process' state (cocotb's runner: the environment).
 """
 
 import contextlib
@@ -15,9 +16,10 @@ __all__ = ["cluster", "mapped"]
 
 
 @contextlib.contextmanager
-def cluster(jobs=1, scheduler=None):
-    """A `distributed.Client` for `jobs` local workers, or of the cluster at `scheduler`; None
-    (run in turn) for one job and no scheduler."""
+def cluster(jobs=1, scheduler=None, processes=False):
+    """A `distributed.Client` for `jobs` local workers (threads, or with `processes` worker
+    processes: for work that changes its process' state, as cocotb's runner does), or of the
+    cluster at `scheduler`; None (run in turn) for one job and no scheduler."""
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
     if scheduler is None and jobs == 1:
@@ -33,7 +35,7 @@ def cluster(jobs=1, scheduler=None):
         with client:
             yield client
         return
-    with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=False,
+    with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=processes,
                       dashboard_address=None) as local, Client(local) as client:
         yield client
 

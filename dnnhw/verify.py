@@ -31,6 +31,7 @@ from .build import TOP, load_design, progress, write_report
 from .partition import boundary_value, joined_channels
 from .partitioned import is_partitioned
 from .errors import UserError
+from .parallel import cluster, mapped
 from .sim import BenchResult, bench, bench_phases, from_beats, to_beats, verilate_text
 
 
@@ -41,7 +42,7 @@ _STALLED_FRAMES = 3
 
 
 def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, seed=0,
-           waves=False):
+           waves=False, jobs=1, scheduler=None):
     """Verify the build in `folder`; returns the verify.json dict (also written there).
 
     Parameters
@@ -57,6 +58,9 @@ def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, se
         Probability of a stalled cycle on each stream in the second run.
     waves : bool
         Also write VCD waveforms of both runs to DIR/waves/ (a slower, separate Verilator build).
+    jobs, scheduler : int, str
+        With `jobs` > 1 (a local Dask cluster) or a `scheduler` (an existing one's address),
+        the two runs simulate at once on its workers (`dnnhw.parallel`); verify.json is the same.
 
     Raises
     ------
@@ -64,27 +68,33 @@ def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, se
         If `folder` is not a build, `data` or `labels` do not fit it, or `frames` < 1.
     """
     folder = pathlib.Path(folder)
-    if is_partitioned(folder):
-        return _verify_partitions(folder, frames, data, labels, stall, seed, waves)
+    with cluster(jobs, scheduler, processes=True) as client:
+        if is_partitioned(folder):
+            return _verify_partitions(folder, frames, data, labels, stall, seed, waves, client)
+        return _verify(folder, frames, data, labels, stall, seed, waves, client)
+
+
+def _verify(folder, frames, data, labels, stall, seed, waves, client):
     started = time.perf_counter()
     result, design, graph = load_design(folder)
     inputs, truth = _inputs(folder, graph, frames, data, labels)
     xs = [golden.quantize(golden.input_to_chw(graph, f), graph.formats[graph.input])
           for f in inputs]
     want = np.stack([golden.run_fixed(graph, x)[graph.output] for x in xs])
-    out, runs = _check(folder, design, xs, want, stall, seed, waves, started)
+    out, runs = _check(folder, design, xs, want, stall, seed, waves, started, client=client)
     if truth is not None:
         out["accuracy"] = _accuracy(graph, inputs, runs.got, want, truth)
     _write(folder, result, out)
     return out
 
 
-def _check(folder, design, xs, want, stall, seed, waves, started, chunks=1, shared=0):
+def _check(folder, design, xs, want, stall, seed, waves, started, chunks=1, shared=0,
+           client=None):
     """(verify.json's dict without `accuracy`, the `_Runs`) of the build in `folder` on the
     integer input frames `xs`, against golden's output frames `want`: of its first `chunks`
     weight loads' outputs joined along the channels after the `shared` channels every chunk
     repeats, with writable layers."""
-    runs = _simulate(folder, design, xs, stall, seed, waves, chunks, shared)
+    runs = _simulate(folder, design, xs, stall, seed, waves, chunks, shared, client)
     out = {**_compare(runs, want), "predicted_cycles_per_frame": runs.predicted["cycles_per_frame"],
            "predicted_latency_cycles": runs.predicted["latency_cycles"],
            "simulated_cycles": runs.free.cycles + runs.stalled.cycles,
@@ -107,7 +117,7 @@ def _write(folder, result, out):
     write_report(folder, result)
 
 
-def _verify_partitions(folder, frames, data, labels, stall, seed, waves):
+def _verify_partitions(folder, frames, data, labels, stall, seed, waves, client=None):
     """`verify` of a partitioned build (`dnnhw.partitioned`): each partition's Verilog in turn,
     the first on the network's input frames and every later one on the outputs the one before
     it computed in simulation (the host's part between bitstreams), each compared bit for bit
@@ -127,7 +137,7 @@ def _verify_partitions(folder, frames, data, labels, stall, seed, waves):
         sub_result, design, sub_graph = load_design(sub)
         want = np.stack([boundary_value(sub_graph, sub_graph.output, v) for v in values])
         out, runs = _check(sub, design, current, want, stall, seed, waves, time.perf_counter(),
-                           part["reload"], part.get("shared_channels", 0))
+                           part["reload"], part.get("shared_channels", 0), client)
         _write(sub, sub_result, out)
         parts.append({"index": part["index"], **{k: out[k] for k in _PARTITION_KEYS if k in out}})
         current = list(runs.got)
@@ -174,11 +184,12 @@ class _Runs(NamedTuple):
     sim_seconds: float
 
 
-def _simulate(folder, design, xs, stall, seed, waves, chunks=1, shared=0):
+def _simulate(folder, design, xs, stall, seed, waves, chunks=1, shared=0, client=None):
     """Verilator runs of rtl/ on the integer input frames `xs`: all back to back unstalled,
-    then the first `_STALLED_FRAMES` under random stalls on both streams; with writable
-    layers, each of the first `chunks` weight loads of design/loads.npy before the frames (the
-    chunks' outputs joined after their `shared` channels, `_joined`)."""
+    and the first `_STALLED_FRAMES` under random stalls on both streams (the two at once on the
+    Dask `client`'s workers when there is one); with writable layers, each of the first
+    `chunks` weight loads of design/loads.npy before the frames (the chunks' outputs joined
+    after their `shared` channels, `_joined`)."""
     ports = {port: (p["lanes"], (signed if p.get("signed", True) else unsigned)(p["bits"]))
              for port, p in design["ports"].items()}
     lanes_in, lanes_out = design["ports"]["i"]["lanes"], design["ports"]["o"]["lanes"]
@@ -195,23 +206,24 @@ def _simulate(folder, design, xs, stall, seed, waves, chunks=1, shared=0):
     budget = (4 * (predicted["latency_cycles"] + count * predicted["cycles_per_frame"]) + 10_000
               + (design["ports"]["w"]["beats"] if "w" in ports else 0))
 
-    def run(frames, waveform, **stalls):
+    def run(frames, waveform, stalls, run_seed):
         inputs, outputs = {"i": beats[:len(beats) * frames // count]}, {"o": per_frame * frames}
-        timeout = int(budget / (1 - stalls.get("stall_in", 0))) + 10_000
+        timeout = int(budget / (1 - stalls)) + 10_000
+        options = {"timeout": timeout, "waves": waves and waveform, "stall_in": stalls,
+                   "stall_out": stalls, "seed": run_seed}
         if loads[0] is None:
-            return bench(runner, build_dir, TOP, ports, inputs, outputs, timeout=timeout,
-                         waves=waves and waveform, **stalls)
+            return bench(runner, build_dir, TOP, ports, inputs, outputs, **options)
         phases = [p for words in loads for p in (({"w": words[:, None]}, {}), (inputs, outputs))]
-        runs = bench_phases(runner, build_dir, TOP, ports, phases, timeout=timeout,
-                            waves=waves and waveform, **stalls)
+        runs = bench_phases(runner, build_dir, TOP, ports, phases, **options)
         return _joined(runs, frames, per_frame, out_shape, lanes_out, shared)
 
-    progress(f"simulating {count} frames" + (f", {len(loads)} weight loads" if chunks > 1 else ""))
-    free = run(count, folder / "waves" / "unstalled.vcd", seed=seed)
     stalled_count = min(_STALLED_FRAMES, count)
-    progress(f"simulating {stalled_count} frames under random stalls")
-    stalled = run(stalled_count, folder / "waves" / "stalled.vcd", stall_in=stall,
-                  stall_out=stall, seed=seed + 1)
+    progress(f"simulating {count} frames" + (f", {len(loads)} weight loads" if chunks > 1 else "")
+             + f", and {stalled_count} under random stalls"
+             + (" (at once, on a Dask cluster)" if client is not None else ""))
+    free, stalled = mapped(client, run, [count, stalled_count],
+                           [folder / "waves" / "unstalled.vcd", folder / "waves" / "stalled.vcd"],
+                           [0.0, stall], [seed, seed + 1])
     shape = (joined_channels(out_shape[0], shared, len(loads)), *out_shape[1:])
     joined = int(np.prod(shape)) // lanes_out
     return _Runs(free, stalled, _frames(free.outputs["o"], count, joined, shape),
