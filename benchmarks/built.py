@@ -4,6 +4,7 @@ resources (predicted; Yosys' counts with synthesis), and per accelerator the ver
 cocotb + Verilator, cycles per frame and latency measured against predicted. Shared by the
 benchmarks that build whole networks (mlperf_tiny.py, torchvision_families.py)."""
 
+import argparse
 import datetime
 import json
 import os
@@ -110,3 +111,18 @@ def run_cases(cases, run, results_path, frames, synth, **fields):
     if bad:
         print(f"failed: {', '.join(bad)}", file=sys.stderr)
     return 1 if bad else 0
+
+
+def main(description, cases, run, results_path, argv=None, **fields):
+    """The command line both benchmarks share: [CASE ...] [--frames N] [--synth], then
+    `run_cases`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("cases", nargs="*", metavar="CASE",
+                        help=f"cases to run (default all: {', '.join(cases)})")
+    parser.add_argument("--frames", type=int, default=4)
+    parser.add_argument("--synth", action="store_true", help="synthesize with Yosys")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.cases) - set(cases))
+    if unknown:
+        parser.error(f"unknown cases: {', '.join(unknown)}")
+    return run_cases(args.cases or cases, run, results_path, args.frames, args.synth, **fields)

@@ -12,7 +12,6 @@ Exit status 1 when a case fails to build or is not bit-exact, or its cycles per 
 model by more than 5 %.
 """
 
-import argparse
 import sys
 
 import numpy as np
@@ -46,17 +45,7 @@ def run(case, frames, synth, folder):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*", metavar="CASE",
-                        help=f"cases to run (default all: {', '.join(CASES)})")
-    parser.add_argument("--frames", type=int, default=4)
-    parser.add_argument("--synth", action="store_true", help="synthesize with Yosys")
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.cases) - set(CASES))
-    if unknown:
-        parser.error(f"unknown cases: {', '.join(unknown)}")
-    return built.run_cases(args.cases or CASES, run, RESULTS, args.frames, args.synth,
-                           published=mlperf_tiny.PUBLISHED)
+    return built.main(__doc__.splitlines()[0], CASES, run, RESULTS, argv, published=mlperf_tiny.PUBLISHED)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Needs torchvision (not a dependency of dnnhw's tests). Exit status 1 when a case
 build or is not bit-exact, or its cycles per frame miss the model by more than 5 %.
 """
 
-import argparse
 import sys
 import warnings
 
@@ -77,16 +76,7 @@ def run(case, frames, synth, folder):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*", metavar="CASE",
-                        help=f"cases to run (default all: {', '.join(CASES)})")
-    parser.add_argument("--frames", type=int, default=4)
-    parser.add_argument("--synth", action="store_true", help="synthesize with Yosys")
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.cases) - set(CASES))
-    if unknown:
-        parser.error(f"unknown cases: {', '.join(unknown)}")
-    return built.run_cases(args.cases or CASES, run, RESULTS, args.frames, args.synth)
+    return built.main(__doc__.splitlines()[0], CASES, run, RESULTS, argv)
 
 
 if __name__ == "__main__":

@@ -66,12 +66,8 @@ def _parser():
                        "plan.json or design folder), without the frontend, quantization or DSE")
     build.add_argument("--out", metavar="DIR", help="build folder (default build/<net>-<board>)")
     build.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis")
-    build.add_argument("--jobs", type=int, default=1, metavar="N",
-                       help="place and route N nextpnr seeds at once on a local Dask cluster "
-                       "and keep the best (default 1)")
-    build.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                       help="run the place-and-route seeds on this Dask cluster (with a "
-                       "filesystem shared with this machine)")
+    _dask_options(build, "place and route N nextpnr seeds at once on a local Dask cluster and "
+                  "keep the best", "the place-and-route seeds")
     build.add_argument("--verify", action="store_true",
                        help="also run `verify` on the build (cocotb + Verilator against golden)")
     build.add_argument("--frames", type=int,
@@ -90,12 +86,8 @@ def _parser():
                         f"{defaults.STALL:g})")
     verify.add_argument("--waves", action="store_true",
                         help="write VCD waveforms of the runs to DIR/waves/")
-    verify.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="simulate the unstalled and the stalled run at once on a local "
-                        "Dask cluster of N workers (default 1: one after the other)")
-    verify.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                        help="simulate on this Dask cluster (with a filesystem shared with this "
-                        "machine)")
+    _dask_options(verify, "simulate the unstalled and the stalled run at once on a local Dask "
+                  "cluster of N workers", "the simulations")
 
     explore = commands.add_parser(
         "explore", help="search foldings for a board: chosen plan, fps, latency, Pareto front")
@@ -135,6 +127,15 @@ _BITS_HELP = (f"weight and activation bits, {quant.MIN_BITS}..{quant.MAX_BITS} (
 _BOARD_OPTIONS = {"board": "board", "objective": "objective", "bits": "bits",
                   "calibration": "calibration", "clock": "clock_mhz", "cap": "cap", "seed": "seed",
                   "batch": "batch"}
+
+
+def _dask_options(command, jobs_help, runs):
+    """--jobs and --scheduler (`dnnhw.parallel`)."""
+    command.add_argument("--jobs", type=int, default=1, metavar="N",
+                         help=f"{jobs_help} (default 1: one after the other)")
+    command.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                         help=f"run {runs} on this Dask cluster (with a filesystem shared with "
+                         "this machine)")
 
 
 def _board_options(command):
