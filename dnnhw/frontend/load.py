@@ -209,10 +209,9 @@ def _qonnx_quant(model, node, renames, path):
     hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1 - narrow
     x = node.input[0]
     if x in model.constants:
-        value = np.asarray(model.constants[x], np.float64)
-        channels = scale.reshape((-1,) + (1,) * (value.ndim - 1)) if scale.size > 1 else scale
-        q = np.clip(np.rint(value / channels), lo, hi)
-        model.constants[node.output[0]] = (q * channels).astype(np.float32)
+        value = np.asarray(model.constants[x], np.float64)    # the scale broadcasts onto it
+        q = np.clip(np.rint(value / scale), lo, hi)
+        model.constants[node.output[0]] = (q * scale).astype(np.float32)
         if bits <= 16:
             model.weight_hints[node.output[0]] = (_range_bits(lo, hi),
                                                   _pow2_frac(scale.reshape(-1), node, path))
@@ -236,13 +235,8 @@ def _integers(model, name):
 def _quantize(x, scale, dtype, node):
     """ONNX QuantizeLinear of a constant (zero point 0): x / scale rounded half to even,
     saturated to `dtype`."""
-    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-    if scale.size > 1:
-        shape = [1] * x.ndim
-        shape[axis] = scale.size
-        scale = scale.reshape(shape)
     info = np.iinfo(dtype)
-    return np.clip(np.rint(x / scale), info.min, info.max).astype(dtype)
+    return np.clip(np.rint(x / _along_axis(scale, x.ndim, node)), info.min, info.max).astype(dtype)
 
 
 def _clip_range(model, node, bounds):
@@ -287,12 +281,17 @@ def _qdq_operands(model, node):
 
 
 def _dequantize(q, scale, zero, node):
-    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-    if scale.size > 1:
-        shape = [1] * q.ndim
-        shape[axis] = scale.size
-        scale = scale.reshape(shape)
-    return (q.astype(np.float64) * scale).astype(np.float32)
+    return (q.astype(np.float64) * _along_axis(scale, q.ndim, node)).astype(np.float32)
+
+
+def _along_axis(scale, ndim, node):
+    """A QuantizeLinear/DequantizeLinear `scale` shaped to broadcast along its node's `axis`
+    (default 1) of an `ndim`-dimensional tensor; a per-tensor scale as it is."""
+    if scale.size == 1:
+        return scale
+    shape = [1] * ndim
+    shape[next((a.i for a in node.attribute if a.name == "axis"), 1)] = scale.size
+    return scale.reshape(shape)
 
 
 def _pow2_frac(scale, node, path):

@@ -1,8 +1,6 @@
 """Dilated convolutions (2-D and 1-D, PyTorch's `dilation`): imported as the kernel spanning the
 dilation with zeros between its taps, matching onnxruntime, and bit-exact in Verilator."""
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -38,10 +36,7 @@ class Dilated1d(nn.Module):
 
 
 def _load(cls, tmp_path, dynamo):
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        path = torch_models.export(cls().eval(), cls.input_shape, tmp_path / "m.onnx", dynamo)
+    path = torch_models.export_fresh(cls, tmp_path / "m.onnx", dynamo)
     return path, frontend.load(path)
 
 

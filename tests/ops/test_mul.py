@@ -5,8 +5,6 @@ latency and pixel timing as modelled; the ONNX patterns imported through it matc
 (both exporters), and a squeeze-and-excitation network is bit-exact in Verilator, its map
 waiting a frame in the FIFO before the product."""
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -89,11 +87,7 @@ class SqueezeExcite(nn.Module):
 
 
 def _export(tmp_path, dynamo):
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch_models.export(SqueezeExcite().eval(), SqueezeExcite.input_shape,
-                                   tmp_path / "se.onnx", dynamo)
+    return torch_models.export_fresh(SqueezeExcite, tmp_path / "se.onnx", dynamo)
 
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
@@ -113,10 +107,7 @@ def test_other_broadcasts_refused(tmp_path):
         def forward(self, x):
             return x * x.mean(3, keepdim=True)
 
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        path = torch_models.export(RowScale(), RowScale.input_shape, tmp_path / "m.onnx", False)
+    path = torch_models.export_fresh(RowScale, tmp_path / "m.onnx")
     with pytest.raises(UserError, match=r"^(ReduceMean '.*': reduction over axes \[3\]|Mul '.*': "
                                         r"Mul of shapes)"):
         frontend.load(path)

@@ -5,7 +5,6 @@ model's; the ONNX ops imported through it match onnxruntime (both exporters), an
 them is bit-exact in Verilator."""
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -96,10 +95,7 @@ class Decoder1d(nn.Module):
 
 
 def _export(cls, tmp_path, dynamo):
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch_models.export(cls().eval(), cls.input_shape, tmp_path / "m.onnx", dynamo)
+    return torch_models.export_fresh(cls, tmp_path / "m.onnx", dynamo)
 
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])

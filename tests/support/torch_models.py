@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 __all__ = ["NETS", "ConcatNet", "DSConvNet", "KWSNet", "MLP", "PoolNet", "ResidualNet",
-           "ShuffleNet", "channel_shuffle", "export", "export_external", "assert_matches_onnxruntime"]
+           "ShuffleNet", "channel_shuffle", "export", "export_external", "export_fresh",
+           "assert_matches_onnxruntime"]
 
 
 def _conv_bn(c_in: int, c_out: int, kernel=3, stride=1, padding=1, groups: int = 1) -> list:
@@ -253,6 +254,17 @@ def export_external(module: nn.Module, input_shape, path: str | Path) -> Path:
     file; smaller ones (biases, tiny kernels) stay inline. Returns ``path``, the .onnx file.
     """
     return _export(module, input_shape, path, True, None, external_data=True, verbose=False)
+
+
+def export_fresh(cls, path, dynamo=False) -> Path:
+    """``cls()`` built after ``torch.manual_seed(0)``, exported (warnings silenced) for its
+    ``input_shape`` to ``path``, as `export` does."""
+    import warnings
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return export(cls().eval(), cls.input_shape, path, dynamo)
 
 
 def assert_matches_onnxruntime(path, graph, frames, atol=1e-5, rel_rms=0.01):
