@@ -83,7 +83,8 @@ class Front(NamedTuple):
 def front(network, bits=defaults.BITS, calibration=None, layer_bits=None):
     """The ONNX file `network` loaded and quantized to `bits` (`layer_bits`: layer name → bits
     for some layers) on the calibration frames of the .npy `calibration`, or on synthetic
-    frames (`quant.synthetic_frames`) with `SYNTHETIC_CALIBRATION` as the warning.
+    frames (`quant.synthetic_frames`) with `SYNTHETIC_CALIBRATION` as the warning (none when
+    the model states every format itself, a QDQ model's).
 
     Raises
     ------
@@ -97,7 +98,18 @@ def front(network, bits=defaults.BITS, calibration=None, layer_bits=None):
     else:
         frames, warning = quant.synthetic_frames(graph), SYNTHETIC_CALIBRATION
     quantized = quant.quantize(graph, frames, bits=bits, layer_bits=layer_bits)
+    if _formats_stated(quantized):
+        warning = None
     return Front(graph, quantized, frames, warning)
+
+
+def _formats_stated(graph):
+    """Every format of a quantized `graph` is one its QDQ model states, or its input's (no
+    format came from the calibration frames' ranges)."""
+    hints = graph.format_hints
+    return graph.input in hints and all(
+        layer.output in hints or graph.formats[layer.output] == graph.formats[layer.inputs[0]]
+        for layer in graph.layers)
 
 
 class Flow(NamedTuple):

@@ -109,8 +109,8 @@ class Engine:
     groups: the sequencer's groups, the convolution's groups / coarse_group (coarse_group groups
     side by side in the lanes); beats = C_in/ci input beats a pixel; blocks = C_out/co output
     beats a pixel; block_steps = (C_in/groups/ci)·(kh·kw/f) compute steps an output beat;
-    steps = blocks·block_steps; depth = 7 + ceil(log4(ci·f/coarse_group)) (+2 with LeakyReLU),
-    issue to output register; cycles_per_pixel = max(beats, steps);
+    steps = blocks·block_steps; depth = 7 + ceil(log4(ci·f/coarse_group)) (+2 with LeakyReLU,
+    +1 with requantization multipliers), issue to output register; cycles_per_pixel = max(beats, steps);
     latency = beats + block_steps - 1 + depth.
     """
     groups: int
@@ -134,14 +134,15 @@ class Engine:
 
 
 def engine(c_in, c_out, groups, positions, coarse_in, coarse_out, fine, leaky=False,
-           coarse_group=1):
+           coarse_group=1, scaled=False):
     """The `Engine` of C_in → C_out channels in `groups`, `positions` = kh·kw, `coarse_group`
-    groups computed side by side, with a fused LeakyReLU when `leaky`."""
+    groups computed side by side, with a fused LeakyReLU when `leaky`, requantization
+    multipliers when `scaled`."""
     stages = tree_stages(coarse_in // coarse_group * fine)
     sequenced = groups // coarse_group
     return Engine(sequenced, c_in // coarse_in, c_out // coarse_out,
                   (c_in // sequenced // coarse_in) * (positions // fine), stages,
-                  7 + stages + (2 if leaky else 0))
+                  7 + stages + (2 if leaky else 0) + (1 if scaled else 0))
 
 
 #: Bits of a weight-load beat: one word of a 64-bit bus (a Zynq HP port's width).
@@ -229,12 +230,13 @@ class ConvGeometry:
 
 
 def conv(shape, c_out, groups, kernel, stride, pads, coarse_in, coarse_out, fine, leaky=False,
-         coarse_group=1):
+         coarse_group=1, scaled=False):
     """The `ConvGeometry` of a convolution of a (C_in, H, W) `shape`."""
     (kh, kw), (sh, sw) = kernel, stride
     top, left, bottom, right = pads
     c_in, h, w = shape
-    pe = engine(c_in, c_out, groups, kh * kw, coarse_in, coarse_out, fine, leaky, coarse_group)
+    pe = engine(c_in, c_out, groups, kh * kw, coarse_in, coarse_out, fine, leaky, coarse_group,
+                scaled)
     out_h = (h + top + bottom - kh) // sh + 1
     out_w = (w + left + right - kw) // sw + 1
     if tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and not any(pads):
@@ -332,9 +334,10 @@ class FCGeometry:
         return self.engine.latency
 
 
-def fc(in_features, out_features, coarse_in, coarse_out, leaky=False):
+def fc(in_features, out_features, coarse_in, coarse_out, leaky=False, scaled=False):
     """The `FCGeometry` of N_in = `in_features` → N_out = `out_features`."""
-    return FCGeometry(engine(in_features, out_features, 1, 1, coarse_in, coarse_out, 1, leaky))
+    return FCGeometry(engine(in_features, out_features, 1, 1, coarse_in, coarse_out, 1, leaky,
+                             scaled=scaled))
 
 
 @dataclass(frozen=True)

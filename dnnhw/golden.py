@@ -7,14 +7,19 @@ so there is one definition of each rule.
 
 Tensors are NumPy arrays of shape (C, H, W): int64 in the fixed path, float64 in the float path.
 
-Fixed-point rules (a format (bits, frac) means value = integer × 2**-frac):
+Fixed-point rules (a format (bits, frac) means value = integer × 2**-frac; a quantized model's
+other scales add a mantissa, value = integer × mult × 2**-frac, and may narrow the integers'
+range to [min, max], `ir.Format`):
 
 - Rounding is half up: ``round_shift(x, s) = (x + 2**(s-1)) >> s`` (arithmetic shift) for s > 0,
   ``x << -s`` for s ≤ 0. Quantizing a float rounds half up the same way.
-- Saturation clips to [-2**(bits-1), 2**(bits-1) - 1].
+- Saturation clips to [-2**(bits-1), 2**(bits-1) - 1], or to a narrowed format's [min, max].
 - Conv and fc accumulate exactly (`WeightQuant.acc_bits` cannot overflow) from bias at the
   accumulator's scale, then requantize: ``round_shift(acc, frac_in + frac_w - frac_out)``, apply
-  the fused activation to that (unsaturated) value, then saturate. For ReLU and clamp the order of
+  the fused activation to that (unsaturated) value, then saturate. Where the scales are not all
+  powers of two, the requantization multiplies first: ``round_shift(acc × R, s)`` with
+  (R, s) = `multiplier` of the scale ratio s_in·s_w / s_out, R of REQUANT_BITS bits, per output
+  channel (`requant`). For ReLU and clamp the order of
   activation and saturation does not matter; for LeakyReLU applying it first keeps large negative
   sums from saturating before they are scaled down.
 - LeakyReLU: ``x < 0 → round_shift(x × alpha_q, LEAKY_FRAC)``, alpha_q = round(alpha × 2**LEAKY_FRAC).
@@ -22,9 +27,11 @@ Fixed-point rules (a format (bits, frac) means value = integer × 2**-frac):
 - Max pooling pads with the most negative integer. Average pooling sums exactly (zero padding),
   then multiplies by m = round(2**k / n) and round-shifts by k, with k = 15 + bit_length(n), n the
   divisor (`avg_multiplier`); the output keeps the input's format. Global pooling is the same over
-  H×W.
+  H×W; a quantized model may state its output's own format, the multiplier then includes the
+  ratio of the two scales.
 - Add: both inputs are left-shifted to the larger frac, added exactly, then round-shifted to the
-  output format and saturated. Concat round-shifts each input to the output format and saturates.
+  output format and saturated. With scales not all powers of two each input is multiplied by
+  R_i of `multiplier`-like precision instead, ``round_shift(a·R_a + b·R_b, s)`` (`add_constants`). Concat round-shifts each input to the output format and saturates.
 - HardSigmoid: ``clip(round_shift(x·alpha_q + beta_q, s), 0, 1)`` in the output format, the
   constants at LEAKY_FRAC fractional bits (`hard_sigmoid`). Output format (bits, bits - 1).
 - Sigmoid and tanh: linear interpolation in a table of 2**TABLE_BITS + 1 samples over [-R, R]
@@ -48,7 +55,7 @@ from .ir import Format
 __all__ = [
     "LEAKY_FRAC", "TABLE_BITS", "NONLINEAR_RANGE",
     "round_half_up", "quantize", "dequantize", "saturate", "round_shift",
-    "requant_shift", "clamp_bounds", "leaky_alpha", "leaky_floor", "hard_sigmoid", "hard_sigmoid_constants", "avg_multiplier", "avg_divisors",
+    "REQUANT_BITS", "multiplier", "requant_shift", "requant", "add_constants", "clamp_bounds", "leaky_alpha", "leaky_floor", "hard_sigmoid", "hard_sigmoid_constants", "avg_multiplier", "avg_divisors",
     "nonlinear_table", "segment_shift", "nonlinear", "nonlinear_float", "window_view",
     "LSTM_CELL_INT", "lstm_formats", "lstm_shifts", "lstm_initial", "lstm_step",
     "run_layer", "run_layer_float", "run_fixed", "run_float", "run", "input_to_chw", "output_to_onnx", "float_error",
@@ -56,6 +63,7 @@ __all__ = [
 
 
 LEAKY_FRAC = 16
+REQUANT_BITS = 16
 TABLE_BITS = 8
 NONLINEAR_RANGE = {"sigmoid": 8, "tanh": 4}
 LSTM_CELL_INT = 4
@@ -76,16 +84,21 @@ def round_half_up(x):
 
 
 def saturate(x, bits):
+    """`x` clipped to a signed `bits` integer's range, or to a `Format`'s [min, max]."""
+    if isinstance(bits, Format):
+        return np.clip(x, bits.min, bits.max)
     return np.clip(x, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
 
 
 def quantize(x, fmt):
     """Float array → integers of `fmt` (round half up, saturate)."""
-    return saturate(round_half_up(np.asarray(x, dtype=np.float64) * 2.0 ** fmt.frac), fmt.bits)
+    x = np.asarray(x, dtype=np.float64)
+    scaled = x * 2.0 ** fmt.frac if fmt.mult == 1.0 else x / fmt.scale
+    return saturate(round_half_up(scaled), fmt)
 
 
 def dequantize(q, fmt):
-    return np.asarray(q, dtype=np.float64) * 2.0 ** -fmt.frac
+    return np.asarray(q, dtype=np.float64) * fmt.scale
 
 
 def round_shift(x, s):
@@ -101,15 +114,51 @@ def round_shift(x, s):
 
 
 def requant_shift(graph, layer):
-    """Per-output-channel right shift from a conv/fc accumulator to the layer's output format."""
+    """Per-output-channel right shift from a conv/fc accumulator to the layer's output format,
+    for power-of-two scales."""
     frac_in = graph.formats[layer.inputs[0]].frac
     return frac_in + layer.wq.frac - graph.formats[layer.output].frac
 
 
+def multiplier(ratio):
+    """(R, s) with ``x · ratio ≈ round_shift(x · R, s)``: R the ratio's mantissa rounded to
+    REQUANT_BITS bits, 2**(REQUANT_BITS-1) ≤ R < 2**REQUANT_BITS; arrays element by element."""
+    ratio = np.asarray(ratio, dtype=np.float64)
+    exponent = np.floor(np.log2(ratio)).astype(np.int64)
+    shift = REQUANT_BITS - 1 - exponent
+    r = round_half_up(np.ldexp(ratio, shift))
+    full = r >= 1 << REQUANT_BITS                     # the mantissa rounded up to the next octave
+    return np.where(full, r >> 1, r), np.where(full, shift - 1, shift)
+
+
+def requant(graph, layer):
+    """A conv/fc layer's requantization from its accumulator to its output: (R, shift), per
+    output channel, with ``y = round_shift(acc · R, shift)``; R is None (a pure shift,
+    `requant_shift`) when every scale involved is a power of two."""
+    fmt_in, fmt_out, wq = graph.formats[layer.inputs[0]], graph.formats[layer.output], layer.wq
+    if fmt_in.mult == 1.0 and fmt_out.mult == 1.0 and np.all(wq.mult == 1.0):
+        return None, requant_shift(graph, layer)
+    ratio = np.ldexp(fmt_in.mult * wq.mult / fmt_out.mult,
+                     (fmt_out.frac - fmt_in.frac - wq.frac).astype(np.int64))
+    return multiplier(ratio)
+
+
+def add_constants(fmts, fmt_out):
+    """(R per input, shift) of an add: ``round_shift(Σ x_i · R_i, shift)``. Powers of two: R_i
+    aligns each input to the larger frac (2**(top - frac_i)), shift = top - frac_out. Otherwise
+    R_i are the ratios s_i / s_out at REQUANT_BITS bits for the larger one, the shift common."""
+    if all(f.mult == 1.0 for f in (*fmts, fmt_out)):
+        top = max(f.frac for f in fmts)
+        return tuple(1 << (top - f.frac) for f in fmts), top - fmt_out.frac
+    ratios = [f.scale / fmt_out.scale for f in fmts]
+    _, shift = multiplier(max(ratios))
+    return tuple(int(round_half_up(np.ldexp(r, int(shift)))) for r in ratios), int(shift)
+
+
 def clamp_bounds(lo, hi, fmt):
     """Integer bounds of a clamp (ReLU6, Clip) in format `fmt`."""
-    lo_q = fmt.min if lo is None or lo == -np.inf else int(round_half_up(lo * 2.0 ** fmt.frac))
-    hi_q = fmt.max if hi is None or hi == np.inf else int(round_half_up(hi * 2.0 ** fmt.frac))
+    lo_q = fmt.min if lo is None or lo == -np.inf else int(round_half_up(lo / fmt.scale))
+    hi_q = fmt.max if hi is None or hi == np.inf else int(round_half_up(hi / fmt.scale))
     return max(lo_q, fmt.min), min(hi_q, fmt.max)
 
 
@@ -148,10 +197,15 @@ def hard_sigmoid_constants(fmt_in, fmt_out, alpha, beta):
     return alpha_q, beta_q, LEAKY_FRAC + fmt_in.frac - fmt_out.frac
 
 
-def avg_multiplier(n):
-    """Reciprocal of a divisor `n` as (m, k): x / n ≈ round_shift(x × m, k), m < 2**17."""
+def avg_multiplier(n, ratio=1.0):
+    """Reciprocal of a divisor `n` as (m, k): x / n ≈ round_shift(x × m, k), m < 2**17; with
+    `ratio` (the input's scale over the output's, for an output in another format) x · ratio / n:
+    k = 15 + bit_length(n) - floor(log2(ratio)), m = round(2**k · ratio / n)."""
     k = 15 + int(n).bit_length()
-    return ((1 << (k + 1)) + n) // (2 * n), k
+    if ratio == 1.0:
+        return ((1 << (k + 1)) + n) // (2 * n), k
+    k -= int(np.floor(np.log2(ratio)))
+    return int(round_half_up(np.ldexp(ratio, k) / n)), k
 
 
 def activate(y, fmt, attrs):
@@ -331,10 +385,12 @@ def avg_divisors(in_shape, attrs):
     return windows.sum(axis=(3, 4))[0].astype(np.int64)
 
 
-def average(sums, divisors, bits):
+def average(sums, divisors, bits, ratio=1.0):
+    """Exact `sums` divided by their `divisors` (`avg_multiplier`), saturated to `bits` (or a
+    `Format`'s range); `ratio`: the input's scale over the output's."""
     out = np.empty_like(sums)
     for n in np.unique(divisors):
-        m, k = avg_multiplier(int(n))
+        m, k = avg_multiplier(int(n), ratio)
         at = divisors == n
         out[:, at] = round_shift(sums[:, at] * m, k)
     return saturate(out, bits)

@@ -42,39 +42,70 @@ class Shape:
 
 @dataclass(frozen=True)
 class Format:
-    """Signed fixed point: value = integer × 2**-frac, integer in `bits` two's complement bits."""
+    """Signed fixed point: value = integer × mult × 2**-frac, the integer in `bits` two's
+    complement bits.
+
+    `mult` is 1 for a power-of-two scale (the formats dnnhw chooses itself); a quantized model's
+    other scales keep their mantissa there, 1 ≤ mult < 2. `low` and `high`, when given, narrow the
+    integers' range within `bits`: a zero point's offset range (an unsigned 8-bit tensor with zero
+    point z holds q - z, in [-z, 255 - z]).
+    """
     bits: int
     frac: int
+    mult: float = 1.0
+    low: int | None = None
+    high: int | None = None
 
     @property
     def min(self):
-        return -(1 << (self.bits - 1))
+        return -(1 << (self.bits - 1)) if self.low is None else self.low
 
     @property
     def max(self):
-        return (1 << (self.bits - 1)) - 1
+        return (1 << (self.bits - 1)) - 1 if self.high is None else self.high
+
+    @property
+    def scale(self):
+        """The value of one LSB."""
+        return self.mult * 2.0 ** -self.frac
+
+    @property
+    def scaled(self):
+        """Its scale is not a power of two, or its range is narrower than its bits'."""
+        return self.mult != 1.0 or self.low is not None or self.high is not None
 
     def __str__(self):
-        return f"Q{self.bits}.{self.frac}"
+        text = f"Q{self.bits}.{self.frac}"
+        if self.mult != 1.0:
+            text += f"×{self.mult:.6g}"
+        if self.low is not None or self.high is not None:
+            text += f"[{self.min},{self.max}]"
+        return text
 
 
 @dataclass
 class WeightQuant:
     """Integer weights of a conv or fc layer and what its accumulator needs.
 
-    `frac` is per output channel (all equal when the layer uses one format). `bias` is stored at
-    the accumulator's scale, 2**-(frac_in + frac[co]). `acc_bits` is wide enough that the
-    accumulation can never overflow.
+    `frac` and `mult` are per output channel (all equal when the layer uses one format): a
+    weight's value is integer × mult[co] × 2**-frac[co] (`mult` 1 for power-of-two scales, as in
+    `Format`). `bias` is stored at the accumulator's scale, the input's scale times the weights'.
+    `acc_bits` is wide enough that the accumulation can never overflow.
     """
     bits: int
     frac: np.ndarray        # (C_out,) int
     weight: np.ndarray      # integers, same shape as the float weight
     bias: np.ndarray        # (C_out,) int
     acc_bits: int
+    mult: np.ndarray = None  # (C_out,) float, None for all ones
+
+    def __post_init__(self):
+        if self.mult is None:
+            self.mult = np.ones(len(self.frac))
 
     @property
     def per_channel(self):
-        return bool(np.any(self.frac != self.frac[0]))
+        return bool(np.any(self.frac != self.frac[0]) or np.any(self.mult != self.mult[0]))
 
 
 @dataclass

@@ -27,7 +27,7 @@ Plain Python over the IR: the DSE reads it, and `subgraph` gives each partition 
 accelerator, golden model and verification use.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 
 import numpy as np
 
@@ -158,7 +158,7 @@ def _unpack(graph, tensors, packed):
     for t in tensors:
         fmt, stop = graph.formats[t], start + graph.shapes[t].c
         out.append(Layer(f"{packed}_{t}", "slice", [packed], t,
-                         {"start": start, "stop": stop, "format": (fmt.bits, fmt.frac)}))
+                         {"start": start, "stop": stop, "format": astuple(fmt)}))
         start = stop
     return out
 
@@ -172,10 +172,10 @@ def _chunk(graph, layer, reload, chunk):
     size = shape.c // reload
     part = slice(chunk * size, (chunk + 1) * size)
     wq = layer.wq and WeightQuant(layer.wq.bits, layer.wq.frac[part], layer.wq.weight[part],
-                                  layer.wq.bias[part], layer.wq.acc_bits)
+                                  layer.wq.bias[part], layer.wq.acc_bits, layer.wq.mult[part])
     attrs = dict(layer.attrs, reload=reload)
     if layer.wq:    # the hardware that computes every chunk handles every chunk's shifts
-        shift = golden.requant_shift(graph, layer)
+        shift = golden.requant(graph, layer)[1]
         attrs["shift_range"] = (int(shift.min()), int(shift.max()))
     return (replace(layer, attrs=attrs, weight=layer.weight[part],
                     bias=None if layer.bias is None else layer.bias[part], wq=wq),

@@ -9,7 +9,9 @@
   channel's largest magnitude (`per_channel`), or one per layer, biases at the accumulator's
   scale; an LSTM's [W R] one format for the layer, its bias the scale of the aligned
   accumulator (`golden.lstm_shifts`).
-- Formats a QDQ model states (power-of-two scales) are used as given.
+- Formats a QDQ model states are used as given: power-of-two scales as they are, other scales
+  with their mantissa (`Format.mult`, requantized by multipliers) and zero points as the
+  integers' range; an op that cannot compute on such formats says so (`Op.check_formats`).
 
 `bits` sets weights and activations together; `layer_bits` overrides it per layer (its weights
 and its output).
@@ -68,6 +70,7 @@ def quantize(graph, frames, bits=8, layer_bits=None, per_channel=True):
 
         fmt = q.formats[layer.output] = op.output_format(q, layer, b, measured)
         layer.wq = op.quantize_weights(q, layer, fmt_in, fmt, b, per_channel)
+        op.check_formats(q, layer)
     return q
 
 

@@ -24,7 +24,14 @@ __all__ = ["layer_summary", "graph_summary", "format_table", "design_summary",
 
 
 def _fmt(fmt):
-    return None if fmt is None else {"bits": fmt.bits, "frac": fmt.frac}
+    if fmt is None:
+        return None
+    entry = {"bits": fmt.bits, "frac": fmt.frac}
+    if fmt.mult != 1.0:
+        entry["scale"] = fmt.scale
+    if fmt.low is not None or fmt.high is not None:
+        entry["range"] = [fmt.min, fmt.max]
+    return entry
 
 
 def _attrs(layer):
@@ -56,6 +63,10 @@ def layer_summary(graph, layer):
             entry["weight_format"] = {"bits": layer.wq.bits,
                                       "frac": frac.tolist() if layer.wq.per_channel else int(frac[0]),
                                       "per_channel": layer.wq.per_channel}
+            if np.any(layer.wq.mult != 1.0):
+                scale = np.ldexp(layer.wq.mult, -frac)
+                entry["weight_format"]["scale"] = (scale.tolist() if layer.wq.per_channel
+                                                   else float(scale[0]))
             entry["acc_bits"] = layer.wq.acc_bits
     return entry
 
@@ -112,7 +123,8 @@ def format_table(graph):
             else:
                 fracs = np.unique(wq.frac)
                 frac = (f"{fracs[0]}" if len(fracs) == 1 else f"{fracs.min()}..{fracs.max()}/ch")
-                row += [f"Q{wq.bits}.{frac}", str(wq.acc_bits)]
+                scaled = "×m" if np.any(wq.mult != 1.0) else ""
+                row += [f"Q{wq.bits}.{frac}{scaled}", str(wq.acc_bits)]
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     numeric = {5, 6}

@@ -565,7 +565,7 @@ def engine_part(t, spec, pe, positions, folding, family):
     sequencer, weight ROMs (in block RAM with `block_weights`), multipliers (`logic_multipliers`
     of them Booth products in logic; `paired`, one per two output lanes, of packed weights, and
     the adders that split their products), adder trees, accumulators, channel ROM,
-    requantization and the fused activation."""
+    requantization (with multipliers where `mult_bits`) and the fused activation."""
     a, out_bits, wb, acc_bits = spec.in_bits, spec.out_bits, spec.weight_bits, spec.acc_bits
     ci, co, f = folding.coarse_in, folding.coarse_out, folding.fine
     logic, paired = folding.impl.logic_multipliers, folding.impl.paired
@@ -612,14 +612,19 @@ def engine_part(t, spec, pe, positions, folding, family):
         t.add("reg", co * nodes * width)
     # accumulators (loaded with bias + sum at a block's first step) and the channel ROM, whose
     # bias columns above the biases' own width copy their sign (Yosys keeps one of each)
-    left_bits = counter_bits(spec.max_left + 1)
-    memory(t, blocks, co * (spec.bias_bits + left_bits), family, rom=True, sequential=True)
-    t.add("reg", co * (acc_bits + spec.bias_bits + 2 * left_bits))
+    left_bits, mult_bits = counter_bits(spec.max_left + 1), spec.mult_bits
+    memory(t, blocks, co * (spec.bias_bits + left_bits + mult_bits), family, rom=True,
+           sequential=True)
+    t.add("reg", co * (acc_bits + spec.bias_bits + 2 * (left_bits + mult_bits)))
     t.add("add", co * acc_bits)                 # sum + (bias or acc): the choice joins the adder
     # requantization (a per-lane left shift, then the layer's round shift), the clip and the
     # output register
     shifted = acc_bits + (1 << left_bits) - 1 if left_bits else acc_bits
     mux(t, co * shifted, 1 << left_bits, family)
+    if mult_bits:               # the requantization multipliers (unsigned), their products
+        multipliers(t, co, shifted, mult_bits + 1, family)
+        t.add("reg", 1)
+        shifted += mult_bits
     requantized = round_shift(t, co, shifted, spec.smax)
     t.add("reg", co * requantized + 2)
     lo, hi = spec.bounds

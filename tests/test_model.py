@@ -175,7 +175,7 @@ def test_add_matches_blocks(shape):
     graph = plain_graph("add", [shape, shape], shape)
     layer = graph.layers[0]
     for f in model.foldings(graph, layer):
-        assert_model_matches(graph, layer, f, Add(shape, f.coarse_in, 8, 4, 8, 3, 8, 4))
+        assert_model_matches(graph, layer, f, Add(shape, f.coarse_in, 8, 8, 8, (1, 2), 1))
 
 
 @pytest.mark.parametrize("channels", [(4, 6), (2, 2, 8), (3, 5)])
@@ -288,6 +288,7 @@ def test_network_edges_converters_and_branch_fifos():
     graph.shapes["a"] = graph.shapes.pop("y")
     graph.layers += [Layer("relu", "relu", ["x"], "b"), Layer("add", "add", ["a", "b"], "y")]
     graph.shapes["b"] = graph.shapes["y"] = Shape(2, 5, 5)
+    graph.formats["a"] = graph.formats["b"] = graph.formats["y"]
     plan = {"relu": Folding(2, 2), "add": Folding(2, 2)}
     perf = model.network(graph, plan)
     assert perf.bottleneck == "conv"

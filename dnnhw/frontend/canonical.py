@@ -160,8 +160,8 @@ def _reorder_params(layer, inverse):
         if isinstance(value, np.ndarray) and value.shape[:1] == (c,):
             layer.attrs[key] = value[inverse]
         elif key == "weight_format":
-            bits, frac = value
-            layer.attrs[key] = (bits, np.asarray(frac)[inverse])
+            bits, frac, mult = value
+            layer.attrs[key] = (bits, np.asarray(frac)[inverse], np.asarray(mult)[inverse])
 
 
 def _then_permute(layers, shapes, layer, inputs, order):

@@ -34,7 +34,7 @@ class Model:
     constants: dict                 # tensor name → np.ndarray
     shapes: dict                    # tensor name → tuple of ints (batch included, fixed to 1)
     format_hints: dict = field(default_factory=dict)    # activation tensor → Format
-    weight_hints: dict = field(default_factory=dict)    # constant name → (bits, frac array)
+    weight_hints: dict = field(default_factory=dict)    # constant → (bits, frac, mult arrays)
     symbolic_first: bool = False    # the input's first axis was symbolic in a (?, 1, I) shape
 
 
@@ -119,8 +119,10 @@ def _strip_qdq(model, path):
 
     A QuantizeLinear (and Clip) of a constant is evaluated as ONNX defines it (round half to
     even, saturate); its DequantizeLinear becomes the float constant, its format a weight hint,
-    of as many bits as the integers' range needs. A QuantizeLinear → [Clip →] DequantizeLinear
-    chain on an activation becomes a format hint on that tensor.
+    of as many bits as the integers' range needs (weights have zero point 0). A QuantizeLinear →
+    [Clip →] DequantizeLinear chain on an activation becomes a format hint on that tensor: the
+    integers q - zero point, their range what the type and Clip allow, the scale's mantissa in
+    the format's `mult` where it is not a power of two (`_scale_format`).
     """
     producers = {out: node for node in model.nodes for out in node.output}
     ranges = {}                     # integer constant → (lowest, highest) its type and Clip allow
@@ -130,7 +132,7 @@ def _strip_qdq(model, path):
         if node.op_type == "Quant" and node.domain in QONNX_DOMAINS:
             _qonnx_quant(model, node, renames, path)
         elif node.op_type == "QuantizeLinear" and node.input[0] in model.constants:
-            _, scale, zero = _qdq_operands(model, node)
+            _, scale, zero = _qdq_operands(model, node, weight=True)
             dtype = zero.dtype if zero is not None else np.dtype(np.uint8)
             q = _quantize(np.asarray(model.constants[node.input[0]], np.float64), scale, dtype, node)
             model.constants[node.output[0]] = q
@@ -142,12 +144,12 @@ def _strip_qdq(model, path):
             model.constants[node.output[0]] = np.clip(model.constants[node.input[0]], lo, hi)
             ranges[node.output[0]] = (lo, hi)
         elif node.op_type == "DequantizeLinear" and node.input[0] in model.constants:
-            q, scale, zero = _qdq_operands(model, node)
+            q, scale, zero = _qdq_operands(model, node, weight=True)
             model.constants[node.output[0]] = _dequantize(q, scale, zero, node)
             if q.dtype.itemsize <= 2:       # weights; 32-bit biases need no format of their own
                 lo, hi = ranges.get(node.input[0], (np.iinfo(q.dtype).min, np.iinfo(q.dtype).max))
                 model.weight_hints[node.output[0]] = (_qdq_bits(lo, hi, q.dtype, node, path),
-                                                      _pow2_frac(scale, node, path))
+                                                      *_scale_format(scale, node, path))
         elif node.op_type == "DequantizeLinear":
             clip = source if source is not None and source.op_type == "Clip" else None
             quant = producers.get(clip.input[0]) if clip is not None else source
@@ -155,16 +157,18 @@ def _strip_qdq(model, path):
                 raise UserError(f"{path}: DequantizeLinear '{node.name}' does not follow a "
                                 "QuantizeLinear: unsupported QDQ pattern")
             _, scale, zero = _qdq_operands(model, quant)
-            frac = _pow2_frac(scale, quant, path)
-            if frac.size != 1:
+            frac, mult = _scale_format(scale, quant, path)
+            if frac.size != 1 or (zero is not None and zero.size != 1):
                 raise UserError(f"{path}: QuantizeLinear '{quant.name}' has per-channel scales on "
                                 "an activation: unsupported")
             dtype = zero.dtype if zero is not None else np.dtype(np.uint8)
             lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
             if clip is not None:
                 lo, hi = _clip_range(model, clip, (lo, hi))
-            model.format_hints[quant.input[0]] = Format(_qdq_bits(lo, hi, dtype, quant, path),
-                                                        int(frac[0]))
+            offset = 0 if zero is None else int(zero.reshape(-1)[0])
+            model.format_hints[quant.input[0]] = _activation_format(
+                _qdq_bits(lo - offset, hi - offset, dtype, quant, path), frac[0], mult[0],
+                lo - offset, hi - offset)
             renames[node.output[0]] = quant.input[0]
         elif node.op_type == "QuantizeLinear" or (node.op_type == "Clip" and source is not None
                                                   and source.op_type == "QuantizeLinear"):
@@ -187,7 +191,8 @@ def _qonnx_quant(model, node, renames, path):
     """QONNX `Quant(x, scale, zeropt, bitwidth)`: clamp(round(x / scale + zeropt), min, max) -
     zeropt, times scale, the integers `bitwidth` bits wide, signed or not, narrow or not. Of a
     constant: the quantized constant, its format a weight hint (none for biases wider than 16
-    bits); of an activation: a format hint on the tensor, and the node removed."""
+    bits; a weight's zero point must be 0); of an activation: a format hint on the tensor (the
+    integers minus the zero point, `_activation_format`), and the node removed."""
     try:
         scale, zero, width = (np.asarray(model.constants[name], np.float64)
                               for name in node.input[1:4])
@@ -198,9 +203,6 @@ def _qonnx_quant(model, node, renames, path):
     signed, narrow = attrs.get("signed", 1), attrs.get("narrow", 0)
     rounding = attrs.get("rounding_mode", b"ROUND")
     rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
-    if np.any(zero != 0):
-        raise UserError(f"{path}: Quant '{node.name}' has a non-zero zero point: dnnhw's fixed "
-                        "point is symmetric (zero point 0); quantize symmetrically")
     if width.size != 1 or width.reshape(-1)[0] != int(width.reshape(-1)[0]) or rounding != "ROUND":
         raise UserError(f"{path}: Quant '{node.name}': bit width {width.reshape(-1).tolist()} and "
                         f"rounding_mode {rounding!r}: dnnhw reads one integer width, ROUND")
@@ -209,21 +211,27 @@ def _qonnx_quant(model, node, renames, path):
     hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1 - narrow
     x = node.input[0]
     if x in model.constants:
+        if np.any(zero != 0):
+            raise UserError(f"{path}: Quant '{node.name}' gives weights a non-zero zero point: "
+                            "dnnhw's weights are symmetric (zero point 0); quantize the weights "
+                            "symmetrically")
         value = np.asarray(model.constants[x], np.float64)    # the scale broadcasts onto it
         q = np.clip(np.rint(value / scale), lo, hi)
         model.constants[node.output[0]] = (q * scale).astype(np.float32)
         if bits <= 16:
             model.weight_hints[node.output[0]] = (_range_bits(lo, hi),
-                                                  _pow2_frac(scale.reshape(-1), node, path))
+                                                  *_scale_format(scale, node, path))
         return
-    frac = _pow2_frac(scale, node, path)
-    if frac.size != 1:
-        raise UserError(f"{path}: Quant '{node.name}' has per-channel scales on an activation: "
-                        "unsupported")
+    frac, mult = _scale_format(scale, node, path)
+    if frac.size != 1 or zero.size != 1 or zero.reshape(-1)[0] != int(zero.reshape(-1)[0]):
+        raise UserError(f"{path}: Quant '{node.name}' has per-channel scales or zero points, or "
+                        "a fractional zero point, on an activation: unsupported")
     if bits > 16:
         raise UserError(f"{path}: Quant '{node.name}' quantizes an activation to {bits} bits: "
                         "dnnhw reads at most 16")
-    model.format_hints[x] = Format(_range_bits(lo, hi), int(frac[0]))
+    offset = int(zero.reshape(-1)[0])
+    model.format_hints[x] = _activation_format(_range_bits(lo - offset, hi - offset), frac[0],
+                                               mult[0], lo - offset, hi - offset)
     renames[node.output[0]] = renames.get(x, x)
 
 
@@ -266,7 +274,9 @@ def _qdq_bits(lo, hi, dtype, node, path):
     return bits
 
 
-def _qdq_operands(model, node):
+def _qdq_operands(model, node, weight=False):
+    """(the quantized constant or None, scale, zero point or None) of a QuantizeLinear or
+    DequantizeLinear; a `weight`'s zero point must be 0 (dnnhw's weights are symmetric)."""
     try:
         operands = [model.constants[name] if name else None for name in node.input[1:3]]
     except KeyError as missing:
@@ -274,14 +284,16 @@ def _qdq_operands(model, node):
                         f"{missing} is not") from None
     scale, zero = (operands + [None])[:2]
     q = model.constants.get(node.input[0])
-    if zero is not None and np.any(zero != 0):
-        raise UserError(f"{node.op_type} '{node.name}' has a non-zero zero point: dnnhw's fixed "
-                        "point is symmetric (zero point 0); quantize symmetrically")
-    return q, np.asarray(scale, dtype=np.float64), zero
+    if weight and zero is not None and np.any(zero != 0):
+        raise UserError(f"{node.op_type} '{node.name}' gives weights a non-zero zero point: "
+                        "dnnhw's weights are symmetric (zero point 0); quantize the weights "
+                        "symmetrically")
+    return q, np.asarray(scale, dtype=np.float64), None if zero is None else np.asarray(zero)
 
 
 def _dequantize(q, scale, zero, node):
-    return (q.astype(np.float64) * _along_axis(scale, q.ndim, node)).astype(np.float32)
+    q = q.astype(np.float64) - (0 if zero is None else _along_axis(zero, q.ndim, node))
+    return (q * _along_axis(scale, q.ndim, node)).astype(np.float32)
 
 
 def _along_axis(scale, ndim, node):
@@ -294,15 +306,24 @@ def _along_axis(scale, ndim, node):
     return scale.reshape(shape)
 
 
-def _pow2_frac(scale, node, path):
-    scale = np.atleast_1d(scale)
-    fracs = -np.log2(scale)
-    if np.any(scale <= 0) or np.any(fracs != np.round(fracs)):
-        bad = next(float(s) for s, f in zip(scale, fracs) if s <= 0 or f != round(f))
-        raise UserError(f"{path}: {node.op_type} '{node.name}' has scale {bad:g}, not a power of "
-                        "two: dnnhw's fixed point needs power-of-two scales (quantize with "
-                        "power-of-two scales, or give dnnhw the float model)")
-    return fracs.astype(np.int64)
+def _scale_format(scale, node, path):
+    """(frac, mult) arrays of quantization scales: scale = mult · 2**-frac, 1 ≤ mult < 2
+    (`ir.Format`); a power of two has mult 1."""
+    scale = np.atleast_1d(np.asarray(scale, dtype=np.float64)).reshape(-1)
+    if not np.all(np.isfinite(scale) & (scale > 0)):
+        bad = next(float(s) for s in scale if not (np.isfinite(s) and s > 0))
+        raise UserError(f"{path}: {node.op_type} '{node.name}' has scale {bad:g}: a scale must "
+                        "be positive and finite")
+    mantissa, exponent = np.frexp(scale)            # scale = mantissa · 2**exponent, ½ ≤ m < 1
+    return (1 - exponent).astype(np.int64), 2 * mantissa
+
+
+def _activation_format(bits, frac, mult, lo, hi):
+    """The `Format` of an activation's integers in [lo, hi] (narrowed only where [lo, hi] is
+    not all of `bits`)."""
+    full = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    low, high = (None, None) if (lo, hi) == full else (int(lo), int(hi))
+    return Format(bits, int(frac), float(mult), low, high)
 
 
 #: Constants up to this many elements go to shape inference with their values (shapes, axes and

@@ -232,8 +232,9 @@ class _Mapper:
         hint = self.model.weight_hints.get(node.input[index])
         if hint is None:
             return {}
-        bits, frac = hint
-        return {"weight_format": (bits, np.broadcast_to(frac, (channels,)).copy())}
+        bits, frac, mult = hint
+        return {"weight_format": (bits, np.broadcast_to(frac, (channels,)).copy(),
+                                  np.broadcast_to(mult, (channels,)).copy())}
 
     def per_channel(self, node, value, name):
         """A constant operand of an elementwise op as one value per channel of input `name`."""

@@ -8,7 +8,7 @@ from amaranth.hdl import Cat, Const, Mux, signed
 from amaranth.lib import data
 
 
-__all__ = ["pixel_layout", "window_layout", "round_shift", "saturate", "logic_product",
+__all__ = ["pixel_layout", "window_layout", "round_shift", "saturate", "clip", "logic_product",
            "balanced_sum"]
 
 
@@ -33,6 +33,12 @@ def saturate(value, bits):
     """`value` clipped to the range of a signed `bits` integer, as a `signed(bits)` expression."""
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return Mux(value > hi, hi, Mux(value < lo, lo, value))[:bits].as_signed()
+
+
+def clip(value, lo, hi):
+    """`value` clipped to the constants [lo, hi], as a signed expression just wide enough."""
+    width = max((v if v >= 0 else ~v).bit_length() for v in (lo, hi)) + 1
+    return Mux(value > hi, hi, Mux(value < lo, lo, value))[:width].as_signed()
 
 
 def logic_product(a, b):

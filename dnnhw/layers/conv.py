@@ -37,7 +37,7 @@ class Conv(wiring.Component):
         Folding (`ConvEngine`); `coarse_in` is also the window's lanes.
     **engine_options
         The engine's coarse_group and implementation options (logic_multipliers,
-        block_weights, paired, writable, shift_range: `ConvEngine`).
+        block_weights, paired, writable, shift_range, mult: `ConvEngine`).
 
     Members
     -------
@@ -69,7 +69,8 @@ class Conv(wiring.Component):
         self.geometry = g = geometry.conv(in_shape, out_channels, groups, kernel, stride, pads,
                                           coarse_in, coarse_out, fine,
                                           leaky=self.engine.alpha_q is not None,
-                                          coarse_group=self.engine.coarse_group)
+                                          coarse_group=self.engine.coarse_group,
+                                          scaled=self.engine.mult is not None)
         self.out_shape = Shape(out_channels, g.out_h, g.out_w)
         self.window = None
         if g.window is not None:
@@ -87,13 +88,14 @@ class Conv(wiring.Component):
         """Conv `layer` of the quantized `graph`, every constant from golden; `impl`: the
         engine's implementation options (`folding.Implementation`)."""
         a = layer.attrs
+        mult, shift = golden.requant(graph, layer)
         try:
             return cls(graph.in_shape(layer), graph.out_shape(layer).c, a["groups"], a["kernel"],
                        a["stride"], a["pads"], graph.formats[layer.inputs[0]].bits,
                        graph.formats[layer.output].bits, layer.wq,
-                       golden.requant_shift(graph, layer), activation_of(graph, layer),
+                       shift, activation_of(graph, layer),
                        coarse_in=coarse_in, coarse_out=coarse_out, fine=fine,
-                       shift_range=a.get("shift_range"), **impl)
+                       shift_range=a.get("shift_range"), mult=mult, **impl)
         except ValueError as error:
             raise ValueError(f"Conv '{layer.name}': {error}") from None
 

@@ -7,6 +7,7 @@ exactly what `dnnhw.golden` computes for a conv layer:
 
     acc = bias + Σ x·w            (exact, in `acc_bits`)
     y   = round_shift(acc, shift) (per output channel, may be a left shift)
+          round_shift(acc·R, shift) with requantization multipliers R (scales not powers of two)
     out = saturate(activation(y), out_bits)
 
 Architecture (DESIGN.md, "Layers and folding"):
@@ -20,7 +21,7 @@ Architecture (DESIGN.md, "Layers and folding"):
   output lane multiplies only its own group's coarse_in/coarse_group input lanes.
 - Per output lane a weight ROM holds one word (fine × coarse_in weights) per step (per pair of
   lanes, with `paired` multipliers); per output block a channel ROM holds each lane's bias and
-  shift. A `writable` engine has RAMs instead, empty until filled through its load port `w`
+  shift (and multiplier). A `writable` engine has RAMs instead, empty until filled through its load port `w`
   (weights reloading: the same hardware computes each chunk of a layer's filters in turn).
 - Multipliers (registered operands, each product registered), a pipelined adder
   tree per lane, an accumulator per lane loaded with the bias at the first step of an output
@@ -33,41 +34,26 @@ input until both banks are full.
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import geometry, golden
 from ..geometry import TREE_RADIX, signed_bits
 from ..golden import leaky_floor
-from .common import balanced_sum, logic_product, pixel_layout, round_shift, saturate, window_layout
+from ..ops._weighted import activation_of
+from .common import (balanced_sum, clip, logic_product, pixel_layout, round_shift, saturate,
+                     window_layout)
 from .pixel_buffer import PixelBuffer
 
 
 __all__ = ["ConvEngine", "activation_of", "engine_load_port", "leaky_floor"]
 
 
-def activation_of(graph, layer):
-    """The fused activation of a conv or fc `layer` of a quantized `graph`, as `ConvEngine` takes
-    it: None, ``"relu"``, ``("clamp", lo, hi)`` or ``("leaky_relu", alpha_q)``, with the
-    integer constants from `golden.clamp_bounds` and `golden.leaky_alpha`."""
-    act, attrs = layer.act, layer.attrs
-    if act == "clamp":
-        return ("clamp", *golden.clamp_bounds(attrs["lo"], attrs["hi"], graph.formats[layer.output]))
-    if act == "leaky_relu":
-        return ("leaky_relu", golden.leaky_alpha(attrs["alpha"]))
-    return act
-
-
 def engine_load_port(engine):
     """The weight load port a layer wrapping `engine` passes on: ``{"w": ...}`` if the engine is
     writable, else nothing."""
     return {"w": engine.signature.members["w"]} if engine.writable else {}
-
-
-def _clip(value, lo, hi):
-    """`value` clipped to [lo, hi], as a signed expression just wide enough."""
-    return Mux(value > hi, hi, Mux(value < lo, lo, value))[:signed_bits(lo, hi)].as_signed()
 
 
 class ConvEngine(wiring.Component):
@@ -94,7 +80,8 @@ class ConvEngine(wiring.Component):
     register to register), product register, `tree_stages` adder-tree registers
     (``ceil(log4(coarse_in / coarse_group · fine))``),
     the accumulator, the requantization register and the output register (LeakyReLU adds a clip
-    register and its product register before it).
+    register and its product register before it; requantization multipliers their product
+    register).
 
     Requantization with per-channel shifts uses one constant shift `smax` (the largest shift)
     after a per-channel left shift: ``round_shift(acc, s) == round_shift(acc << (smax - s),
@@ -114,7 +101,7 @@ class ConvEngine(wiring.Component):
     wq : ir.WeightQuant
         Integer weights (C_out, C_in/groups, kh, kw), bias at the accumulator's scale, `acc_bits`.
     shift : int array
-        Per-output-channel requantization shift (`golden.requant_shift`), broadcast to C_out.
+        Per-output-channel requantization shift (`golden.requant`), broadcast to C_out.
     activation : None, "relu", ("clamp", lo, hi) or ("leaky_relu", alpha_q)
         The fused activation with golden's integer constants (see `activation_of`).
     coarse_in, coarse_out, fine : int
@@ -148,6 +135,9 @@ class ConvEngine(wiring.Component):
         beat of a load until its last beat is written, one beat a cycle (``w.ready`` is
         always 1). A load must not start while a pixel is in the pipeline: the host sends
         weights only between runs, after the last output of the run before.
+    mult : int array, optional
+        Per-output-channel requantization multipliers R of `golden.REQUANT_BITS` bits
+        (`golden.requant`), broadcast to C_out; None for a pure shift.
     shift_range : (int, int), optional
         The smallest and largest requantization shift the engine must handle, where more than
         `shift`'s (a writable engine loaded with other chunks' weights).
@@ -178,7 +168,7 @@ class ConvEngine(wiring.Component):
     def __init__(self, in_channels, out_channels, groups, kernel, in_bits, out_bits, wq, shift,
                  activation=None, *, coarse_in=1, coarse_out=1, fine=1, coarse_group=1,
                  logic_multipliers=0, block_weights=False, paired=False, writable=False,
-                 shift_range=None):
+                 shift_range=None, mult=None):
         kh, kw = kernel
         positions = kh * kw
         if in_channels % groups or out_channels % groups:
@@ -219,7 +209,7 @@ class ConvEngine(wiring.Component):
         self.geometry = g = geometry.engine(in_channels, out_channels, groups, positions,
                                             coarse_in, coarse_out, fine,
                                             leaky=self.alpha_q is not None,
-                                            coarse_group=coarse_group)
+                                            coarse_group=coarse_group, scaled=mult is not None)
         self.beats, self.blocks, self.block_steps, self.steps = g.beats, g.blocks, g.block_steps, g.steps
         self.tree_stages, self.depth, self.latency = g.tree_stages, g.depth, g.latency
         self.cycles_per_pixel = g.cycles_per_pixel
@@ -229,9 +219,13 @@ class ConvEngine(wiring.Component):
             raise ValueError(f"shifts {int(shift.min())} to {int(shift.max())} outside the "
                              f"shift range {(lo, hi)}")
         self.smax, self.shift = hi, shift
-        self.channel = data.ArrayLayout(data.StructLayout({
-            "bias": signed(self.wq.acc_bits), "left": range(hi - lo + 1)}), coarse_out)
-        self.weight_rom, self.channel_rom = self._contents(wq, shift)
+        self.mult = None if mult is None else np.broadcast_to(np.asarray(mult, np.int64),
+                                                              (out_channels,))
+        fields = {"bias": signed(self.wq.acc_bits), "left": range(hi - lo + 1)}
+        if mult is not None:
+            fields["mult"] = unsigned(golden.REQUANT_BITS)
+        self.channel = data.ArrayLayout(data.StructLayout(fields), coarse_out)
+        self.weight_rom, self.channel_rom = self._contents(wq, shift, self.mult)
         signature = {"i": In(stream.Signature(window_layout(in_bits, coarse_in, positions))),
                      "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out)))}
         if writable:
@@ -241,7 +235,7 @@ class ConvEngine(wiring.Component):
                                              self.steps, out_channels)
             self.load_bits = max(self.load.per_beat * self.load.element_bits, entry)
             if self.load_bits > geometry.LOAD_BITS:
-                raise ValueError(f"a channel's bias and shift take {entry} bits, more than a "
+                raise ValueError(f"a channel's bias, shift and multiplier take {entry} bits, more than a "
                                  f"{geometry.LOAD_BITS}-bit load beat")
             signature["w"] = In(stream.Signature(unsigned(self.load_bits)))
         super().__init__(signature)
@@ -251,15 +245,16 @@ class ConvEngine(wiring.Component):
                    logic_multipliers=0, block_weights=False, paired=False, writable=False):
         """The engine of conv `layer` of the quantized `graph`, every constant from golden (a
         reloaded chunk's layer states the whole layer's shift range, `partition.subgraph`)."""
+        mult, shift = golden.requant(graph, layer)
         try:
             return cls(graph.in_shape(layer).c, graph.out_shape(layer).c, layer.attrs["groups"],
                        layer.attrs["kernel"], graph.formats[layer.inputs[0]].bits,
-                       graph.formats[layer.output].bits, layer.wq, golden.requant_shift(graph, layer),
+                       graph.formats[layer.output].bits, layer.wq, shift,
                        activation_of(graph, layer),
                        coarse_in=coarse_in, coarse_out=coarse_out, fine=fine,
                        coarse_group=coarse_group, logic_multipliers=logic_multipliers,
                        block_weights=block_weights, paired=paired, writable=writable,
-                       shift_range=layer.attrs.get("shift_range"))
+                       shift_range=layer.attrs.get("shift_range"), mult=mult)
         except ValueError as error:
             raise ValueError(f"Conv '{layer.name}': {error}") from None
 
@@ -293,9 +288,10 @@ class ConvEngine(wiring.Component):
         return data.ArrayLayout(unsigned(2 * wb + 1) if self.paired else signed(wb),
                                 self.fine * self.coarse_in // self.coarse_group)
 
-    def _contents(self, wq, shift):
+    def _contents(self, wq, shift, mult):
         """(weight memory words, one per step: per output lane, or per pair of lanes with
-        `paired`; channel memory words, one per block) of weights `wq` and shifts `shift`."""
+        `paired`; channel memory words, one per block) of weights `wq`, shifts `shift` and
+        requantization multipliers `mult` (or None)."""
         cg, fine, g = self.coarse_group, self.fine, self.groups
         ci, co = self.coarse_in // cg, self.coarse_out // cg        # a group's lanes
         weight = np.asarray(wq.weight, dtype=np.int64).reshape(
@@ -311,24 +307,29 @@ class ConvEngine(wiring.Component):
                               for even, odd in zip(words[0::2], words[1::2])])
         left = (self.smax - shift).reshape(self.blocks, self.coarse_out)
         bias = np.asarray(wq.bias, dtype=np.int64).reshape(self.blocks, self.coarse_out)
-        channel = [[{"bias": int(b), "left": int(s)} for b, s in zip(*row)]
-                   for row in zip(bias, left)]
+        ones = np.ones_like(left) if mult is None else mult.reshape(left.shape)
+        channel = [[{"bias": int(b), "left": int(s), **({} if mult is None else {"mult": int(r)})}
+                    for b, s, r in zip(*row)] for row in zip(bias, left, ones)]
         return words, channel
 
-    def load_words(self, wq=None, shift=None):
+    def load_words(self, wq=None, shift=None, mult=None):
         """The load port's beats (unsigned integers) that fill a writable engine with weights
-        `wq` and shifts `shift` (default: its own), as `load` says: per step, the memories'
-        elements memory-major, `load.per_beat` a beat (the first lowest); then per output
-        channel, in order, its bias (low `acc_bits` bits) and left shift above it."""
+        `wq`, shifts `shift` and multipliers `mult` (default: its own), as `load` says: per
+        step, the memories' elements memory-major, `load.per_beat` a beat (the first lowest);
+        then per output channel, in order, its bias (low `acc_bits` bits), left shift above it
+        and multiplier above that."""
         shift = self.shift if shift is None else np.broadcast_to(
             np.asarray(shift, dtype=np.int64), (self.out_channels,))
-        words, channel = self._contents(wq or self.wq, shift)
+        if mult is not None:
+            mult = np.broadcast_to(np.asarray(mult, dtype=np.int64), (self.out_channels,))
+        words, channel = self._contents(wq or self.wq, shift,
+                                        self.mult if mult is None else mult)
         k, bits = self.load.per_beat, self.load.element_bits
         row = words.transpose(1, 0, 2).reshape(-1, k) & ((1 << bits) - 1)
         beats = [sum(int(e) << (bits * j) for j, e in enumerate(r)) for r in row]
-        acc = self.wq.acc_bits
+        acc, left = self.wq.acc_bits, Shape.cast(self.channel.elem_shape["left"].shape).width
         beats += [(entry["bias"] & ((1 << acc) - 1)) | entry["left"] << acc
-                  for block in channel for entry in block]
+                  | entry.get("mult", 0) << (acc + left) for block in channel for entry in block]
         return beats
 
     def elaborate(self, platform):
@@ -350,8 +351,8 @@ class ConvEngine(wiring.Component):
         controls, step = self._sequencer(m, buffer, advance, loaded)
         products = self._multiply(m, stage, buffer, step, controls, weights)
         sums = self._adder_trees(stage, products, controls)
-        acc, left, done = self._accumulate(m, stage, advance, sums, controls, channels)
-        self._requantize(m, stage, advance, acc, left, done)
+        acc, left, mult, done = self._accumulate(m, stage, advance, sums, controls, channels)
+        self._requantize(m, stage, advance, acc, left, mult, done)
         return m
 
     def _sequencer(self, m, buffer, advance, loaded):
@@ -516,7 +517,8 @@ class ConvEngine(wiring.Component):
 
     def _accumulate(self, m, stage, advance, sums, controls, channels):
         """Accumulators, loaded with the bias at an output block's first step; returns them, the
-        block's per-lane left shift and `done` (the accumulators hold a finished block)."""
+        block's per-lane left shift and multiplier (None without) and `done` (the accumulators
+        hold a finished block)."""
         port = channels.read_port(transparent_for=())
         # read two stages ahead, so that the registered word meets the sums of its block
         m.d.comb += [port.addr.eq(controls[-3].block), port.en.eq(advance)]
@@ -524,22 +526,31 @@ class ConvEngine(wiring.Component):
         control = controls[-1]
         acc = [Signal(signed(self.wq.acc_bits), name=f"acc{lane}") for lane in range(self.coarse_out)]
         left = [Signal.like(channel[lane].left, name=f"left{lane}") for lane in range(self.coarse_out)]
+        mult = None if self.mult is None else [
+            Signal.like(channel[lane].mult, name=f"mult{lane}") for lane in range(self.coarse_out)]
         with m.If(advance & control.valid):
             for lane in range(self.coarse_out):
                 with m.If(control.first):
                     m.d.sync += [acc[lane].eq(channel[lane].bias + sums[lane]),
                                  left[lane].eq(channel[lane].left)]
+                    if mult is not None:
+                        m.d.sync += mult[lane].eq(channel[lane].mult)
                 with m.Else():
                     m.d.sync += acc[lane].eq(acc[lane] + sums[lane])
-        return acc, left, stage(control.valid & control.last, "done")
+        return acc, left, mult, stage(control.valid & control.last, "done")
 
-    def _requantize(self, m, stage, advance, acc, left, done):
-        """Requantization (registered), the activation's clip (registered), LeakyReLU's product
-        and rounding (registered each), into the output register."""
+    def _requantize(self, m, stage, advance, acc, left, mult, done):
+        """The multiplier's product (registered, with multipliers), requantization (registered),
+        the activation's clip (registered), LeakyReLU's product and rounding (registered each),
+        into the output register."""
         lanes = range(self.coarse_out)
-        requantized = [stage(round_shift(acc[lane] << left[lane], self.smax), f"requantized{lane}")
+        shifted = [acc[lane] << left[lane] for lane in lanes]
+        if mult is not None:
+            shifted = [stage(shifted[lane] * mult[lane], f"scaled_acc{lane}") for lane in lanes]
+            done = stage(done, "scaled_valid")
+        requantized = [stage(round_shift(shifted[lane], self.smax), f"requantized{lane}")
                        for lane in lanes]
-        values = [_clip(requantized[lane], *self.clip) for lane in lanes]
+        values = [clip(requantized[lane], *self.clip) for lane in lanes]
         valid = stage(done, "requantized_valid")
         if self.alpha_q is not None:
             clipped = [stage(values[lane], f"clipped{lane}") for lane in lanes]

@@ -44,14 +44,14 @@ class FullyConnected(wiring.Component):
         Integer weights (N_out, N_in) in stream (HWC) order, bias at the accumulator's scale,
         `acc_bits`.
     shift : int array
-        Per-output requantization shift (`golden.requant_shift`).
+        Per-output requantization shift (`golden.requant`).
     activation : None, "relu", ("clamp", lo, hi) or ("leaky_relu", alpha_q)
         As `ConvEngine` takes it (see `activation_of`).
     coarse_in, coarse_out : int
         Input lanes and output lanes.
     **engine_options
         The engine's implementation options (logic_multipliers, block_weights, paired,
-        writable, shift_range: `ConvEngine`).
+        writable, shift_range, mult: `ConvEngine`).
 
     Members
     -------
@@ -90,7 +90,8 @@ class FullyConnected(wiring.Component):
                                  shift, activation, coarse_in=coarse_in, coarse_out=coarse_out,
                                  **engine_options)
         self.geometry = geometry.fc(in_shape.size, out_features, coarse_in, coarse_out,
-                                    leaky=self.engine.alpha_q is not None)
+                                    leaky=self.engine.alpha_q is not None,
+                                    scaled=self.engine.mult is not None)
         self.cycles_per_frame, self.latency = self.geometry.cycles_per_frame, self.geometry.latency
         super().__init__({"i": In(stream.Signature(pixel_layout(in_bits, coarse_in))),
                           "o": Out(stream.Signature(pixel_layout(out_bits, coarse_out))),
@@ -100,12 +101,13 @@ class FullyConnected(wiring.Component):
     def from_layer(cls, graph, layer, coarse_in=1, coarse_out=1, **impl):
         """The fc `layer` of the quantized `graph`, every constant from golden; `impl`: the
         engine's implementation options (`folding.Implementation`)."""
+        mult, shift = golden.requant(graph, layer)
         try:
             return cls(graph.in_shape(layer), graph.out_shape(layer).c,
                        graph.formats[layer.inputs[0]].bits, graph.formats[layer.output].bits,
-                       layer.wq, golden.requant_shift(graph, layer), activation_of(graph, layer),
+                       layer.wq, shift, activation_of(graph, layer),
                        coarse_in=coarse_in, coarse_out=coarse_out,
-                       shift_range=layer.attrs.get("shift_range"), **impl)
+                       shift_range=layer.attrs.get("shift_range"), mult=mult, **impl)
         except ValueError as error:
             raise ValueError(f"FC '{layer.name}': {error}") from None
 

@@ -90,15 +90,18 @@ class GlobalAveragePool(wiring.Component):
     shape : ir.Shape
         The input map (C, H, W).
     bits : int
-        Bits of an element, in and out (the output keeps the input's format).
+        Bits of an element in (and out, when the output keeps the input's format).
     lanes : int
         Channels per beat, in and out; divides C.
+    out_bits, ratio, bounds : optional
+        An output in another format (a quantized model's): its bits, the input's scale over
+        its scale and its range (`AverageScale`).
 
     Members
     -------
     i : In(stream.Signature(pixel_layout(bits, lanes)))
         The input map, pixel by pixel, `lanes` channels per beat.
-    o : Out(stream.Signature(pixel_layout(bits, lanes)))
+    o : Out(stream.Signature(pixel_layout(out_bits, lanes)))
         The (C, 1, 1) result: C/lanes beats per frame.
 
     Attributes
@@ -113,19 +116,20 @@ class GlobalAveragePool(wiring.Component):
         transfer at that rate (exact).
     """
 
-    def __init__(self, shape, bits, lanes):
+    def __init__(self, shape, bits, lanes, out_bits=None, ratio=1.0, bounds=None):
         shape = Shape(*shape)
+        out_bits = out_bits or bits
         if shape.c % lanes:
             raise ValueError(f"GlobalAveragePool: lanes={lanes} must divide {shape.c} channels")
         self._sum = ChannelSum(shape, bits, lanes)
         self._scale = AverageScale(np.full((1, 1), self._sum.pixels), self._sum.groups,
-                                   self._sum.out_bits, bits, lanes)
+                                   self._sum.out_bits, out_bits, lanes, ratio, bounds)
         self.out_shape = Shape(shape.c, 1, 1)
         self.geometry = geometry.global_pool(shape, lanes)
         self.cycles_per_frame, self.latency = self.geometry.cycles_per_frame, self.geometry.latency
         super().__init__({
             "i": In(stream.Signature(pixel_layout(bits, lanes))),
-            "o": Out(stream.Signature(pixel_layout(bits, lanes))),
+            "o": Out(stream.Signature(pixel_layout(out_bits, lanes))),
         })
 
     def elaborate(self, platform):

@@ -12,7 +12,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import geometry, golden
-from .common import pixel_layout, round_shift, saturate, window_layout
+from .common import clip, pixel_layout, round_shift, window_layout
 from .sliding_window import SlidingWindow
 
 
@@ -111,6 +111,10 @@ class AverageScale(wiring.Component):
         Bits of a result.
     lanes : int
         Channels per beat.
+    ratio : float
+        The input's scale over the output's (`golden.avg_multiplier`): 1 keeps the format.
+    bounds : (int, int), optional
+        The result's range, by default all of `bits`.
 
     Members
     -------
@@ -122,10 +126,11 @@ class AverageScale(wiring.Component):
 
     latency = 2
 
-    def __init__(self, divisors, groups, in_bits, bits, lanes):
+    def __init__(self, divisors, groups, in_bits, bits, lanes, ratio=1.0, bounds=None):
         divisors = np.asarray(divisors, dtype=np.int64)
         self._groups, self._bits, self._lanes = groups, bits, lanes
-        reciprocal = {int(n): golden.avg_multiplier(int(n)) for n in np.unique(divisors)}
+        self._bounds = bounds or (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+        reciprocal = {int(n): golden.avg_multiplier(int(n), ratio) for n in np.unique(divisors)}
         self.shifts = sorted({k for _, k in reciprocal.values()})
         _, row_first, row_class = np.unique(divisors, axis=0, return_index=True, return_inverse=True)
         _, col_first, col_class = np.unique(divisors, axis=1, return_index=True, return_inverse=True)
@@ -170,7 +175,8 @@ class AverageScale(wiring.Component):
             with m.Switch(shift):
                 for index, k in enumerate(self.shifts):
                     with m.Case(index):
-                        m.d.sync += [self.o.payload[lane].eq(saturate(round_shift(product[lane], k), self._bits))
+                        m.d.sync += [self.o.payload[lane].eq(clip(round_shift(product[lane], k),
+                                                                   *self._bounds))
                                      for lane in range(self._lanes)]
         return m
 

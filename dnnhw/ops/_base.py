@@ -1,5 +1,6 @@
 """The contract of an op module: what the rest of dnnhw may ask of a canonical op."""
 
+from ..errors import UserError
 from ..folding import Folding
 from ..ir import Format
 
@@ -33,12 +34,16 @@ class Op:
         ONNX op type → attribute reader, for an elementwise op that a single-input ONNX node
         maps to one-to-one: the reader takes ``attr(name, default)`` and returns the layer's
         attrs. Ops the frontend maps itself (convolutions, pooling, ...) leave it empty.
+    scaled_formats : bool
+        It computes on `Format.scaled` formats (a quantized model's scales that are not powers
+        of two, its zero points' ranges) as golden defines it.
     """
     name = None
     attrs = ""
     weighted = False
     grouped = False
     onnx = {}
+    scaled_formats = False
 
     # -- parallelism ---------------------------------------------------------------------------
 
@@ -112,6 +117,16 @@ class Op:
         """The layer's `WeightQuant`, or None for an op without weights."""
         return None
 
+    def check_formats(self, graph, layer):
+        """Raise UserError unless the op computes on the layer's formats."""
+        scaled = [graph.formats[t] for t in (*layer.inputs, layer.output)
+                  if graph.formats[t].scaled]
+        if scaled and not self.scaled_formats:
+            raise UserError(f"layer '{layer.name}' ({layer.op}): format {scaled[0]} has a scale "
+                            "that is not a power of two or a zero point's range; dnnhw computes "
+                            "on such formats in conv, fc, add, pooling, ReLU, clamp, LeakyReLU, "
+                            "slice, concat of equal formats and upsampling only")
+
     # -- partitions ----------------------------------------------------------------------------
 
     def reload_factors(self, graph, layer):
@@ -149,6 +164,7 @@ class LanesOp(Op):
 
 class KeepsFormat:
     """Mixin: the output keeps the input's format (the op cannot grow its range)."""
+    scaled_formats = True
 
     def output_format(self, graph, layer, bits, measured):
         return graph.formats[layer.inputs[0]]

@@ -10,6 +10,21 @@ from ..pixel_timing import after
 from ._base import Op
 
 
+def activation_of(graph, layer):
+    """The fused activation of a conv or fc `layer` of a quantized `graph`, as `ConvEngine` takes
+    it: None, ``"relu"``, ``("clamp", lo, hi)`` or ``("leaky_relu", alpha_q)``, with the
+    integer constants from `golden.clamp_bounds` and `golden.leaky_alpha`. An output format
+    narrower than its bits (a zero point's range) turns None and relu into the clamp to it."""
+    act, attrs, fmt = layer.act, layer.attrs, graph.formats[layer.output]
+    if act == "leaky_relu":
+        return ("leaky_relu", golden.leaky_alpha(attrs["alpha"]))
+    if act == "clamp":
+        return ("clamp", *golden.clamp_bounds(attrs["lo"], attrs["hi"], fmt))
+    if fmt.low is not None or fmt.high is not None:
+        return ("clamp", max(fmt.min, 0) if act == "relu" else fmt.min, fmt.max)
+    return act
+
+
 __all__ = ["EngineSpec", "WeightedOp"]
 
 
@@ -18,7 +33,8 @@ class EngineSpec:
     """What a `ConvEngine` depends on besides its folding and geometry: input, output and weight
     bits, the accumulator's bits, the largest requantization shift `smax` and the largest
     per-channel left shift before it, the clip bounds (lo, hi), the LeakyReLU slope alpha_q or
-    None, and the bits of the biases."""
+    None, the bits of the biases, and the bits of the requantization multipliers (0: none, the
+    scales are powers of two)."""
     in_bits: int
     out_bits: int
     weight_bits: int
@@ -28,12 +44,14 @@ class EngineSpec:
     bounds: tuple
     alpha: int | None
     bias_bits: int
+    mult_bits: int = 0
 
 
 class WeightedOp(Op):
     """A layer computed by `ConvEngine`: exact accumulation from bias, requantization, a fused
     activation (`Layer.act`), then saturation (golden's rules); weights per output channel."""
     weighted = True
+    scaled_formats = True
 
     def accumulate(self, graph, layer, x, weight, exact_bound=None):
         """The layer's products summed, (C_out, H_out, W_out), without bias."""
@@ -42,9 +60,12 @@ class WeightedOp(Op):
     def run(self, graph, layer, xs):
         wq, fmt_out = layer.wq, graph.formats[layer.output]
         acc = self.accumulate(graph, layer, xs[0], wq.weight, 1 << (wq.acc_bits - 1))
-        y = golden.round_shift(acc + wq.bias[:, None, None],
-                               golden.requant_shift(graph, layer)[:, None, None])
-        return golden.saturate(golden.activate(y, fmt_out, layer.attrs), fmt_out.bits)
+        mult, shift = golden.requant(graph, layer)
+        acc = acc + wq.bias[:, None, None]
+        if mult is not None:
+            acc = acc * mult[:, None, None]
+        y = golden.round_shift(acc, shift[:, None, None])
+        return golden.saturate(golden.activate(y, fmt_out, layer.attrs), fmt_out)
 
     def run_float(self, graph, layer, xs):
         y = self.accumulate(graph, layer, xs[0], layer.weight)
@@ -56,24 +77,25 @@ class WeightedOp(Op):
         accumulator's scale; an accumulator that cannot overflow."""
         weight = layer.weight
         c_out = weight.shape[0]
+        mult = np.ones(c_out)
         if "weight_format" in layer.attrs:
-            bits, frac = layer.attrs["weight_format"]
+            bits, frac, mult = layer.attrs["weight_format"]
         else:
             channel_peaks = np.abs(weight.reshape(c_out, -1)).max(axis=1)
             if per_channel:
                 frac = np.array([quant.frac_for(p, bits) for p in channel_peaks])
             else:
                 frac = np.full(c_out, quant.frac_for(channel_peaks.max(), bits))
-        frac = np.asarray(frac, dtype=np.int64)
-        scale = 2.0 ** frac.reshape(-1, *[1] * (weight.ndim - 1))
-        weight_q = golden.round_half_up(weight * scale)
+        frac, mult = np.asarray(frac, dtype=np.int64), np.asarray(mult, dtype=np.float64)
+        scale = np.ldexp(mult, -frac)                       # a weight LSB's value per channel
+        weight_q = golden.round_half_up(weight / scale.reshape(-1, *[1] * (weight.ndim - 1)))
         np.clip(weight_q, -(1 << (bits - 1)), (1 << (bits - 1)) - 1, out=weight_q)   # saturate
-        bias_q = golden.round_half_up(layer.bias * 2.0 ** (fmt_in.frac + frac))
+        bias_q = golden.round_half_up(layer.bias / (fmt_in.scale * scale))
         fan_in = weight[0].size
-        bound = (fan_in * (1 << (fmt_in.bits - 1)) * (1 << (bits - 1))
+        bound = (fan_in * max(-fmt_in.min, fmt_in.max) * (1 << (bits - 1))
                  + int(np.abs(bias_q).max(initial=0)))
         return WeightQuant(bits=bits, frac=frac, weight=weight_q, bias=bias_q,
-                           acc_bits=bound.bit_length() + 1)
+                           acc_bits=bound.bit_length() + 1, mult=mult)
 
     def reload_factors(self, graph, layer):
         """Every divisor wr > 1 of the output channels, with one group (a grouped conv's chunks
@@ -95,22 +117,29 @@ class WeightedOp(Op):
     def engine_spec(self, graph, layer):
         """The layer's `EngineSpec`."""
         fmt_in, fmt_out = graph.formats[layer.inputs[0]], graph.formats[layer.output]
-        shift = [int(s) for s in np.atleast_1d(golden.requant_shift(graph, layer))]
+        mult, shift = golden.requant(graph, layer)
+        shift = [int(s) for s in np.atleast_1d(shift)]
         shift += layer.attrs.get("shift_range", ())     # a reloaded chunk: every chunk's
         smax = max(shift)
-        lo, hi = fmt_out.min, fmt_out.max
+        activation = activation_of(graph, layer)
         alpha = None
-        if layer.act == "relu":
-            lo = 0
-        elif layer.act == "clamp":
-            lo, hi = golden.clamp_bounds(layer.attrs["lo"], layer.attrs["hi"], fmt_out)
-        elif layer.act == "leaky_relu":
-            alpha = golden.leaky_alpha(layer.attrs["alpha"])
-            lo = golden.leaky_floor(alpha, fmt_out.bits)
+        if isinstance(activation, tuple) and activation[0] == "leaky_relu":
+            alpha = activation[1]
+            lo, hi = golden.leaky_floor(alpha, fmt_out.bits), fmt_out.max
+        elif isinstance(activation, tuple):
+            lo, hi = activation[1:]
+        else:
+            lo, hi = (0 if activation == "relu" else fmt_out.min), fmt_out.max
         bias_bits = min(geometry.signed_bits(*(int(b) for b in layer.wq.bias), 0),
                         layer.wq.acc_bits)
+        mult_bits = 0 if mult is None else golden.REQUANT_BITS
         return EngineSpec(fmt_in.bits, fmt_out.bits, layer.wq.bits, layer.wq.acc_bits,
-                                    smax, smax - min(shift), (lo, hi), alpha, bias_bits)
+                          smax, smax - min(shift), (lo, hi), alpha, bias_bits, mult_bits)
+
+    def engine_options(self, graph, layer):
+        """The engine geometry's options: a fused LeakyReLU, requantization multipliers."""
+        return {"leaky": layer.act == "leaky_relu",
+                "scaled": golden.requant(graph, layer)[0] is not None}
 
     def engine_timing(self, engine, need_last, out_channels, folding):
         """Output timing of an engine whose pixels' windows are complete at `need_last`."""

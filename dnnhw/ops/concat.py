@@ -41,7 +41,17 @@ class ConcatOp(LanesOp):
         fmts = [graph.formats[t] for t in layer.inputs]
         if layer.attrs.get("pack"):
             return Format(max(f.bits for f in fmts), 0)
+        if all(f == fmts[0] for f in fmts):
+            return fmts[0]
         return Format(max(f.bits for f in fmts), min(f.frac for f in fmts))
+
+    def check_formats(self, graph, layer):
+        """Inputs of one scaled format (their integers pass unchanged), or of power-of-two
+        scales (round-shifted to the output's)."""
+        if layer.attrs.get("pack") or all(graph.formats[t] == graph.formats[layer.output]
+                                          for t in layer.inputs):
+            return
+        super().check_formats(graph, layer)
 
     def _formats_in(self, graph, layer):
         """The inputs' formats as the block sees them: packing keeps the integers (frac 0)."""

@@ -32,7 +32,7 @@ class ConvSpec:
         return geometry.conv(self.shape, self.out_channels, self.groups, self.kernel, self.stride,
                              self.pads, folding.coarse_in, folding.coarse_out, folding.fine,
                              leaky=self.engine.alpha is not None,
-                             coarse_group=folding.coarse_group)
+                             coarse_group=folding.coarse_group, scaled=self.engine.mult_bits > 0)
 
 
 class ConvOp(WeightedOp):
@@ -74,8 +74,8 @@ class ConvOp(WeightedOp):
         a = layer.attrs
         return geometry.conv(graph.in_shape(layer), graph.out_shape(layer).c, a.get("groups", 1),
                              a["kernel"], a["stride"], a["pads"], folding.coarse_in,
-                             folding.coarse_out, folding.fine, leaky=layer.act == "leaky_relu",
-                             coarse_group=folding.coarse_group)
+                             folding.coarse_out, folding.fine, coarse_group=folding.coarse_group,
+                             **self.engine_options(graph, layer))
 
     def timing(self, graph, layer, folding, ins):
         g = self.geometry(graph, layer, folding)

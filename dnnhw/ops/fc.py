@@ -41,7 +41,7 @@ class FCOp(WeightedOp):
 
     def geometry(self, graph, layer, folding):
         return geometry.fc(graph.in_shape(layer).size, graph.out_shape(layer).c,
-                           folding.coarse_in, folding.coarse_out, leaky=layer.act == "leaky_relu")
+                           folding.coarse_in, folding.coarse_out, **self.engine_options(graph, layer))
 
     def timing(self, graph, layer, folding, ins):
         return self.engine_timing(self.geometry(graph, layer, folding).engine, ins[0][1][-1:],
@@ -54,7 +54,8 @@ class FCOp(WeightedOp):
     def features(self, spec, folding, family):
         t = resources.Features()
         g = geometry.fc(spec.in_features, spec.out_features, folding.coarse_in,
-                        folding.coarse_out, leaky=spec.engine.alpha is not None)
+                        folding.coarse_out, leaky=spec.engine.alpha is not None,
+                        scaled=spec.engine.mult_bits > 0)
         resources.engine_part(t, spec.engine, g.engine, 1, folding, family)
         return t
 

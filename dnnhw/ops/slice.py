@@ -28,8 +28,9 @@ class SliceSpec:
 
 
 class SliceOp(LanesOp):
+    scaled_formats = True
     name = "slice"
-    attrs = "start, stop (channels), format (optional: (bits, frac) of the output)"
+    attrs = "start, stop (channels), format (optional: the output's `Format` fields)"
 
     def _channels(self, graph, layer):
         a = layer.attrs

@@ -1,5 +1,6 @@
 """Brevitas' QCDQ export (QuantizeLinear, Clip, DequantizeLinear) and its QONNX export (`Quant`
-nodes, FINN's format) with power-of-two scales: the formats they state, of as many bits as the
+nodes, FINN's format), with power-of-two scales and with Brevitas' default float scales: the
+formats they state, of as many bits as the
 quantizers allow (4-bit weights, a 4-bit unsigned ReLU), are the golden model's, the same from
 either export; the golden model agrees with onnxruntime's execution of the QCDQ graph to one
 LSB (rounding half up where onnxruntime rounds half to even: ties differ), and the accelerator
@@ -108,7 +109,7 @@ def test_qonnx_export_is_the_same_network(net, exported, tmp_path):
 
 
 @pytest.mark.parametrize("zero, rounding, message", [
-    (1.0, "ROUND", r"has a non-zero zero point: dnnhw's fixed point is symmetric"),
+    (0.5, "ROUND", r"a fractional zero point, on an activation: unsupported"),
     (0.0, "FLOOR", r"bit width \[8.0\] and rounding_mode 'FLOOR': dnnhw reads one integer width, ROUND"),
 ])
 def test_quant_refused(tmp_path, zero, rounding, message):
@@ -129,3 +130,46 @@ def test_quant_refused(tmp_path, zero, rounding, message):
     onnx.save(model, path)
     with pytest.raises(UserError, match=rf": Quant 'quant'.*{message}"):
         frontend.load(path)
+
+
+class FloatNet(torch.nn.Module):
+    """Brevitas' default quantizers: float scales (8-bit input, per-tensor weights, an unsigned
+    ReLU, 8-bit output), a float bias."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(return_quant_tensor=True)
+        self.conv = qnn.QuantConv2d(3, 8, 3, padding=1, bias=True, return_quant_tensor=True)
+        self.relu = qnn.QuantReLU(return_quant_tensor=True)
+        self.conv2 = qnn.QuantConv2d(8, 4, 3, bias=False)
+        self.out = qnn.QuantIdentity()
+
+    def forward(self, x):
+        return self.out(self.conv2(self.relu(self.conv(self.inp(x)))))
+
+
+def test_float_scales(tmp_path):
+    """Both exports of float scales give the same formats (mantissas, the unsigned ReLU as
+    [0, 255] in 9 bits); golden within one LSB of onnxruntime; bit-exact in Verilator."""
+    torch.manual_seed(0)
+    net = FloatNet().train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(4, 3, 8, 8))
+    net.eval()
+    paths = tmp_path / "qcdq.onnx", tmp_path / "qonnx.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_onnx_qcdq(net, torch.randn(1, 3, 8, 8), export_path=str(paths[0]), dynamo=False)
+        export_qonnx(net, torch.randn(1, 3, 8, 8), export_path=str(paths[1]))
+    frames = np.random.default_rng(0).standard_normal((16, 3, 8, 8)).astype(np.float32)
+    graph = frontend.load(paths[0])
+    q, other = (quant.quantize(frontend.load(p), frames) for p in paths)
+    assert [q.formats[t] for t in q.formats] == [other.formats[t] for t in other.formats]
+    relu = q.formats[q.layers[0].output]
+    assert relu.mult != 1 and (relu.bits, relu.min, relu.max) == (9, 0, 255)
+    scale = q.formats[q.output].scale
+    differ = np.abs(np.rint(frontend.onnxruntime_outputs(paths[0], graph, frames) / scale)
+                    - np.rint(golden.run(q, frames) / scale))
+    assert differ.max() <= 1
+    run_accelerator(q, {}, frames[:2], "brevitas_float", stall=0.3)

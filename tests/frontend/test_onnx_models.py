@@ -100,7 +100,7 @@ def test_qdq_formats_come_from_the_model(tmp_path):
 @pytest.mark.parametrize("name, fragments", [
     ("dynamic_spatial", ["dynamic shape", "'H'"]),
     ("unsupported_op", ["unsupported op 'LpNormalization'", "'weird_node'"]),
-    ("qdq_conv_non_pow2", ["0.013", "power of two"]),
+    ("qdq_conv_weight_zero_point", ["DequantizeLinear", "gives weights a non-zero zero point"]),
 ])
 def test_rejected(tmp_path, name, fragments):
     with pytest.raises(UserError) as error:

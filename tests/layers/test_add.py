@@ -37,7 +37,7 @@ def check(shape, lanes, fmts, frames, run, seed=0, **stalls):
     rng = np.random.default_rng(seed)
     pairs = [(rng.integers(fmt_a.min, fmt_a.max + 1, tuple(shape)),
               rng.integers(fmt_b.min, fmt_b.max + 1, tuple(shape))) for _ in range(frames)]
-    dut = Add(shape, lanes, fmt_a.bits, fmt_a.frac, fmt_b.bits, fmt_b.frac, fmt_out.bits, fmt_out.frac)
+    dut = Add.from_formats(shape, lanes, fmt_a, fmt_b, fmt_out)
     inputs = {"i0": np.concatenate([to_beats(a, lanes) for a, _ in pairs]),
               "i1": np.concatenate([to_beats(b, lanes) for _, b in pairs])}
     expected = np.concatenate([to_beats(golden_add(graph, a, b), lanes) for a, b in pairs])
@@ -60,6 +60,10 @@ FORMATS = {
     "none": (Format(8, 5), Format(8, 5), Format(8, 5)),
     "right_saturating_16": (Format(16, 10), Format(8, 2), Format(6, 8)),
     "wide": (Format(16, 12), Format(16, 3), Format(16, 9)),
+    # a quantized model's scales: multipliers, and an output range narrowed by a zero point
+    "scaled": (Format(9, 7, 1.3716, 0, 255), Format(9, 8, 1.6929, 0, 255),
+               Format(9, 6, 1.0153, -128 - 35, 127 - 35)),
+    "scaled_by_pow2": (Format(8, 4), Format(9, 8, 1.6929, 0, 255), Format(8, 5, 1.25)),
 }
 
 
@@ -69,12 +73,13 @@ def test_add_sim(fmts, lanes):
 
 
 def test_formats_cover_shifts():
-    shifts = [max(a.frac, b.frac) - o.frac for a, b, o in FORMATS.values()]
+    shifts = [max(a.frac, b.frac) - o.frac for a, b, o in FORMATS.values() if not o.scaled]
     assert min(shifts) < 0 and 0 in shifts and max(shifts) > 0
 
 
 VERILATOR = [("add_right_l2", Shape(4, 5, 6), 2, "right"),
-             ("add_left_sat_l1", Shape(3, 4, 5), 1, "left_saturating")]
+             ("add_left_sat_l1", Shape(3, 4, 5), 1, "left_saturating"),
+             ("add_scaled_l2", Shape(4, 3, 4), 2, "scaled")]
 VERILATOR_SLOW = [("add_wide_l4", Shape(8, 3, 4), 4, "wide"),
                   ("add_right_sat_l2", Shape(2, 6, 5), 2, "right_saturating_16")]
 
@@ -86,7 +91,7 @@ def _verilator_case(name, shape, lanes, fmts):
     assert (np.diff(out) == 1).all()                         # one beat per cycle
     ends = out[dut.cycles_per_frame - 1::dut.cycles_per_frame]
     assert len(ends) == 3 and (np.diff(ends) == dut.cycles_per_frame).all()
-    assert out[0] - result.in_cycles["i0"][0] == dut.latency == 1
+    assert out[0] - result.in_cycles["i0"][0] == dut.latency == (2 if dut.scaled else 1)
     assert result.in_cycles["i0"] == result.in_cycles["i1"]  # joined beat by beat
 
 
@@ -109,5 +114,5 @@ def test_inputs_joined_under_stalls():
 
 def test_lanes_must_divide_channels():
     with pytest.raises(ValueError) as info:
-        Add(Shape(6, 2, 2), 4, 8, 0, 8, 0, 8, 0)
+        Add(Shape(6, 2, 2), 4, 8, 8, 8, (1, 1), 0)
     assert str(info.value) == "Add: lanes=4 must divide 6 channels"

@@ -11,14 +11,15 @@ from `golden.window_view` in window-stream order. Expected outputs are `golden.r
 - cocotb + Verilator (default): one layer at three foldings, from one multiplier to full folding
   (cycles per frame ∝ 1 / (coarse_in · coarse_out · fine), and one window beat per cycle at full
   folding), a grouped 16-bit LeakyReLU layer and a depthwise layer with four groups a beat
-  (coarse_group); each bit-exact with random stalls, and with no
+  (coarse_group), and one with requantization multipliers; each bit-exact with random stalls,
+  and with no
   stalls the measured cycles per frame and latency equal the engine's formulas exactly.
 - cocotb + Verilator (slow): the generated matrix of shapes × kernels × foldings.
 """
 
 import gc
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -48,6 +49,7 @@ class Case:
     act: str | None = None
     negative_shift: bool = False   # force the smallest requantization shift to -2
     spread: int = 3                 # weight magnitudes per output channel: 2**-spread..2**spread
+    scaled: bool = False            # scales not powers of two, an output zero point's range
     seed: int = 0
     frames: int = 3
 
@@ -55,7 +57,8 @@ class Case:
     def id(self):
         ci, co, fine = self.fold
         return (f"c{self.c_in}_{self.c_out}_g{self.groups}_k{self.kernel[0]}x{self.kernel[1]}"
-                f"_f{ci}_{co}_{fine}_b{self.bits}_{self.act}{'_neg' if self.negative_shift else ''}")
+                f"_f{ci}_{co}_{fine}_b{self.bits}_{self.act}{'_neg' if self.negative_shift else ''}"
+                f"{'_scaled' if self.scaled else ''}")
 
 
 def out_hw(hw, kernel, stride, pads):
@@ -83,7 +86,24 @@ def conv_graph(case):
         graph.format_hints["y"] = Format(case.bits, q.formats["y"].frac + int(shift.min()) + 2)
         q = quant.quantize(graph, calibration, bits=case.bits)
         assert golden.requant_shift(q, q.layers[0]).min() == -2
+    if case.scaled:
+        q = _scaled(graph, q, case, calibration, rng)
     return q
+
+
+def _scaled(graph, q, case, calibration, rng):
+    """`q` requantized as a quantized model's import would be: the input, output and weight
+    scales with mantissas (`Format.mult`) in [1, 2), the output one bit wider, its range that of
+    a zero point's ([-z, 2**bits - 1 - z], z = 2**(bits - 2))."""
+    fx, fy = q.formats["x"], q.formats["y"]
+    zero = 1 << (case.bits - 2)
+    graph.format_hints["x"] = Format(fx.bits, fx.frac + 1, 1.37)
+    graph.format_hints["y"] = Format(case.bits + 1, fy.frac, 1.71, -zero, (1 << case.bits) - 1 - zero)
+    mult = rng.uniform(1, 2, case.c_out)
+    graph.layers[0].attrs["weight_format"] = (case.bits, q.layers[0].wq.frac, mult)
+    scaled = quant.quantize(graph, calibration, bits=case.bits)
+    assert golden.requant(scaled, scaled.layers[0])[0] is not None
+    return scaled
 
 
 def window_beats(x, attrs, lanes):
@@ -123,6 +143,8 @@ QUICK = [
     Case(4, 4, 1, (3, 3), (2, 2, 9), hw=(3, 3), act="leaky", spread=0),
     Case(4, 4, 1, (3, 3), (2, 1, 3), hw=(3, 3), act="leaky_steep", bits=4),
     Case(2, 4, 1, (3, 3), (1, 2, 9), hw=(3, 3), act="leaky_negative"),
+    Case(4, 6, 1, (3, 3), (2, 3, 3), pads=(1, 1, 1, 1), act=None, scaled=True),
+    Case(4, 4, 2, (3, 3), (1, 1, 9), hw=(3, 3), act="relu", bits=4, scaled=True),
 ]
 
 
@@ -139,6 +161,7 @@ PAIRED = [
     Case(4, 4, 2, (3, 3), (1, 2, 9), hw=(3, 4), act="leaky", bits=4, negative_shift=True),
     Case(3, 8, 1, (1, 1), (3, 8, 1), hw=(3, 3), act=None, spread=6),
     Case(2, 4, 1, (3, 3), (2, 4, 1), hw=(3, 3), act="clamp", bits=6, seed=3),
+    Case(2, 4, 1, (3, 3), (1, 2, 3), hw=(3, 3), act=None, scaled=True),
 ]
 
 
@@ -193,6 +216,7 @@ WRITABLE = [
     Case(4, 8, 1, (3, 3), (2, 2, 3), pads=(1, 1, 1, 1), act="relu"),
     Case(4, 8, 1, (3, 3), (1, 2, 9), hw=(3, 3), act="leaky", bits=16, negative_shift=True),
     Case(3, 8, 1, (1, 1), (3, 4, 1), hw=(3, 3), bits=4, spread=6),
+    Case(4, 8, 1, (3, 3), (2, 2, 9), hw=(3, 3), act="relu", scaled=True),
 ]
 
 
@@ -212,7 +236,8 @@ def test_amaranth_sim_writable(case, paired):
     first, second = chunks(graph, 2)
     engine = ConvEngine.from_layer(first, first.layers[0], *case.fold, paired=paired,
                                    writable=True)
-    words = engine.load_words(second.layers[0].wq, golden.requant_shift(second, second.layers[0]))
+    mult, shift = golden.requant(second, second.layers[0])
+    words = engine.load_words(second.layers[0].wq, shift, mult)
     assert len(words) == engine.load.beats and max(words) < 1 << engine.load_bits
     inputs, want = streams(second, input_frames(second, 2, case.seed), case.fold)
     result = run_stream_sim(engine, {"w": np.array(words)[:, None], "i": inputs}, {"o": len(want)},
@@ -323,6 +348,18 @@ def test_verilator_grouped_leaky_16bit():
     assert len(set(golden.requant_shift(graph, graph.layers[0]))) > 1
     engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold)
     bench(case, engine, graph, "conv_engine_grouped_leaky")
+
+
+def test_verilator_scaled():
+    """Requantization multipliers (scales not powers of two) and an output zero point's range in
+    Verilog: bit-exact under stalls, one more pipeline stage, the latency the engine states."""
+    case = Case(4, 6, 1, (3, 3), (2, 3, 3), hw=(4, 4), pads=(1, 1, 1, 1), scaled=True)
+    graph = conv_graph(case)
+    engine = ConvEngine.from_layer(graph, graph.layers[0], *case.fold)
+    unscaled = conv_graph(replace(case, scaled=False))
+    plain = ConvEngine.from_layer(unscaled, unscaled.layers[0], *case.fold)
+    assert engine.depth == plain.depth + 1
+    bench(case, engine, graph, "conv_engine_scaled")
 
 
 def test_verilator_coarse_group():

@@ -19,7 +19,7 @@ def test_sigmoid_table_and_multiplier():
 
 
 def test_add_is_logic_only():
-    resources, cells = synthesize(Add(Shape(8, 4, 4), 4, 8, 3, 8, 4, 8, 3), "xc7", name="add")
+    resources, cells = synthesize(Add(Shape(8, 4, 4), 4, 8, 8, 8, (2, 1), 1), "xc7", name="add")
     assert resources["dsp"] == 0 and resources["bram"] == 0 and resources["lut"] > 0, cells
 
 

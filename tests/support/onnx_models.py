@@ -28,7 +28,8 @@ __all__ = [
     "nonsquare_kernel",
     "pools",
     "qdq_conv",
-    "qdq_conv_non_pow2",
+    "qdq_conv_float_scales",
+    "qdq_conv_weight_zero_point",
     "reducemean_head",
     "residual",
     "run_ort",
@@ -330,8 +331,10 @@ def unsupported_op(opset: int = 17) -> onnx.ModelProto:
     return b.model("unsupported_op", [1, 3, 8, 8], [1, 4, 8, 8])
 
 
-def _qdq_conv(opset: int, act_scale_in: float, act_scale_out: float) -> onnx.ModelProto:
-    """QDQ Conv + Relu as onnxruntime's static quantizer writes it (int8, zero points 0).
+def _qdq_conv(opset: int, act_scale_in: float, act_scale_out: float,
+              weight_zero: int = 0) -> onnx.ModelProto:
+    """QDQ Conv + Relu as onnxruntime's static quantizer writes it (int8, zero points 0; the
+    weights' `weight_zero`).
 
     The weight is DequantizeLinear(int8, scale 2**-k per output channel, axis=0); per-axis
     DequantizeLinear needs opset 13, so before it one per-tensor scale 2**-min(k) is used.
@@ -351,9 +354,9 @@ def _qdq_conv(opset: int, act_scale_in: float, act_scale_out: float) -> onnx.Mod
     w_q = np.clip(np.round(w * 2.0 ** k[:, None, None, None]), -128, 127).astype(np.int8)
     scales = (2.0 ** -k).astype(np.float32)
     if opset >= 13:
-        scale, zp, attrs = scales, np.zeros(c_out, np.int8), {"axis": 0}
+        scale, zp, attrs = scales, np.full(c_out, weight_zero, np.int8), {"axis": 0}
     else:
-        scale, zp, attrs = scales[0], np.int8(0), {}
+        scale, zp, attrs = scales[0], np.int8(weight_zero), {}
     w_inputs = [b.const(w_q, "wq"), b.const(scale, "scale"), b.const(zp, "zp")]
     w_dq = b.op("DequantizeLinear", w_inputs, **attrs)
 
@@ -369,9 +372,14 @@ def qdq_conv(opset: int = 17) -> onnx.ModelProto:
     return _qdq_conv(opset, 2.0 ** -5, 2.0 ** -4)
 
 
-def qdq_conv_non_pow2(opset: int = 17) -> onnx.ModelProto:
-    """As ``qdq_conv`` but both activation scales are 0.013, not a power of two: to be rejected."""
+def qdq_conv_float_scales(opset: int = 17) -> onnx.ModelProto:
+    """As ``qdq_conv`` but both activation scales are 0.013, not a power of two."""
     return _qdq_conv(opset, 0.013, 0.013)
+
+
+def qdq_conv_weight_zero_point(opset: int = 17) -> onnx.ModelProto:
+    """As ``qdq_conv`` with the weights' zero point 3: to be rejected (weights are symmetric)."""
+    return _qdq_conv(opset, 2.0 ** -5, 2.0 ** -4, weight_zero=3)
 
 
 ALL = {
@@ -379,12 +387,12 @@ ALL = {
     for f in [
         conv_bn_relu, depthwise_separable, nonsquare_kernel, pools, reducemean_head, residual,
         mlp, mlp_tanh, shape_subgraph, squeeze_unsqueeze, standalone_batchnorm, symbolic_batch,
-        qdq_conv,
+        qdq_conv, qdq_conv_float_scales,
     ]
 }
 """Valid models the frontend must accept, by name."""
 
-REJECTED = {f.__name__: f for f in [dynamic_spatial, unsupported_op, qdq_conv_non_pow2]}
+REJECTED = {f.__name__: f for f in [dynamic_spatial, unsupported_op, qdq_conv_weight_zero_point]}
 """Valid ONNX the frontend must refuse with a clear message, by name."""
 
 

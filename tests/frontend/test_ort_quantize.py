@@ -1,0 +1,160 @@
+"""onnxruntime's `quantize_static` (QDQ, its defaults: int8 activations with zero points, int8
+symmetric weights, float scales; per tensor and per channel; uint8 activations): the scales that are not powers
+of two and the zero points' ranges become the tensors' formats (`Format.mult`, `low`/`high`),
+requantization multiplies; the golden model agrees with onnxruntime's own execution of the QDQ
+graph to one LSB (golden rounds half up where onnxruntime rounds half to even, and its float32
+scales differ from golden's 16-bit multipliers in the last bits), and the accelerator with
+golden bit for bit in Verilator."""
+
+import numpy as np
+import onnx
+import pytest
+
+from dnnhw import frontend, golden, quant
+from dnnhw.errors import UserError
+from support.accel import run_accelerator
+
+torch = pytest.importorskip("torch")
+ortq = pytest.importorskip("onnxruntime.quantization")
+
+
+class Residual(torch.nn.Module):
+    """conv-ReLU-maxpool, conv-ReLU, the residual add, average pool, fc: every op the import
+    maps with its own scale (the add requantizes both inputs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(2, 8, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8 * 3 * 3, 10)
+
+    def forward(self, x):
+        x = torch.nn.functional.max_pool2d(torch.relu(self.c1(x)), 2)
+        x = torch.nn.functional.avg_pool2d(torch.relu(self.c2(x)) + x, 2)
+        return self.fc(x.flatten(1))
+
+
+class GlobalPooled(torch.nn.Module):
+    """conv-ReLU, conv-ReLU, global average pool (onnxruntime gives it its own output scale), fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(2, 8, 3, stride=2)
+        self.c2 = torch.nn.Conv2d(8, 16, 3, padding=1)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.c2(torch.relu(self.c1(x))))
+        return self.fc(torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+class Frames(ortq.CalibrationDataReader):
+    def __init__(self, name, frames):
+        self.frames = iter([{name: f[None]} for f in frames])
+
+    def get_next(self):
+        return next(self.frames, None)
+
+
+def quantized(module, path, frames, **options):
+    """`module` exported to ONNX and quantized by onnxruntime on `frames`, at `path`."""
+    torch.manual_seed(0)
+    float_path = path.with_suffix(".float.onnx")
+    torch.onnx.export(module.eval(), torch.from_numpy(frames[:1]), float_path, dynamo=False,
+                      opset_version=17)
+    name = onnx.load(float_path).graph.input[0].name
+    ortq.quantize_static(float_path, path, Frames(name, frames), quant_format=ortq.QuantFormat.QDQ,
+                         **options)
+    return path
+
+
+#: (network, quantize_static's options): its defaults (int8 activations), per-channel weight
+#: scales, unsigned activations (uint8, zero point 0 after a ReLU); a global average pool.
+OPTIONS = {"per_tensor": (Residual, {}), "per_channel": (Residual, {"per_channel": True}),
+           "uint8": (Residual, {"activation_type": ortq.QuantType.QUInt8}),
+           "global_pool": (GlobalPooled, {})}
+_IMPORTED = {}
+
+
+def import_quantized(key, tmp_path_factory):
+    """(path, graph, calibration frames, quantized graph) of `OPTIONS[key]`'s network
+    quantized by onnxruntime with its options, once per module."""
+    if key not in _IMPORTED:
+        frames = np.random.default_rng(1).standard_normal((16, 2, 12, 12)).astype(np.float32)
+        network, options = OPTIONS[key]
+        torch.manual_seed(0)
+        path = quantized(network(), tmp_path_factory.mktemp("ort") / "q.onnx", frames, **options)
+        graph = frontend.load(path)
+        _IMPORTED[key] = path, graph, frames, quant.quantize(graph, frames[:4])
+    return _IMPORTED[key]
+
+
+@pytest.fixture(params=list(OPTIONS))
+def imported(request, tmp_path_factory):
+    return import_quantized(request.param, tmp_path_factory)
+
+
+def test_formats_as_stated(imported):
+    _, graph, _, q = imported
+    relu = q.formats[q.layers[0].output]        # int8 with zero point -128, or uint8 with 0
+    assert relu.bits == 9 and (relu.min, relu.max) == (0, 255) and relu.mult != 1
+    for layer in q.layers:
+        if layer.wq is not None:
+            assert golden.requant(q, layer)[0] is not None
+            assert np.all((1 <= layer.wq.mult) & (layer.wq.mult < 2))
+    assert all(f.mult != 1 for f in q.formats.values())
+    if "maxpool" in (ops := [layer.op for layer in q.layers]):
+        assert ops == ["conv", "maxpool", "conv", "add", "avgpool", "fc"]
+        assert q.formats[q.layers[1].output] == relu          # max pooling keeps its format
+    else:                                   # the global pool's output in its own stated format
+        assert ops == ["conv", "conv", "global_avgpool", "fc"]
+        pool = q.layers[2]
+        assert q.formats[pool.output] == graph.format_hints[pool.output] != q.formats[pool.inputs[0]]
+
+
+def test_golden_within_one_lsb_of_onnxruntime(imported):
+    path, graph, frames, q = imported
+    scale = q.formats[q.output].scale
+    theirs = np.rint(frontend.onnxruntime_outputs(path, graph, frames) / scale)
+    ours = np.rint(golden.run(q, frames) / scale)
+    differ = np.abs(theirs - ours)
+    assert differ.max() <= 1
+    # average pooling's ties (x.5) round half up here, half to even in onnxruntime
+    assert np.mean(differ == 0) > (0.5 if "avgpool" in [layer.op for layer in q.layers] else 0.95)
+
+
+@pytest.mark.parametrize("key", [
+    "per_channel", "global_pool", pytest.param("per_tensor", marks=pytest.mark.slow),
+    pytest.param("uint8", marks=pytest.mark.slow)])
+def test_bit_exact_in_verilator(key, tmp_path_factory):
+    _, _, frames, q = import_quantized(key, tmp_path_factory)
+    assert any(layer.wq.per_channel for layer in q.layers if layer.wq) == (key == "per_channel")
+    run_accelerator(q, {}, frames[:2], f"ort_{key}", stall=0.3)
+
+
+def test_asymmetric_weights_refused(tmp_path):
+    frames = np.random.default_rng(1).standard_normal((4, 2, 12, 12)).astype(np.float32)
+    path = quantized(Residual(), tmp_path / "q.onnx", frames,
+                     extra_options={"WeightSymmetric": False})
+    with pytest.raises(UserError, match=r"DequantizeLinear '.*' gives weights a non-zero zero "
+                                        r"point: dnnhw's weights are symmetric"):
+        frontend.load(path)
+
+
+class Gate(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 4, 3)
+
+    def forward(self, x):
+        return torch.sigmoid(self.conv(x))
+
+
+def test_op_without_scaled_formats_refused(tmp_path):
+    """An op that does not compute on scales other than powers of two says so, naming the
+    layer."""
+    frames = np.random.default_rng(1).standard_normal((4, 2, 6, 6)).astype(np.float32)
+    graph = frontend.load(quantized(Gate(), tmp_path / "q.onnx", frames))
+    with pytest.raises(UserError, match=r"^layer '.*' \(sigmoid\): format Q.*×.* has a scale that "
+                                        r"is not a power of two"):
+        quant.quantize(graph, frames)
