@@ -110,8 +110,8 @@ class Engine:
     side by side in the lanes); beats = C_in/ci input beats a pixel; blocks = C_out/co output
     beats a pixel; block_steps = (C_in/groups/ci)·(kh·kw/f) compute steps an output beat;
     steps = blocks·block_steps; depth = 7 + ceil(log4(ci·f/coarse_group)) (+2 with LeakyReLU,
-    +1 with requantization multipliers), issue to output register; cycles_per_pixel = max(beats, steps);
-    latency = beats + block_steps - 1 + depth.
+    +1 with requantization multipliers), issue to output register;
+    cycles_per_pixel = max(beats, steps); latency = beats + block_steps - 1 + depth.
     """
     groups: int
     beats: int

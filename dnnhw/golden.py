@@ -19,9 +19,9 @@ range to [min, max], `ir.Format`):
   the fused activation to that (unsaturated) value, then saturate. Where the scales are not all
   powers of two, the requantization multiplies first: ``round_shift(acc × R, s)`` with
   (R, s) = `multiplier` of the scale ratio s_in·s_w / s_out, R of REQUANT_BITS bits, per output
-  channel (`requant`). For ReLU and clamp the order of
-  activation and saturation does not matter; for LeakyReLU applying it first keeps large negative
-  sums from saturating before they are scaled down.
+  channel (`requant`). For ReLU and clamp the order of activation and saturation does not
+  matter; for LeakyReLU applying it first keeps large negative sums from saturating before they
+  are scaled down.
 - LeakyReLU: ``x < 0 → round_shift(x × alpha_q, LEAKY_FRAC)``, alpha_q = round(alpha × 2**LEAKY_FRAC).
 - Clamp (ReLU6 and Clip): bounds quantized to the output format, rounded half up.
 - Max pooling pads with the most negative integer. Average pooling sums exactly (zero padding),
@@ -31,7 +31,8 @@ range to [min, max], `ir.Format`):
   ratio of the two scales.
 - Add: both inputs are left-shifted to the larger frac, added exactly, then round-shifted to the
   output format and saturated. With scales not all powers of two each input is multiplied by
-  R_i of `multiplier`-like precision instead, ``round_shift(a·R_a + b·R_b, s)`` (`add_constants`). Concat round-shifts each input to the output format and saturates.
+  its scale ratio to the output's, at `multiplier`'s precision: ``round_shift(a·R_a + b·R_b,
+  s)`` (`add_constants`). Concat round-shifts each input to the output format and saturates.
 - HardSigmoid: ``clip(round_shift(x·alpha_q + beta_q, s), 0, 1)`` in the output format, the
   constants at LEAKY_FRAC fractional bits (`hard_sigmoid`). Output format (bits, bits - 1).
 - Sigmoid and tanh: linear interpolation in a table of 2**TABLE_BITS + 1 samples over [-R, R]

@@ -148,9 +148,11 @@ class FloatNet(torch.nn.Module):
         return self.out(self.conv2(self.relu(self.conv(self.inp(x)))))
 
 
-def test_float_scales(tmp_path):
-    """Both exports of float scales give the same formats (mantissas, the unsigned ReLU as
-    [0, 255] in 9 bits); golden within one LSB of onnxruntime; bit-exact in Verilator."""
+@pytest.fixture(scope="module")
+def float_scaled(tmp_path_factory):
+    """(QCDQ path, its graph, frames, quantized graph, the QONNX export's quantized graph) of
+    `FloatNet`."""
+    tmp_path = tmp_path_factory.mktemp("brevitas_float")
     torch.manual_seed(0)
     net = FloatNet().train()
     with torch.no_grad():
@@ -164,12 +166,24 @@ def test_float_scales(tmp_path):
         export_qonnx(net, torch.randn(1, 3, 8, 8), export_path=str(paths[1]))
     frames = np.random.default_rng(0).standard_normal((16, 3, 8, 8)).astype(np.float32)
     graph = frontend.load(paths[0])
-    q, other = (quant.quantize(frontend.load(p), frames) for p in paths)
+    return (paths[0], graph, frames, quant.quantize(graph, frames),
+            quant.quantize(frontend.load(paths[1]), frames))
+
+
+def test_float_scales(float_scaled):
+    """Both exports of float scales give the same formats (mantissas, the unsigned ReLU as
+    [0, 255] in 9 bits); golden within one LSB of onnxruntime."""
+    path, graph, frames, q, other = float_scaled
     assert [q.formats[t] for t in q.formats] == [other.formats[t] for t in other.formats]
     relu = q.formats[q.layers[0].output]
     assert relu.mult != 1 and (relu.bits, relu.min, relu.max) == (9, 0, 255)
     scale = q.formats[q.output].scale
-    differ = np.abs(np.rint(frontend.onnxruntime_outputs(paths[0], graph, frames) / scale)
+    differ = np.abs(np.rint(frontend.onnxruntime_outputs(path, graph, frames) / scale)
                     - np.rint(golden.run(q, frames) / scale))
     assert differ.max() <= 1
+
+
+@pytest.mark.slow
+def test_float_scales_bit_exact_in_verilator(float_scaled):
+    _, _, frames, q, _ = float_scaled
     run_accelerator(q, {}, frames[:2], "brevitas_float", stall=0.3)

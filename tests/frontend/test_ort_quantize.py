@@ -124,7 +124,8 @@ def test_golden_within_one_lsb_of_onnxruntime(imported):
 
 
 @pytest.mark.parametrize("key", [
-    "per_channel", "global_pool", pytest.param("per_tensor", marks=pytest.mark.slow),
+    "per_channel", pytest.param("global_pool", marks=pytest.mark.slow),
+    pytest.param("per_tensor", marks=pytest.mark.slow),
     pytest.param("uint8", marks=pytest.mark.slow)])
 def test_bit_exact_in_verilator(key, tmp_path_factory):
     _, _, frames, q = import_quantized(key, tmp_path_factory)

@@ -4,7 +4,8 @@ Expected outputs come from `golden.run_fixed` on a one-layer "global_avgpool" gr
 with `dnnhw.quant.quantize`. Harness and checks are the sliding window's (`support.windows`):
 bit-exact under random stalls on both sides, exact cycles per frame and latency without stalls,
 frames back to back, no extra beat. The matrix: shapes (odd sizes, a single pixel, a single
-channel group) × lanes (1, 2, C) × bits (8, 16).
+channel group) × lanes (1, 2, C) × bits (8, 16); and a quantized model's average in its own
+stated format (scales that are not powers of two, zero points' ranges).
 """
 
 import gc
@@ -14,8 +15,9 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from dnnhw import golden, quant
-from dnnhw.ir import Graph, Layer, Shape
+from dnnhw import golden, ops, quant
+from dnnhw.folding import Folding
+from dnnhw.ir import Format, Graph, Layer, Shape
 from dnnhw.layers.global_pool import GlobalAveragePool
 from dnnhw.sim import to_beats
 from support.windows import BITS, FRAMES, check_stream, params, random_frames, seed_of
@@ -71,6 +73,28 @@ def test_global_pool_amaranth(case):
 @pytest.mark.parametrize("case", params(VERILATOR, MATRIX))
 def test_global_pool_verilator(case):
     gap_test(case, "verilator", seed=1 + seed_of(case.name))
+
+
+@pytest.mark.parametrize("lanes", [1, 4])
+def test_global_pool_scaled_amaranth(lanes):
+    """The input's scale and the stated output's in the reciprocal multiplier, the result
+    clipped to the output's range (an int8 zero point's), as golden computes it."""
+    shape = Shape(4, 5, 3)
+    graph = Graph("gap", "x", "y", {"x": shape, "y": Shape(shape.c, 1, 1)},
+                  [Layer("gap", "global_avgpool", ["x"], "y")], (1, *shape), (1, shape.c, 1, 1),
+                  format_hints={"x": Format(9, 7, 1.37235, 0, 255),
+                                "y": Format(9, 9, 1.64342, -100, 155)})
+    graph = quant.quantize(graph, np.zeros((1, *shape)))
+    assert graph.formats["y"] == graph.format_hints["y"]
+    rng = np.random.default_rng(lanes)
+    xs = rng.integers(0, 256, (3, *shape))
+    xs[-1] = 255                            # an average beyond the output's range: clipped
+    ys = [golden.run_fixed(graph, x)["y"] for x in xs]
+    assert ys[-1].max() == 155
+    dut = ops.get("global_avgpool").block(graph, graph.layers[0], Folding(lanes, lanes))
+    check_stream(dut, f"gap_scaled_l{lanes}", "amaranth",
+                 np.concatenate([to_beats(x, lanes) for x in xs]),
+                 np.concatenate([to_beats(y, lanes) for y in ys]), len(xs), lanes)
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
