@@ -86,8 +86,8 @@ def _parser():
                         f"{defaults.STALL:g})")
     verify.add_argument("--waves", action="store_true",
                         help="write VCD waveforms of the runs to DIR/waves/")
-    _dask_options(verify, "simulate the unstalled and the stalled run at once on a local Dask "
-                  "cluster of N workers", "the simulations")
+    _dask_options(verify, "simulate the unstalled run's frames in N shards beside the stalled "
+                  "run, at once on a local Dask cluster of N workers", "the simulations")
 
     explore = commands.add_parser(
         "explore", help="search foldings for a board: chosen plan, fps, latency, Pareto front")

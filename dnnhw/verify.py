@@ -60,7 +60,9 @@ def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, se
         Also write VCD waveforms of both runs to DIR/waves/ (a slower, separate Verilator build).
     jobs, scheduler : int, str
         With `jobs` > 1 (a local Dask cluster) or a `scheduler` (an existing one's address),
-        the two runs simulate at once on its workers (`dnnhw.parallel`); verify.json is the same.
+        the runs simulate at once on its workers (`dnnhw.parallel`): the unstalled run's frames
+        sharded over the workers (`_shards`) beside the stalled run; verify.json is the same
+        but for the simulated cycles (each shard fills the pipeline) and the times.
 
     Raises
     ------
@@ -206,8 +208,10 @@ def _simulate(folder, design, xs, stall, seed, waves, chunks=1, shared=0, client
     budget = (4 * (predicted["latency_cycles"] + count * predicted["cycles_per_frame"]) + 10_000
               + (design["ports"]["w"]["beats"] if "w" in ports else 0))
 
-    def run(frames, waveform, stalls, run_seed):
-        inputs, outputs = {"i": beats[:len(beats) * frames // count]}, {"o": per_frame * frames}
+    def run(first, frames, waveform, stalls, run_seed):
+        per_input = len(beats) // count
+        inputs = {"i": beats[first * per_input:(first + frames) * per_input]}
+        outputs = {"o": per_frame * frames}
         timeout = int(budget / (1 - stalls)) + 10_000
         options = {"timeout": timeout, "waves": waves and waveform, "stall_in": stalls,
                    "stall_out": stalls, "seed": run_seed}
@@ -218,17 +222,34 @@ def _simulate(folder, design, xs, stall, seed, waves, chunks=1, shared=0, client
         return _joined(runs, frames, per_frame, out_shape, lanes_out, shared)
 
     stalled_count = min(_STALLED_FRAMES, count)
+    shards = _shards(client, count) if loads[0] is None else [(0, count)]
     progress(f"simulating {count} frames" + (f", {len(loads)} weight loads" if chunks > 1 else "")
              + f", and {stalled_count} under random stalls"
-             + (" (at once, on a Dask cluster)" if client is not None else ""))
-    free, stalled = mapped(client, run, [count, stalled_count],
-                           [folder / "waves" / "unstalled.vcd", folder / "waves" / "stalled.vcd"],
-                           [0.0, stall], [seed, seed + 1])
+             + (f" (at once, on a Dask cluster; the frames in {len(shards)} shards)"
+                if client is not None else ""))
+    *parts, stalled = mapped(client, run, [first for first, _ in shards] + [0],
+                             [n for _, n in shards] + [stalled_count],
+                             [folder / "waves" / "unstalled.vcd"] + [None] * (len(shards) - 1)
+                             + [folder / "waves" / "stalled.vcd"],
+                             [0.0] * len(shards) + [stall], [seed] * len(shards) + [seed + 1])
+    free = parts[0] if len(parts) == 1 else BenchResult(
+        {"o": np.concatenate([p.outputs["o"] for p in parts])}, parts[0].in_cycles,
+        parts[0].out_cycles, sum(p.cycles for p in parts),
+        {"o": sum(p.extra["o"] for p in parts)})
     shape = (joined_channels(out_shape[0], shared, len(loads)), *out_shape[1:])
     joined = int(np.prod(shape)) // lanes_out
     return _Runs(free, stalled, _frames(free.outputs["o"], count, joined, shape),
                  _frames(stalled.outputs["o"], stalled_count, joined, shape),
                  per_frame, predicted, simulated - compiled, time.perf_counter() - simulated)
+
+
+def _shards(client, count):
+    """(first frame, frames) of each shard of the unstalled run: one per worker of `client`
+    (none: one shard), each of three frames at least (the first measures the steady rate)."""
+    workers = 1 if client is None else len(client.scheduler_info()["workers"])
+    n = max(1, min(workers, count // 3))
+    bounds = [count * k // n for k in range(n + 1)]
+    return [(a, b - a) for a, b in zip(bounds, bounds[1:])]
 
 
 def _joined(runs, frames, per_frame, shape, lanes, shared=0):
