@@ -84,7 +84,8 @@ def agreement(path, frames):
     session = onnxruntime.InferenceSession(model.SerializeToString(), options,
                                            providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    runs = [dict(zip(names, session.run(None, {model.graph.input[0].name: f[None]})))
+    feed = model.graph.input[0].name
+    runs = [{feed: f[None], **dict(zip(names, session.run(None, {feed: f[None]})))}
             for f in frames]
     end = []
     for r, f in zip(runs, frames):

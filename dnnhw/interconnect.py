@@ -46,8 +46,10 @@ class Edge:
         input). The early branch can then hold what arrives while the late one computes, so
         the fork before them does not deadlock. A branch of a fork into a layer of one input
         is queued as any edge: into a windowed layer, the rows it cannot take yet
-        (`_tail_depth`); out of a layer as slow as the network (`_NO_SLACK`), at least one row
-        of the tensor; on a narrowing edge, at least `_NARROWING_DEPTH`.
+        (`_tail_depth`); into a layer that takes pixels at its own pace, the pixels that arrive
+        before it can take them (`_paced_depth`, from the same pixel timing); out of a layer as
+        slow as the network (`_NO_SLACK`), at least one row of the tensor; on a narrowing edge,
+        at least `_NARROWING_DEPTH`.
     """
     tensor: str
     reader: str
@@ -98,20 +100,37 @@ def edges(graph, plan):
             if lanes[tensor] > lanes_to:
                 depth = max(depth, _NARROWING_DEPTH)
             out.append(Edge(tensor, reader.name, port, lanes[tensor], lanes_to, depth))
-    return _join_depths(graph, fold, out, rate)
+    return _timed_depths(graph, fold, out, rate, cycles)
 
 
-def _join_depths(graph, fold, links, rate):
-    """`links` with every join input's FIFO as deep as its pixel timing needs (see `Edge`),
-    with the input at the network's `rate` (cycles per frame)."""
+def _paced(graph, fold, edge, rate, cycles):
+    """`edge` leads to a layer that takes its input pixel by pixel at its own pace and is slow
+    enough (`_PACED`) that a producer's burst may outrun it: one input, no window, more than one
+    pixel, not the accelerator's input."""
+    if edge.reader is None or edge.port != "i" or edge.tensor == graph.input:
+        return False
+    reader = graph.layer(edge.reader)
+    shape = graph.shapes[edge.tensor]
+    return (shape.h * shape.w > 1 and cycles[reader.name] >= _PACED * rate
+            and ops.get(reader.op).window(graph, reader, fold[reader.name]) is None)
+
+
+def _timed_depths(graph, fold, links, rate, cycles):
+    """`links` with the FIFO of every join input, and of every `_paced` edge, as deep as its
+    pixel timing needs (see `Edge`), with the input at the network's `rate` (cycles per
+    frame)."""
     joins = {e.reader for e in links if e.port != "i" and e.reader is not None}
-    if not joins:
+    paced = {(e.tensor, e.reader) for e in links if _paced(graph, fold, e, rate, cycles)}
+    if not joins and not paced:
         return links
     pixels = graph.shapes[graph.input].h * graph.shapes[graph.input].w
     arrive, _ = arrivals(graph, fold, links, rate / pixels)
     out = []
     for e in links:
-        if e.reader in joins:
+        if (e.tensor, e.reader) in paced:
+            e = replace(e, fifo_depth=max(e.fifo_depth, _paced_depth(graph, e, arrive,
+                                                                      cycles[e.reader])))
+        elif e.reader in joins:
             inputs = [x for x in links if x.reader == e.reader]
             # a pixel is taken once every input's is there (a vector input's one pixel
             # holds for every pixel of the map it scales)
@@ -128,6 +147,24 @@ def _join_depths(graph, fold, links, rate):
         out.append(e)
     return out
 
+
+def _paced_depth(graph, edge, arrive, cycles):
+    """Beats (of the wider side) to queue on a `_paced` edge: the pixels that arrive before
+    the reader, computing a pixel in cycles / pixels, takes them (its input buffer frees a
+    pixel as it starts the one before), beyond the one it holds; 0 when at most one waits."""
+    first, last = arrive[edge.tensor, edge.reader]
+    start = after(last, cycles / len(first))
+    taken = np.maximum(first, np.concatenate([first[:1], start[:-1]]))
+    waiting = np.arange(1, len(first) + 1) - np.searchsorted(taken, first, side="right")
+    if waiting.max() < 2:
+        return 0
+    pixel = graph.shapes[edge.tensor].c // edge.lanes_to
+    return -(-(int(waiting.max()) * pixel + 4) * edge.lanes_to // edge.fifo_lanes)
+
+
+#: A layer taking at least this fraction of the network's cycles per frame may fall behind a
+#: producer's burst (`_paced`).
+_PACED = 0.5
 
 #: Wide beats queued before every narrowing lane converter: a pooled row arrives in a burst.
 _NARROWING_DEPTH = 16
