@@ -159,3 +159,13 @@ def test_op_without_scaled_formats_refused(tmp_path):
     with pytest.raises(UserError, match=r"^layer '.*' \(sigmoid\): format Q.*×.* has a scale that "
                                         r"is not a power of two"):
         quant.quantize(graph, frames)
+
+
+def test_no_calibration_warning_when_the_model_states_every_format(tmp_path_factory):
+    """The formats come from the model, not from calibration frames: `build` does not warn
+    that synthetic frames chose them."""
+    from dnnhw import build
+    path, *_ = import_quantized("per_channel", tmp_path_factory)
+    assert build.front(path).warning is None
+    float_path = path.with_suffix(".float.onnx")
+    assert build.front(float_path).warning == build.SYNTHETIC_CALIBRATION
