@@ -32,7 +32,9 @@ range to [min, max], `ir.Format`):
 - Add: both inputs are left-shifted to the larger frac, added exactly, then round-shifted to the
   output format and saturated. With scales not all powers of two each input is multiplied by
   its scale ratio to the output's, at `multiplier`'s precision: ``round_shift(a·R_a + b·R_b,
-  s)`` (`add_constants`). Concat round-shifts each input to the output format and saturates.
+  s)`` (`add_constants`). Concat round-shifts each input to the output format and saturates;
+  an input of another scale than a scaled output's is multiplied by its ratio first
+  (`concat_constants`).
 - HardSigmoid: ``clip(round_shift(x·alpha_q + beta_q, s), 0, 1)`` in the output format, the
   constants at LEAKY_FRAC fractional bits (`hard_sigmoid`). Output format (bits, bits - 1).
 - Sigmoid and tanh: linear interpolation in a table of 2**TABLE_BITS + 1 samples over [-R, R]
@@ -56,7 +58,8 @@ from .ir import Format
 __all__ = [
     "LEAKY_FRAC", "TABLE_BITS", "NONLINEAR_RANGE",
     "round_half_up", "quantize", "dequantize", "saturate", "round_shift",
-    "REQUANT_BITS", "multiplier", "requant_shift", "requant", "add_constants", "clamp_bounds", "leaky_alpha", "leaky_floor", "hard_sigmoid", "hard_sigmoid_constants", "avg_multiplier", "avg_divisors",
+    "REQUANT_BITS", "multiplier", "requant_shift", "requant", "add_constants", "concat_constants",
+    "clamp_bounds", "leaky_alpha", "leaky_floor", "hard_sigmoid", "hard_sigmoid_constants", "avg_multiplier", "avg_divisors",
     "nonlinear_table", "segment_shift", "nonlinear", "nonlinear_float", "window_view",
     "LSTM_CELL_INT", "lstm_formats", "lstm_shifts", "lstm_initial", "lstm_step",
     "run_layer", "run_layer_float", "run_fixed", "run_float", "run", "input_to_chw", "output_to_onnx", "float_error",
@@ -154,6 +157,22 @@ def add_constants(fmts, fmt_out):
     ratios = [f.scale / fmt_out.scale for f in fmts]
     _, shift = multiplier(max(ratios))
     return tuple(int(round_half_up(np.ldexp(r, int(shift)))) for r in ratios), int(shift)
+
+
+def concat_constants(fmts, fmt_out):
+    """(R, shift) per input of a concat: ``saturate(round_shift(x · R, shift))`` in the output
+    format. Powers of two: R = 1, shift = frac_i - frac_out; an input of the output's scale
+    passes (1, 0); other scales: `multiplier` of s_i / s_out."""
+    out = []
+    for f in fmts:
+        if f.mult == 1.0 and fmt_out.mult == 1.0:
+            out.append((1, f.frac - fmt_out.frac))
+        elif f.scale == fmt_out.scale:
+            out.append((1, 0))
+        else:
+            r, s = multiplier(f.scale / fmt_out.scale)
+            out.append((int(r), int(s)))
+    return out
 
 
 def clamp_bounds(lo, hi, fmt):

@@ -4,9 +4,9 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .. import geometry
+from .. import geometry, golden
 from ..ir import Format
-from .common import pixel_layout, round_shift, saturate
+from .common import clip, pixel_layout, round_shift
 
 
 __all__ = ["Concat"]
@@ -19,8 +19,9 @@ class Concat(wiring.Component):
     and so on: the block takes beats from one input at a time, in that order, and the other
     inputs wait (a graph that forks a stream and concatenates the branches needs FIFOs on the
     branches deep enough for that wait). Each input is requantized to the output format as
-    `golden` defines it: ``saturate(round_shift(x, frac_i - frac_out), bits_out)``. The
-    selected input feeds the output register (``ready = ~o.valid | o.ready``).
+    `golden` defines it: ``saturate(round_shift(x · R_i, s_i))`` to the output's range, with
+    (R_i, s_i) = `golden.concat_constants` (R_i = 1 and s_i = frac_i - frac_out for powers of
+    two). The selected input feeds the output register (``ready = ~o.valid | o.ready``).
 
     Parameters
     ----------
@@ -66,6 +67,7 @@ class Concat(wiring.Component):
                              f"{', '.join(str(s.c) for s in shapes)}")
         self.shapes, self.lanes = shapes, lanes
         self.formats_in, self.format_out = formats_in, format_out
+        self.constants = golden.concat_constants(formats_in, format_out)
         self.beats = [s.c // lanes for s in shapes]     # beats per pixel from each input
         self.geometry = geometry.concat(shapes, lanes)
         self.cycles_per_frame, self.latency = self.geometry.cycles_per_frame, self.geometry.latency
@@ -81,15 +83,17 @@ class Concat(wiring.Component):
         advance = Signal()
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
         with m.Switch(source):
-            for k, (fmt, beats) in enumerate(zip(self.formats_in, self.beats)):
+            for k, ((mult, shift), beats) in enumerate(zip(self.constants, self.beats)):
                 port = getattr(self, f"i{k}")
                 with m.Case(k):
                     m.d.comb += port.ready.eq(advance)
                     with m.If(advance):
                         m.d.sync += self.o.valid.eq(port.valid)
+                        out = self.format_out
                         for lane in range(self.lanes):
-                            y = round_shift(port.payload[lane], fmt.frac - self.format_out.frac)
-                            m.d.sync += self.o.payload[lane].eq(saturate(y, self.format_out.bits))
+                            x = port.payload[lane] if mult == 1 else port.payload[lane] * mult
+                            m.d.sync += self.o.payload[lane].eq(
+                                clip(round_shift(x, shift), out.min, out.max))
                     with m.If(advance & port.valid):
                         with m.If(beat == beats - 1):
                             m.d.sync += [beat.eq(0), source.eq((k + 1) % len(self.shapes))]

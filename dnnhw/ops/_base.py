@@ -124,8 +124,8 @@ class Op:
         if scaled and not self.scaled_formats:
             raise UserError(f"layer '{layer.name}' ({layer.op}): format {scaled[0]} has a scale "
                             "that is not a power of two or a zero point's range; dnnhw computes "
-                            "on such formats in conv, fc, add, pooling, ReLU, clamp, LeakyReLU, "
-                            "slice, concat of equal formats and upsampling only")
+                            "on such formats in conv, fc, add, concat, pooling, ReLU, clamp, "
+                            "LeakyReLU, slice and upsampling only")
 
     # -- partitions ----------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """concat: tensors of one height and width joined over channels (`layers.concat.Concat`).
 
 Folding: lanes dividing every input's C. Cycles per frame H·W·ΣC_i/lanes; latency 1. The output
-takes the coarsest of the inputs' formats; each input is round-shifted to it and saturated.
+takes the coarsest of the inputs' formats (or, of scaled inputs, the format the model states);
+each input is round-shifted to it, multiplied by its scale ratio first where the scales are not
+powers of two (`golden.concat_constants`), and saturated.
 
 With the attribute ``pack`` the inputs' integers pass unchanged, each keeping its own format
 inside a tensor of the widest input's bits and frac 0: a partition writes several tensors in
@@ -20,14 +22,15 @@ from ._base import LanesOp
 
 @dataclass(frozen=True)
 class ConcatSpec:
-    """(bits, round shift to the output) per input, the output's bits, the most channels of an
-    input."""
+    """(bits, multiplier, round shift to the output) per input, the output's bits, the most
+    channels of an input."""
     inputs: tuple
     bits_out: int
     channels: int
 
 
 class ConcatOp(LanesOp):
+    scaled_formats = True
     name = "concat"
     attrs = "inputs concatenated over channels; pack (keep each input's integers)"
 
@@ -43,15 +46,10 @@ class ConcatOp(LanesOp):
             return Format(max(f.bits for f in fmts), 0)
         if all(f == fmts[0] for f in fmts):
             return fmts[0]
+        stated = graph.format_hints.get(layer.output)
+        if any(f.scaled for f in fmts) and stated is not None:
+            return stated
         return Format(max(f.bits for f in fmts), min(f.frac for f in fmts))
-
-    def check_formats(self, graph, layer):
-        """Inputs of one scaled format (their integers pass unchanged), or of power-of-two
-        scales (round-shifted to the output's)."""
-        if layer.attrs.get("pack") or all(graph.formats[t] == graph.formats[layer.output]
-                                          for t in layer.inputs):
-            return
-        super().check_formats(graph, layer)
 
     def _formats_in(self, graph, layer):
         """The inputs' formats as the block sees them: packing keeps the integers (frac 0)."""
@@ -61,8 +59,9 @@ class ConcatOp(LanesOp):
     def spec(self, graph, layer):
         fmt_out = graph.formats[layer.output]
         fmts = self._formats_in(graph, layer)
-        return ConcatSpec(tuple((f.bits, f.frac - fmt_out.frac) for f in fmts), fmt_out.bits,
-                          max(graph.shapes[t].c for t in layer.inputs))
+        constants = golden.concat_constants(fmts, fmt_out)
+        return ConcatSpec(tuple((f.bits, r, s) for f, (r, s) in zip(fmts, constants)),
+                          fmt_out.bits, max(graph.shapes[t].c for t in layer.inputs))
 
     def features(self, spec, folding, family):
         t = resources.Features()
@@ -70,7 +69,10 @@ class ConcatOp(LanesOp):
         t.add("part:concat", 1)
         resources.counter(t, len(spec.inputs))
         resources.counter(t, spec.channels // lanes)
-        for bits, shift in spec.inputs:
+        for bits, mult, shift in spec.inputs:
+            if mult != 1:
+                resources.constant_multipliers(t, lanes, bits, mult, family)
+                bits += mult.bit_length()
             resources.saturate(t, lanes, resources.round_shift(t, lanes, bits, shift),
                                spec.bits_out)
         resources.mux(t, lanes * spec.bits_out, len(spec.inputs), family)
@@ -80,9 +82,9 @@ class ConcatOp(LanesOp):
 
     def run(self, graph, layer, xs):
         fmt_out = graph.formats[layer.output]
-        parts = [golden.round_shift(v, f.frac - fmt_out.frac)
-                 for v, f in zip(xs, self._formats_in(graph, layer))]
-        return golden.saturate(np.concatenate(parts, axis=0), fmt_out.bits)
+        constants = golden.concat_constants(self._formats_in(graph, layer), fmt_out)
+        parts = [golden.round_shift(v * r, s) for v, (r, s) in zip(xs, constants)]
+        return golden.saturate(np.concatenate(parts, axis=0), fmt_out)
 
     def run_float(self, graph, layer, xs):
         if layer.attrs.get("pack"):     # each tensor as the integers of its format

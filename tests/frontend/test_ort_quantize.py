@@ -48,6 +48,22 @@ class GlobalPooled(torch.nn.Module):
         return self.fc(torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+class Fire(torch.nn.Module):
+    """SqueezeNet's Fire module after a stem: squeeze, 1×1 and 3×3 expands concatenated
+    (onnxruntime gives the branches their own scales: the concat requantizes one), a 1×1 conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(2, 8, 3, stride=2)
+        self.squeeze = torch.nn.Conv2d(8, 4, 1)
+        self.e1, self.e3 = torch.nn.Conv2d(4, 8, 1), torch.nn.Conv2d(4, 8, 3, padding=1)
+        self.head = torch.nn.Conv2d(16, 10, 1)
+
+    def forward(self, x):
+        x = torch.relu(self.squeeze(torch.relu(self.stem(x))))
+        return self.head(torch.cat([torch.relu(self.e1(x)), torch.relu(self.e3(x))], 1))
+
+
 class Frames(ortq.CalibrationDataReader):
     def __init__(self, name, frames):
         self.frames = iter([{name: f[None]} for f in frames])
@@ -69,10 +85,16 @@ def quantized(module, path, frames, **options):
 
 
 #: (network, quantize_static's options): its defaults (int8 activations), per-channel weight
-#: scales, unsigned activations (uint8, zero point 0 after a ReLU); a global average pool.
+#: scales, unsigned activations (uint8, zero point 0 after a ReLU); a global average pool; a
+#: concat.
 OPTIONS = {"per_tensor": (Residual, {}), "per_channel": (Residual, {"per_channel": True}),
            "uint8": (Residual, {"activation_type": ortq.QuantType.QUInt8}),
-           "global_pool": (GlobalPooled, {})}
+           "global_pool": (GlobalPooled, {}), "concat": (Fire, {})}
+
+#: The canonical layers of each network.
+OPS = {Residual: ["conv", "maxpool", "conv", "add", "avgpool", "fc"],
+       GlobalPooled: ["conv", "conv", "global_avgpool", "fc"],
+       Fire: ["conv", "conv", "conv", "conv", "concat", "conv"]}
 _IMPORTED = {}
 
 
@@ -91,11 +113,11 @@ def import_quantized(key, tmp_path_factory):
 
 @pytest.fixture(params=list(OPTIONS))
 def imported(request, tmp_path_factory):
-    return import_quantized(request.param, tmp_path_factory)
+    return (*import_quantized(request.param, tmp_path_factory), OPTIONS[request.param][0])
 
 
 def test_formats_as_stated(imported):
-    _, graph, _, q = imported
+    _, graph, _, q, network = imported
     relu = q.formats[q.layers[0].output]        # int8 with zero point -128, or uint8 with 0
     assert relu.bits == 9 and (relu.min, relu.max) == (0, 255) and relu.mult != 1
     for layer in q.layers:
@@ -103,17 +125,17 @@ def test_formats_as_stated(imported):
             assert golden.requant(q, layer)[0] is not None
             assert np.all((1 <= layer.wq.mult) & (layer.wq.mult < 2))
     assert all(f.mult != 1 for f in q.formats.values())
-    if "maxpool" in (ops := [layer.op for layer in q.layers]):
-        assert ops == ["conv", "maxpool", "conv", "add", "avgpool", "fc"]
-        assert q.formats[q.layers[1].output] == relu          # max pooling keeps its format
-    else:                                   # the global pool's output in its own stated format
-        assert ops == ["conv", "conv", "global_avgpool", "fc"]
-        pool = q.layers[2]
-        assert q.formats[pool.output] == graph.format_hints[pool.output] != q.formats[pool.inputs[0]]
+    assert [layer.op for layer in q.layers] == OPS[network]
+    for layer in q.layers:
+        if layer.op == "maxpool":                           # keeps its format
+            assert q.formats[layer.output] == q.formats[layer.inputs[0]]
+        if layer.op in ("global_avgpool", "concat"):        # to the format the model states
+            assert q.formats[layer.output] == graph.format_hints[layer.output]
+            assert any(q.formats[t] != q.formats[layer.output] for t in layer.inputs)
 
 
 def test_golden_within_one_lsb_of_onnxruntime(imported):
-    path, graph, frames, q = imported
+    path, graph, frames, q, _ = imported
     scale = q.formats[q.output].scale
     theirs = np.rint(frontend.onnxruntime_outputs(path, graph, frames) / scale)
     ours = np.rint(golden.run(q, frames) / scale)
@@ -126,7 +148,7 @@ def test_golden_within_one_lsb_of_onnxruntime(imported):
 @pytest.mark.parametrize("key", [
     "per_channel", pytest.param("global_pool", marks=pytest.mark.slow),
     pytest.param("per_tensor", marks=pytest.mark.slow),
-    pytest.param("uint8", marks=pytest.mark.slow)])
+    pytest.param("uint8", marks=pytest.mark.slow), pytest.param("concat", marks=pytest.mark.slow)])
 def test_bit_exact_in_verilator(key, tmp_path_factory):
     _, _, frames, q = import_quantized(key, tmp_path_factory)
     assert any(layer.wq.per_channel for layer in q.layers if layer.wq) == (key == "per_channel")
