@@ -30,9 +30,9 @@ class ConcatSpec:
 
 
 class ConcatOp(LanesOp):
-    scaled_formats = True
     name = "concat"
     attrs = "inputs concatenated over channels; pack (keep each input's integers)"
+    scaled_formats = True
 
     def geometry(self, graph, layer, folding):
         return geometry.concat([graph.shapes[t] for t in layer.inputs], folding.coarse_in)

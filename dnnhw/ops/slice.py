@@ -28,9 +28,9 @@ class SliceSpec:
 
 
 class SliceOp(LanesOp):
-    scaled_formats = True
     name = "slice"
     attrs = "start, stop (channels), format (optional: the output's `Format` fields)"
+    scaled_formats = True
 
     def _channels(self, graph, layer):
         a = layer.attrs
