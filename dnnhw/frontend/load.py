@@ -124,6 +124,12 @@ def _strip_qdq(model, path):
     integers q - zero point, their range what the type and Clip allow, the scale's mantissa in
     the format's `mult` where it is not a power of two (`_scale_format`).
     """
+    operator = next((node for node in model.nodes if node.op_type in _INTEGER_OPS
+                     or node.op_type.startswith("QLinear")), None)
+    if operator is not None:
+        raise UserError(f"{path}: {operator.op_type} '{operator.name}': onnxruntime's QOperator "
+                        "format (integer ops) is unsupported; quantize with "
+                        "quant_format=QuantFormat.QDQ, which dnnhw reads")
     producers = {out: node for node in model.nodes for out in node.output}
     ranges = {}                     # integer constant → (lowest, highest) its type and Clip allow
     renames, kept = {}, []
@@ -181,6 +187,10 @@ def _strip_qdq(model, path):
     if model.output in renames:
         model.output = renames[model.output]
     model.nodes = kept
+
+
+#: Integer ops of onnxruntime's QOperator format and dynamic quantization (besides QLinear*).
+_INTEGER_OPS = ("ConvInteger", "MatMulInteger", "DynamicQuantizeLinear")
 
 
 #: The domains of QONNX's `Quant` (FINN's format; Brevitas' `export_qonnx` writes the first).

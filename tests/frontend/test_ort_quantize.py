@@ -79,8 +79,8 @@ def quantized(module, path, frames, **options):
     torch.onnx.export(module.eval(), torch.from_numpy(frames[:1]), float_path, dynamo=False,
                       opset_version=17)
     name = onnx.load(float_path).graph.input[0].name
-    ortq.quantize_static(float_path, path, Frames(name, frames), quant_format=ortq.QuantFormat.QDQ,
-                         **options)
+    options.setdefault("quant_format", ortq.QuantFormat.QDQ)
+    ortq.quantize_static(float_path, path, Frames(name, frames), **options)
     return path
 
 
@@ -191,3 +191,14 @@ def test_no_calibration_warning_when_the_model_states_every_format(tmp_path_fact
     assert build.front(path).warning is None
     float_path = path.with_suffix(".float.onnx")
     assert build.front(float_path).warning == build.SYNTHETIC_CALIBRATION
+
+
+def test_qoperator_format_refused(tmp_path):
+    """onnxruntime's other format (QLinearConv and friends) is refused in one line that says
+    which format dnnhw reads."""
+    frames = np.random.default_rng(1).standard_normal((4, 2, 6, 6)).astype(np.float32)
+    path = quantized(Gate(), tmp_path / "q.onnx", frames, quant_format=ortq.QuantFormat.QOperator)
+    with pytest.raises(UserError, match=r"QLinear\w+ '.*': onnxruntime's QOperator format \(integer "
+                                        r"ops\) is unsupported; quantize with "
+                                        r"quant_format=QuantFormat.QDQ"):
+        frontend.load(path)
