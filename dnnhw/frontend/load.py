@@ -278,9 +278,14 @@ def _range_bits(lo, hi):
 def _qdq_bits(lo, hi, dtype, node, path):
     """`_range_bits` of a QDQ tensor's integers, of 8- or 16-bit `dtype`."""
     bits = _range_bits(lo, hi)
-    if np.dtype(dtype).kind not in "iu" or np.dtype(dtype).itemsize > 2 or bits > 16:
+    if np.dtype(dtype).kind not in "iu" or np.dtype(dtype).itemsize > 2:
         raise UserError(f"{path}: {node.op_type} '{node.name}' quantizes to {np.dtype(dtype)}: "
                         "dnnhw reads 8- and 16-bit integer QDQ models")
+    if bits > 16:
+        raise UserError(f"{path}: {node.op_type} '{node.name}': its {np.dtype(dtype)} integers "
+                        f"in [{lo}, {hi}] (less the zero point) need {bits} signed bits; dnnhw "
+                        "computes with at most 16 (quantize to 8 bits, or to int16 with zero "
+                        "point 0)")
     return bits
 
 
