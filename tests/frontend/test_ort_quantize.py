@@ -202,3 +202,13 @@ def test_qoperator_format_refused(tmp_path):
                                         r"ops\) is unsupported; quantize with "
                                         r"quant_format=QuantFormat.QDQ"):
         frontend.load(path)
+
+
+def test_uint16_with_zero_point_refused(tmp_path):
+    """uint16 activations with a zero point need 17 signed bits: one line says so."""
+    frames = np.random.default_rng(1).standard_normal((4, 2, 6, 6)).astype(np.float32)
+    path = quantized(Gate(), tmp_path / "q.onnx", frames, activation_type=ortq.QuantType.QUInt16)
+    with pytest.raises(UserError, match=r"QuantizeLinear '.*': its uint16 integers in \[-?\d+, "
+                                        r"\d+\] \(less the zero point\) need 17 signed bits; dnnhw "
+                                        r"computes with at most 16"):
+        frontend.load(path)
