@@ -5,17 +5,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import geometry, golden
-from .common import clip, pixel_layout, round_shift
+from .common import clip, pixel_layout, round_shift, times_constant
 
 
 __all__ = ["Add"]
-
-
-def _times(value, constant):
-    """`value` · `constant`, a shift when the constant is a power of two."""
-    if constant & (constant - 1) == 0:
-        return value << (constant.bit_length() - 1)
-    return value * constant
 
 
 class Add(wiring.Component):
@@ -91,8 +84,8 @@ class Add(wiring.Component):
             self.i1.ready.eq(advance & self.i0.valid),
         ]
         valid = self.i0.valid & self.i1.valid
-        terms = [[_times(port.payload[lane], r) for port, r in zip((self.i0, self.i1),
-                                                                   self.multipliers)]
+        terms = [[times_constant(port.payload[lane], r)
+                  for port, r in zip((self.i0, self.i1), self.multipliers)]
                  for lane in range(self.lanes)]
         if self.scaled:                     # the products registered
             registered = [[Signal.like(t, name=f"product{lane}_{k}") for k, t in enumerate(pair)]

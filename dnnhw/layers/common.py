@@ -7,9 +7,11 @@ functions of the same name compute.
 from amaranth.hdl import Cat, Const, Mux, signed
 from amaranth.lib import data
 
+from ..geometry import signed_bits
 
-__all__ = ["pixel_layout", "window_layout", "round_shift", "saturate", "clip", "logic_product",
-           "balanced_sum"]
+
+__all__ = ["pixel_layout", "window_layout", "round_shift", "saturate", "clip", "times_constant",
+           "logic_product", "balanced_sum"]
 
 
 def pixel_layout(bits, lanes):
@@ -31,14 +33,19 @@ def round_shift(value, shift):
 
 def saturate(value, bits):
     """`value` clipped to the range of a signed `bits` integer, as a `signed(bits)` expression."""
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return Mux(value > hi, hi, Mux(value < lo, lo, value))[:bits].as_signed()
+    return clip(value, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
 
 
 def clip(value, lo, hi):
     """`value` clipped to the constants [lo, hi], as a signed expression just wide enough."""
-    width = max((v if v >= 0 else ~v).bit_length() for v in (lo, hi)) + 1
-    return Mux(value > hi, hi, Mux(value < lo, lo, value))[:width].as_signed()
+    return Mux(value > hi, hi, Mux(value < lo, lo, value))[:signed_bits(lo, hi)].as_signed()
+
+
+def times_constant(value, constant):
+    """`value` · the positive `constant`: a shift when the constant is a power of two."""
+    if constant & (constant - 1) == 0:
+        return value << (constant.bit_length() - 1)
+    return value * constant
 
 
 def logic_product(a, b):

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import geometry, golden
 from ..ir import Format
-from .common import clip, pixel_layout, round_shift
+from .common import clip, pixel_layout, round_shift, times_constant
 
 
 __all__ = ["Concat"]
@@ -91,7 +91,7 @@ class Concat(wiring.Component):
                         m.d.sync += self.o.valid.eq(port.valid)
                         out = self.format_out
                         for lane in range(self.lanes):
-                            x = port.payload[lane] if mult == 1 else port.payload[lane] * mult
+                            x = times_constant(port.payload[lane], mult)
                             m.d.sync += self.o.payload[lane].eq(
                                 clip(round_shift(x, shift), out.min, out.max))
                     with m.If(advance & port.valid):

@@ -155,15 +155,6 @@ def test_bit_exact_in_verilator(key, tmp_path_factory):
     run_accelerator(q, {}, frames[:2], f"ort_{key}", stall=0.3)
 
 
-def test_asymmetric_weights_refused(tmp_path):
-    frames = np.random.default_rng(1).standard_normal((4, 2, 12, 12)).astype(np.float32)
-    path = quantized(Residual(), tmp_path / "q.onnx", frames,
-                     extra_options={"WeightSymmetric": False})
-    with pytest.raises(UserError, match=r"DequantizeLinear '.*' gives weights a non-zero zero "
-                                        r"point: dnnhw's weights are symmetric"):
-        frontend.load(path)
-
-
 class Gate(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -171,6 +162,23 @@ class Gate(torch.nn.Module):
 
     def forward(self, x):
         return torch.sigmoid(self.conv(x))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"extra_options": {"WeightSymmetric": False}},
+     r"DequantizeLinear '.*' gives weights a non-zero zero point: dnnhw's weights are symmetric"),
+    ({"quant_format": ortq.QuantFormat.QOperator},     # QLinearConv and friends
+     r"QLinear\w+ '.*': onnxruntime's QOperator format \(integer ops\) is unsupported; quantize "
+     r"with quant_format=QuantFormat.QDQ"),
+    ({"activation_type": ortq.QuantType.QUInt16},      # with a zero point: 17 signed bits
+     r"QuantizeLinear '.*': its uint16 integers in \[-?\d+, \d+\] \(less the zero point\) need "
+     r"17 signed bits; dnnhw computes with at most 16"),
+], ids=["asymmetric_weights", "qoperator_format", "uint16_zero_point"])
+def test_refused_on_load(tmp_path, options, message):
+    """What the frontend cannot read ends in one line saying why (and what it reads)."""
+    frames = np.random.default_rng(1).standard_normal((4, 2, 6, 6)).astype(np.float32)
+    with pytest.raises(UserError, match=message):
+        frontend.load(quantized(Gate(), tmp_path / "q.onnx", frames, **options))
 
 
 def test_op_without_scaled_formats_refused(tmp_path):
@@ -191,24 +199,3 @@ def test_no_calibration_warning_when_the_model_states_every_format(tmp_path_fact
     assert build.front(path).warning is None
     float_path = path.with_suffix(".float.onnx")
     assert build.front(float_path).warning == build.SYNTHETIC_CALIBRATION
-
-
-def test_qoperator_format_refused(tmp_path):
-    """onnxruntime's other format (QLinearConv and friends) is refused in one line that says
-    which format dnnhw reads."""
-    frames = np.random.default_rng(1).standard_normal((4, 2, 6, 6)).astype(np.float32)
-    path = quantized(Gate(), tmp_path / "q.onnx", frames, quant_format=ortq.QuantFormat.QOperator)
-    with pytest.raises(UserError, match=r"QLinear\w+ '.*': onnxruntime's QOperator format \(integer "
-                                        r"ops\) is unsupported; quantize with "
-                                        r"quant_format=QuantFormat.QDQ"):
-        frontend.load(path)
-
-
-def test_uint16_with_zero_point_refused(tmp_path):
-    """uint16 activations with a zero point need 17 signed bits: one line says so."""
-    frames = np.random.default_rng(1).standard_normal((4, 2, 6, 6)).astype(np.float32)
-    path = quantized(Gate(), tmp_path / "q.onnx", frames, activation_type=ortq.QuantType.QUInt16)
-    with pytest.raises(UserError, match=r"QuantizeLinear '.*': its uint16 integers in \[-?\d+, "
-                                        r"\d+\] \(less the zero point\) need 17 signed bits; dnnhw "
-                                        r"computes with at most 16"):
-        frontend.load(path)
