@@ -2,7 +2,8 @@
 `dnnhw build --plan`: the same from a build's record, without the first three stages.
 
 `front` is the front of every command that reads a network (build, explore, inspect): it
-loads the ONNX file, loads or synthesizes calibration frames, and quantizes.
+loads the ONNX file, loads or synthesizes calibration frames, and quantizes; `chosen_front`
+does so at the word lengths per layer `dnnhw.precision` chooses (``--layer-bits auto``).
 
 The build folder (DESIGN.md, "Command line and reports") is written whole or not at all: every
 file goes to a temporary folder beside the destination, which replaces the destination only once
@@ -45,8 +46,8 @@ from .errors import DoesNotFit, StillTooLarge, UserError
 from .ir import Graph
 
 
-__all__ = ["front", "Front", "SYNTHETIC_CALIBRATION", "build", "replay", "progress", "TOP",
-           "AXIS_TOP", "Source", "accelerator", "finish", "write_report", "load_design",
+__all__ = ["front", "Front", "chosen_front", "SYNTHETIC_CALIBRATION", "build", "replay", "progress", "TOP",
+           "AXIS_TOP", "Source", "Widths", "accelerator", "finish", "write_report", "load_design",
            "link_reserve"]
 
 #: The accelerator's Verilog module name.
@@ -112,6 +113,43 @@ def _formats_stated(graph):
         for layer in graph.layers)
 
 
+def chosen_front(network, board, bits=defaults.BITS, calibration=None, tolerance=defaults.TOLERANCE,
+                 data=None, labels=None, clock_mhz=None, cap=defaults.CAP, seed=defaults.SEED):
+    """`front` at the word lengths `precision.choose` finds for `board` within `tolerance` of
+    the `bits`-wide network's top-1 accuracy on the frames of the .npy `data` (with the .npy
+    `labels`, else its agreement with the float network): (Front, precision.Choice).
+
+    Raises
+    ------
+    UserError
+        As `front` does, for unreadable frames or labels, and as `precision.choose` does.
+    """
+    from . import precision
+
+    if data is None:
+        raise UserError("--layer-bits auto needs --data: the frames to measure each width's "
+                        "accuracy on (with --labels, else agreement with the float network)")
+    read = front(network, bits, calibration)
+    frames = quant.load_frames(read.graph, data)
+    truth = quant.load_labels(labels, len(frames)) if labels else None
+    choice = precision.choose(read.graph, read.frames, frames, truth, bits, tolerance, board,
+                              clock_mhz=clock_mhz, cap=cap, seed=seed,
+                              reserve=lambda q: link_reserve(q, board), progress=progress)
+    quantized = quant.quantize(read.graph, read.frames, bits=choice.bits,
+                               layer_bits=choice.layer_bits)
+    return read._replace(quantized=quantized), choice
+
+
+def precision_note(choice, tolerance):
+    """What a build or exploration says of the word lengths `--layer-bits auto` chose."""
+    widths = ", ".join(f"{name} {b}" for name, b in choice.layer_bits.items())
+    chosen = f"{choice.bits} bits" + (f" but {widths}" if widths else " throughout")
+    return (f"--layer-bits auto chose {chosen}: {choice.metric} {100 * choice.score:.2f}% "
+            f"against {100 * choice.reference:.2f}% at {choice.reference_bits} bits (tolerance "
+            f"{100 * tolerance:g} points), {choice.fps:,.0f} frames/s predicted against "
+            f"{choice.reference_fps:,.0f}")
+
+
 class Flow(NamedTuple):
     """How a build implements its design: synthesis (and on open-flow boards place and route)
     or not, and where nextpnr runs: `jobs` seeds at once on a local Dask cluster, or on the
@@ -123,12 +161,14 @@ class Flow(NamedTuple):
 
 def build(network, board, out=None, objective=defaults.OBJECTIVE, bits=defaults.BITS,
           calibration=None, clock_mhz=None, synth=True, cap=defaults.CAP, seed=defaults.SEED,
-          batch=None, jobs=1, scheduler=None):
+          batch=None, jobs=1, scheduler=None, layer_bits=None, tolerance=defaults.TOLERANCE,
+          data=None, labels=None):
     """Build `network` (an ONNX path) for `board` (a `boards.Board`) into `out`; returns the
     folder and the report dict. A network the board does not hold in one design is built in
     partitions (`dnnhw.partitioned`), run over batches of `batch` frames. With `jobs` > 1 (or
     a `scheduler`) nextpnr places the board top with that many seeds at once and keeps the
-    best.
+    best. `layer_bits`: layer name → bits for some layers, or "auto" for the word lengths
+    `chosen_front` finds within `tolerance` on `data` (and `labels`).
 
     Raises
     ------
@@ -144,7 +184,8 @@ def build(network, board, out=None, objective=defaults.OBJECTIVE, bits=defaults.
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
     flow = Flow(synth, jobs, scheduler)
-    return out, _staged(out, lambda folder: _build(network, board, folder, objective, bits,
+    widths = Widths(bits, layer_bits, tolerance, data, labels)
+    return out, _staged(out, lambda folder: _build(network, board, folder, objective, widths,
                                                    calibration, clock, flow, cap, seed, batch))
 
 
@@ -226,13 +267,33 @@ def _replace(staging, out):
         shutil.rmtree(old, ignore_errors=True)
 
 
+class Widths(NamedTuple):
+    """The word lengths a build asks for: `bits` throughout but `layer_bits` (layer name →
+    bits), or with `layer_bits` "auto" those `chosen_front` finds within `tolerance` on the
+    .npy files `data` and `labels`."""
+    bits: int = defaults.BITS
+    layer_bits: dict | str | None = None
+    tolerance: float = defaults.TOLERANCE
+    data: str | None = None
+    labels: str | None = None
+
+
 class Source(NamedTuple):
     """What every record of a build shares: the ONNX file, the quantization's options and the
-    fixed-point model's error against onnxruntime."""
+    fixed-point model's error against onnxruntime; `precision` is `precision.Choice.summary`
+    when --layer-bits auto chose the widths."""
     network: str
     bits: int
     calibration: str | None
     float_error: dict
+    layer_bits: dict = {}
+    precision: dict | None = None
+
+    def quant(self):
+        """report.json's ``quant``."""
+        return {"bits_w": self.bits, "bits_a": self.bits, "layer_bits": self.layer_bits,
+                **({"precision": self.precision} if self.precision else {}),
+                "float_error": self.float_error}
 
 
 def pll_clock(board, clock_mhz):
@@ -251,17 +312,28 @@ def pll_clock(board, clock_mhz):
                   f"{', '.join(map(str, setting.dividers))})")
 
 
-def _build(network, board, folder, objective, bits, calibration, clock, flow, cap, seed, batch):
+def _build(network, board, folder, objective, widths, calibration, clock, flow, cap, seed, batch):
     started = time.perf_counter()
-    read = front(network, bits, calibration)
+    clock, clock_note = pll_clock(board, clock)
+    bits, chosen = widths.bits, None
+    if widths.layer_bits == "auto":
+        read, choice = chosen_front(network, board, bits, calibration, widths.tolerance,
+                                    widths.data, widths.labels, clock, cap, seed)
+        bits, layer_bits = choice.bits, choice.layer_bits
+        chosen = choice.summary(widths.tolerance)
+    else:
+        layer_bits = dict(widths.layer_bits or {})
+        read = front(network, bits, calibration, layer_bits)
     q = read.quantized
     notes = list(q.notes) + [read.warning] * (read.warning is not None)
-    clock, note = pll_clock(board, clock)
-    notes += [note] * (note is not None)
+    notes += [clock_note] * (clock_note is not None)
+    if chosen:
+        notes.append(precision_note(choice, widths.tolerance))
     sample = read.frames[:_ERROR_FRAMES]
     error = golden.float_error(frontend.onnxruntime_outputs(network, read.graph, sample),
                                golden.run(q, sample))
-    source = Source(str(network), bits, str(calibration) if calibration else None, error)
+    source = Source(str(network), bits, str(calibration) if calibration else None, error,
+                    layer_bits, chosen)
     progress(f"exploring foldings for {board.name}")
     found = dse.design(q, board, objective=objective, cap=cap, seed=seed, clock_mhz=clock,
                        batch=batch, reserve=lambda sub: link_reserve(sub, board),
@@ -291,7 +363,8 @@ def accelerator(folder, source, q, frames, board, clock, found, flow, notes):
         search = {f.name: getattr(found, f.name) for f in dataclasses.fields(found)
                   if f.name not in _PLANNED}
         saved = record.Record(source.network, source.bits, source.calibration,
-                              source.float_error, q, frames, board.name, clock, search, found.plan)
+                              source.float_error, q, frames, board.name, clock, search, found.plan,
+                              source.layer_bits, source.precision)
         synthesized, pnr, used, too_large = _generate(folder, saved, board, flow, notes)
         if not too_large:
             return saved, found, synthesized, pnr
@@ -341,8 +414,8 @@ def finish(folder, saved, board, found, synthesized, pnr, notes, started):
     """The report of the build `saved` records, with pareto.png, written into `folder`."""
     result = {**report.design_summary(saved.graph, board, found, saved.clock_mhz),
               "source": saved.source, "synth": synthesized, "pnr": pnr,
-              "quant": {"bits_w": saved.bits, "bits_a": saved.bits,
-                        "float_error": saved.float_error},
+              "quant": Source(saved.source, saved.bits, saved.calibration, saved.float_error,
+                              saved.layer_bits, saved.precision).quant(),
               "notes": notes, "build_seconds": round(time.perf_counter() - started, 2)}
     chosen = {**found.resources, "fps": result["predicted"]["fps"]}
     report.pareto_plot(result["dse"]["pareto"], chosen, folder / "pareto.png",

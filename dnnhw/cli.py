@@ -1,5 +1,5 @@
-"""Command line: build, verify, explore, run, program, inspect, boards (DESIGN.md, "Command line
-and reports").
+"""Command line: build, verify, explore, rank, run, program, inspect, boards (DESIGN.md,
+"Command line and reports").
 
 Exit status 0 on success, 2 on the user's error (one line on stderr, no traceback), 1 on an
 internal error.
@@ -23,6 +23,8 @@ __all__ = ["main"]
 
 
 def _layer_bits(text):
+    if text == "auto":
+        return text
     name, sep, bits = text.rpartition("=")
     if not sep or not name or not bits.isdigit():
         raise argparse.ArgumentTypeError(f"expected LAYER=BITS, got '{text}'")
@@ -71,7 +73,8 @@ def _parser():
     build.add_argument("--verify", action="store_true",
                        help="also run `verify` on the build (cocotb + Verilator against golden)")
     build.add_argument("--frames", type=int,
-                       help=f"frames for --verify (default {defaults.FRAMES})")
+                       help=f"frames for --verify (default {defaults.FRAMES}, or all of --data)")
+    _measure_options(build, "; --verify simulates them")
 
     verify = commands.add_parser(
         "verify", help="simulate a build's Verilog in cocotb + Verilator against the golden model")
@@ -97,7 +100,20 @@ def _parser():
                          help="the cheapest design reaching this frame rate instead")
     explore.add_argument("--plot", metavar="FILE.png", help="write the Pareto front as a PNG "
                          "(for a partitioned design: the throughput against the batch size)")
+    _measure_options(explore, "")
     explore.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    rank = commands.add_parser(
+        "rank", help="rank candidate networks for one task by fixed-point accuracy and "
+        "predicted frames/s on a board")
+    rank.add_argument("networks", metavar="NET.onnx", nargs="+")
+    _board_options(rank)
+    rank.add_argument("--data", metavar="FILE.npy", required=True,
+                      help="frames to measure each candidate's top-1 accuracy on")
+    rank.add_argument("--labels", metavar="FILE.npy", required=True, help="their class labels")
+    rank.add_argument("--plot", metavar="FILE.png",
+                      help="write accuracy against frames/s, with the Pareto front, as a PNG")
+    rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     run = commands.add_parser(
         "run", help="run input frames on a board programmed with a build, over its UART")
@@ -125,8 +141,18 @@ _BITS_HELP = (f"weight and activation bits, {quant.MIN_BITS}..{quant.MAX_BITS} (
 #: no argparse defaults (an option not given is absent from the arguments), so that the
 #: functions' own defaults (`dnnhw.defaults`) apply and `build --plan` can refuse them.
 _BOARD_OPTIONS = {"board": "board", "objective": "objective", "bits": "bits",
+                  "layer_bits": "layer_bits", "tolerance": "tolerance",
                   "calibration": "calibration", "clock": "clock_mhz", "cap": "cap", "seed": "seed",
                   "batch": "batch"}
+
+
+def _measure_options(command, also):
+    """--data and --labels: what --layer-bits auto measures accuracy on."""
+    command.add_argument("--data", metavar="FILE.npy",
+                         help=f"frames --layer-bits auto measures top-1 accuracy on{also}")
+    command.add_argument("--labels", metavar="FILE.npy",
+                         help="class labels of --data (without them: agreement with the float "
+                         "network)")
 
 
 def _dask_options(command, jobs_help, runs):
@@ -146,6 +172,14 @@ def _board_options(command):
                          help="maximise frames/s or minimise batch-1 latency (default "
                          f"{defaults.OBJECTIVE})")
     command.add_argument("--bits", type=int, default=absent, help=_BITS_HELP)
+    command.add_argument("--layer-bits", type=_layer_bits, action="append", default=absent,
+                         metavar="LAYER=BITS|auto",
+                         help="bits for one layer (repeatable); auto: the word length of each "
+                         "layer that gives the most frames/s within --tolerance of --bits' "
+                         "accuracy on --data (and --labels)")
+    command.add_argument("--tolerance", type=float, default=absent, metavar="T",
+                         help="top-1 accuracy --layer-bits auto may lose, as a fraction (default "
+                         f"{defaults.TOLERANCE:g})")
     command.add_argument("--calibration", metavar="FILE.npy", default=absent,
                          help="calibration inputs (N, ...input shape...); default: synthetic N(0,1)")
     command.add_argument("--clock", type=_positive, metavar="MHZ", default=absent,
@@ -166,6 +200,15 @@ def _given(args, *keys):
     keyword; the board as a `boards.Board`."""
     given = {key: getattr(args, option) for option, key in _BOARD_OPTIONS.items()
              if key in keys and hasattr(args, option)}
+    if "layer_bits" in given:
+        entries = given["layer_bits"]
+        if "auto" in entries and len(entries) > 1:
+            raise UserError("--layer-bits auto chooses every layer's bits: give no LAYER=BITS "
+                            "with it")
+        given["layer_bits"] = "auto" if "auto" in entries else dict(entries)
+    if "tolerance" in given and given.get("layer_bits") != "auto":
+        raise UserError("--tolerance is what --layer-bits auto may lose: give it with "
+                        "--layer-bits auto")
     if "board" in keys:
         given["board"] = get_board(given.get("board", DEFAULT_BOARD))
     return given
@@ -175,6 +218,8 @@ def build_command(args):
     from .build import build, replay
     from .report import format_report
 
+    if args.labels and not args.data:
+        raise UserError("--labels needs --data")
     if args.plan:
         extra = ([f"--{option}" for option in _BOARD_OPTIONS if hasattr(args, option)]
                  + ["NET.onnx"] * (args.network is not None))
@@ -186,14 +231,14 @@ def build_command(args):
         raise UserError("build needs NET.onnx, or --plan to rebuild a recorded build")
     else:
         folder, result = build(args.network, out=args.out, synth=not args.no_synth,
-                               jobs=args.jobs, scheduler=args.scheduler,
-                               **_given(args, *_BOARD_OPTIONS.values()))
+                               jobs=args.jobs, scheduler=args.scheduler, data=args.data,
+                               labels=args.labels, **_given(args, *_BOARD_OPTIONS.values()))
     for note in result["notes"]:
         print(f"dnnhw: note: {note}", file=sys.stderr)
     if args.verify:
         from .verify import verify
 
-        result["verify"] = verify(folder, frames=args.frames)
+        result["verify"] = verify(folder, frames=args.frames, data=args.data, labels=args.labels)
     if result.get("partitioned"):
         from .report_partitions import format_partitioned
 
@@ -265,12 +310,23 @@ def _verified(out):
 
 
 def explore_command(args):
-    from .build import builds_reloading, front, link_reserve
+    from .build import builds_reloading, chosen_front, front, link_reserve, precision_note
     from .dse import PartitionedExploration, design
 
     options = _given(args, "board", "objective", "cap", "seed", "clock_mhz", "batch")
     board = options.pop("board")
-    q = front(args.network, **_given(args, "bits", "calibration")).quantized
+    widths = _given(args, "bits", "calibration", "layer_bits", "tolerance")
+    choice = None
+    if widths.get("layer_bits") == "auto":
+        tolerance = widths.pop("tolerance", defaults.TOLERANCE)
+        del widths["layer_bits"]
+        read, choice = chosen_front(args.network, board, data=args.data, labels=args.labels,
+                                    tolerance=tolerance, clock_mhz=options.get("clock_mhz"),
+                                    **_given(args, "cap", "seed"), **widths)
+        print(f"dnnhw: note: {precision_note(choice, tolerance)}", file=sys.stderr)
+        q = read.quantized
+    else:
+        q = front(args.network, **widths).quantized
     found = design(q, board, target_fps=args.target_fps,
                    reserve=lambda sub: link_reserve(sub, board),
                    reloading=builds_reloading(board), **options)
@@ -284,6 +340,8 @@ def explore_command(args):
             print(f"throughput against batch: {args.plot}", file=sys.stderr if args.json else sys.stdout)
         return
     summary = report.design_summary(q, board, found, options.get("clock_mhz", board.clock_mhz))
+    if choice is not None:
+        summary["precision"] = choice.summary(tolerance)
     total = summary["macs_per_frame"]
     summary["roofline_fps"] = board.dsp * (summary["clock_mhz"] * 1e6) / total if total else None
     if args.plot:
@@ -325,6 +383,23 @@ def _exploration_text(s):
             f"{q['fps']:,.0f} fps @ {q['dsp']} DSP" for q in front)])
 
 
+def rank_command(args):
+    from .rank import format_ranking, rank, ranking_plot
+
+    if hasattr(args, "layer_bits") or hasattr(args, "tolerance"):
+        raise UserError("rank compares the networks at one word length (--bits): --layer-bits "
+                        "and --tolerance are for build and explore")
+    options = _given(args, "board", "bits", "calibration", "objective", "cap", "seed",
+                     "clock_mhz", "batch")
+    rows = rank(args.networks, data=args.data, labels=args.labels, **options)
+    bits = options.get("bits", defaults.BITS)
+    print(json.dumps(rows, indent=2) if args.json else format_ranking(rows, options["board"], bits))
+    if args.plot:
+        ranking_plot(rows, args.plot, title=f"{len(rows)} candidates on {options['board'].name} "
+                     f"at {bits} bits")
+        print(f"accuracy against frames/s: {args.plot}", file=sys.stderr if args.json else sys.stdout)
+
+
 def run_command(args):
     from .host import run
 
@@ -359,6 +434,8 @@ def inspect(args):
 
     if args.labels and not args.data:
         raise UserError("--labels needs --data")
+    if "auto" in args.layer_bits:
+        raise UserError("inspect takes --layer-bits LAYER=BITS; auto is for build and explore")
     layer_bits = dict(args.layer_bits)
     graph, q, calibration, warning = front(args.network, args.bits, args.calibration, layer_bits)
     warnings = [warning] * (warning is not None)
@@ -430,7 +507,8 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         status = {"build": build_command, "verify": verify_command, "explore": explore_command,
-                  "run": run_command, "program": program_command, "inspect": inspect,
+                  "rank": rank_command, "run": run_command, "program": program_command,
+                  "inspect": inspect,
                   "boards": list_boards}[args.command](args)
     except UserError as error:
         print(f"dnnhw: error: {error}", file=sys.stderr)

@@ -1,10 +1,14 @@
 """The defaults of dnnhw's options, in one place: the command line shows these, the library's
 functions take them, and the report falls back on them."""
 
-__all__ = ["BITS", "CAP", "OBJECTIVE", "SEED", "FRAMES", "STALL"]
+__all__ = ["BITS", "TOLERANCE", "CAP", "OBJECTIVE", "SEED", "FRAMES", "STALL"]
 
 #: Weight and activation bits (--bits).
 BITS = 8
+
+#: Top-1 accuracy `--layer-bits auto` may lose against --bits throughout, as a fraction
+#: (--tolerance).
+TOLERANCE = 0.01
 
 #: Fraction of each of the board's resources a design may use (--cap).
 CAP = 0.8

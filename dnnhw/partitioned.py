@@ -96,8 +96,7 @@ def build_partitions(folder, source, read, board, found, flow, notes, started):
     (folder / "schedule.json").write_text(json.dumps(schedule_json(q, board, found, designs),
                                                      indent=2))
     result = {**partitioned_summary(q, board, found), "source": source.network,
-              "quant": {"bits_w": source.bits, "bits_a": source.bits,
-                        "float_error": source.float_error},
+              "quant": source.quant(),
               "notes": notes + _path_notes(board, found)}
     for part, built in zip(result["partitions"], results):
         part.update(folder=f"partition-{part['index']}", synth=built["synth"], pnr=built["pnr"])
@@ -207,7 +206,8 @@ def _write_record(design, source, read, board, found):
               "partitions": [[p.part.start, p.part.stop, p.part.reload] for p in found.partitions]}
     record.write(design, record.Record(source.network, source.bits, source.calibration,
                                        source.float_error, read.quantized, read.frames,
-                                       board.name, found.clock_mhz, search, plan))
+                                       board.name, found.clock_mhz, search, plan,
+                                       source.layer_bits, source.precision))
 
 
 def _path_notes(board, found):

@@ -24,8 +24,8 @@ from .errors import UserError
 from .ir import Format
 
 
-__all__ = ["MIN_BITS", "MAX_BITS", "quantize", "frac_for", "load_frames", "load_labels",
-           "synthetic_frames"]
+__all__ = ["MIN_BITS", "MAX_BITS", "quantize", "peaks", "frac_for", "load_frames",
+           "load_labels", "synthetic_frames"]
 
 
 MIN_BITS, MAX_BITS = 4, 16
@@ -46,10 +46,11 @@ def _check_bits(bits, where):
         raise UserError(f"{where}: {bits} bits is outside the supported {MIN_BITS}..{MAX_BITS}")
 
 
-def quantize(graph, frames, bits=8, layer_bits=None, per_channel=True):
+def quantize(graph, frames, bits=8, layer_bits=None, per_channel=True, ranges=None):
     """A copy of `graph` with every tensor's `Format` and every layer's `WeightQuant`.
 
-    `frames`: calibration inputs (N, ...ONNX input shape without batch...).
+    `frames`: calibration inputs (N, ...ONNX input shape without batch...); `ranges`: their
+    `peaks`, when already measured (quantizing one graph many ways measures them once).
     """
     layer_bits = dict(layer_bits or {})
     _check_bits(bits, "--bits")
@@ -58,15 +59,15 @@ def quantize(graph, frames, bits=8, layer_bits=None, per_channel=True):
         if name not in names:
             raise UserError(f"--layer-bits: no layer named '{name}' (layers: {', '.join(sorted(names))})")
         _check_bits(b, f"layer '{name}'")
-    peaks = _peaks(graph, frames)
+    peak = ranges if ranges is not None else peaks(graph, frames)
     q = graph.copy()
-    q.formats[q.input] = q.format_hints.get(q.input) or Format(bits, frac_for(peaks[q.input], bits))
+    q.formats[q.input] = q.format_hints.get(q.input) or Format(bits, frac_for(peak[q.input], bits))
     for layer in q.layers:
         b = layer_bits.get(layer.name, bits)
         op, fmt_in = ops.get(layer.op), q.formats[layer.inputs[0]]
 
         def measured(layer=layer, b=b):
-            return q.format_hints.get(layer.output) or Format(b, frac_for(peaks[layer.output], b))
+            return q.format_hints.get(layer.output) or Format(b, frac_for(peak[layer.output], b))
 
         fmt = q.formats[layer.output] = op.output_format(q, layer, b, measured)
         layer.wq = op.quantize_weights(q, layer, fmt_in, fmt, b, per_channel)
@@ -74,8 +75,8 @@ def quantize(graph, frames, bits=8, layer_bits=None, per_channel=True):
     return q
 
 
-def _peaks(graph, frames):
-    """Largest magnitude of every tensor over the calibration frames (float path)."""
+def peaks(graph, frames):
+    """Largest magnitude of every tensor of the float `graph` over the calibration `frames`."""
     peaks = {}
     for frame in frames:
         for name, value in golden.run_float(graph, golden.input_to_chw(graph, frame)).items():

@@ -4,8 +4,9 @@
 A build's design/ folder holds the record (`write`, `read`):
 
     graph.json   {"record", "source", "quant", "graph"}: the ONNX file the build read; the
-                 quantization's --bits, --calibration file (null: synthetic frames) and the
-                 fixed-point model's error against onnxruntime; the quantized graph, every field
+                 quantization's --bits, --calibration file (null: synthetic frames), its
+                 --layer-bits and what --layer-bits auto measured (null when not asked), and
+                 the fixed-point model's error against onnxruntime; the quantized graph, every field
                  of `ir.Graph` and of the `ir` dataclasses it holds
     graph.npz    the graph's arrays (float and integer weights, biases, fracs, array-valued
                  attributes), each named by its place in graph.json: "layers.0.wq.weight"
@@ -24,7 +25,7 @@ import dataclasses
 import json
 import pathlib
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -74,6 +75,10 @@ class Record:
         `perf`, `resources`).
     plan : dict
         Layer name → `Folding`, in the graph's layer order.
+    layer_bits : dict
+        --layer-bits of the quantization (layer name → bits), or what --layer-bits auto chose.
+    precision : dict or None
+        `precision.Choice.summary` when --layer-bits auto chose the widths.
     """
     source: str
     bits: int
@@ -85,6 +90,8 @@ class Record:
     clock_mhz: float
     search: dict
     plan: dict
+    layer_bits: dict = field(default_factory=dict)
+    precision: dict | None = None
 
 
 class _Corrupt(ValueError):
@@ -103,7 +110,8 @@ def write(design, rec):
     structure, arrays = graph_to_json(rec.graph)
     graph = {"record": RECORD, "source": rec.source,
              "quant": {"bits": rec.bits, "calibration": rec.calibration,
-                       "float_error": rec.float_error},
+                       "float_error": rec.float_error, "layer_bits": rec.layer_bits,
+                       "precision": rec.precision},
              "graph": structure}
     plan = {"record": RECORD, "board": rec.board, "clock_mhz": rec.clock_mhz,
             "search": rec.search, "folding": plan_to_json(rec.graph, rec.plan)}
@@ -131,13 +139,15 @@ def read(path):
     graph, quant, source = _graph_file(design)
     with _reading(design / "graph.json"):
         bits, calibration, error = quant["bits"], quant["calibration"], quant["float_error"]
+        layer_bits, precision = quant.get("layer_bits", {}), quant.get("precision")
     plan = _json(plan_file)
     with _reading(plan_file):
         folding = plan_from_json(graph, plan["folding"])
         board, clock, search = plan["board"], plan["clock_mhz"], plan["search"]
     with _reading(design / "frames.npy"):
         frames = _npy(design / "frames.npy")
-    return Record(source, bits, calibration, error, graph, frames, board, clock, search, folding)
+    return Record(source, bits, calibration, error, graph, frames, board, clock, search, folding,
+                  layer_bits, precision)
 
 
 def read_graph(design):

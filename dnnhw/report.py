@@ -659,11 +659,29 @@ def _quant_html(r):
              _kv([("max abs error", e["max_abs"]),
                   ("relative RMS error", f"{100 * e['rel_rms']:.3g} %"),
                   ("top-1 agreement", _pct(e["top1_agreement"]))])]
+    if q.get("layer_bits"):
+        parts.append(_p("Layers at other widths (weights and output): " + ", ".join(
+            f"{name} {bits} bit" for name, bits in q["layer_bits"].items()) + "."))
+    if isinstance(q.get("precision"), dict):
+        parts.append(_precision_html(q["precision"]))
     if isinstance(q.get("calibration"), dict):
         parts.append(_p("Calibration: ", _plain(q["calibration"]), "."))
     if isinstance(q.get("accuracy"), dict):
         parts.append(_accuracy_html(q["accuracy"]))
     return _section("Fixed point", *parts)
+
+
+def _precision_html(c):
+    """What --layer-bits auto measured: each uniform width and the choice, score and speed."""
+    rows = [[f"{u['bits']} bit throughout", _pct(u["score"]),
+             _num(round(u["fps"])) if u["fps"] is not None else "outside the tolerance"]
+            for u in c["uniform"]]
+    rows.append(["chosen: " + ", ".join(f"{n} {b}" for n, b in c["layer_bits"].items())
+                 + f" (others {c['bits']} bit)", _pct(c["score"]), _num(round(c["fps"]))])
+    return (_p(f"--layer-bits auto: the fastest widths within {100 * c['tolerance']:g} points of "
+               f"the {c['reference_bits']}-bit {c['metric']}, {len(c['steps'])} greedy steps "
+               "measured:") + "\n"
+            + _table(["widths", c["metric"], "predicted frames/s"], rows, right={1, 2}))
 
 
 def _accuracy_html(accuracy):

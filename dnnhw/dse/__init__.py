@@ -2,8 +2,8 @@
 the partitions of a network the board does not hold in one design."""
 
 from .partitions import MAX_BATCH, PartitionedExploration, PartitionPlan, design, explore_partitions
-from .search import DEFAULT_CAP, OBJECTIVES, NoPlanFits, Exploration, explore
+from .search import DEFAULT_CAP, OBJECTIVES, NoPlanFits, Exploration, explore, shortfall
 from .space import KINDS, Space
 
-__all__ = ["DEFAULT_CAP", "OBJECTIVES", "NoPlanFits", "Exploration", "explore", "KINDS", "Space",
+__all__ = ["DEFAULT_CAP", "OBJECTIVES", "NoPlanFits", "Exploration", "explore", "shortfall", "KINDS", "Space",
            "MAX_BATCH", "PartitionedExploration", "PartitionPlan", "design", "explore_partitions"]

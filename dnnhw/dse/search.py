@@ -29,7 +29,8 @@ from ..errors import UserError
 from .space import KINDS, Space
 
 
-__all__ = ["OBJECTIVES", "Exploration", "NoPlanFits", "explore", "budget", "DEFAULT_CAP"]
+__all__ = ["OBJECTIVES", "Exploration", "NoPlanFits", "explore", "shortfall", "budget",
+           "DEFAULT_CAP"]
 
 OBJECTIVES = ("throughput", "latency")
 
@@ -252,6 +253,21 @@ def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, targe
     return Exploration(plan, model.network(graph, plan), dict(zip(KINDS, map(int, used))),
                        dict(zip(KINDS, map(int, limit))), binding, objective, cap, seed, pareto,
                        search.evaluated, time.perf_counter() - start)
+
+
+def shortfall(graph, board, cycles, cap=DEFAULT_CAP, reserve=None, logic_multipliers=True):
+    """How far the next faster design than `cycles` per frame is from fitting `board`: the
+    excess over the budget (Σ over resources of the overuse over the limit) of the cheapest
+    plan the threshold pass builds for the largest candidate cycle count below `cycles`; 0 when
+    it fits, inf when no layer folding is faster. Lowering a layer's word length lowers it
+    continuously, long before a faster design fits (`dnnhw.precision`)."""
+    space = Space(graph, board.family, logic=logic_multipliers)
+    search = _Search(space, budget(board, cap, reserve))
+    faster = [int(c) for cand in space.candidates.values() for c in cand.cycles if c < cycles]
+    if not faster:
+        return np.inf
+    plan, used = search.threshold_plan(max(faster))
+    return np.inf if plan is None else search.excess(used)
 
 
 def _energy(search, plan, used, objective, graph):
