@@ -221,8 +221,8 @@ def build_command(args):
     if args.labels and not args.data:
         raise UserError("--labels needs --data")
     if args.plan:
-        extra = ([f"--{option}" for option in _BOARD_OPTIONS if hasattr(args, option)]
-                 + ["NET.onnx"] * (args.network is not None))
+        extra = (["--" + option.replace("_", "-") for option in _BOARD_OPTIONS
+                  if hasattr(args, option)] + ["NET.onnx"] * (args.network is not None))
         if extra:
             raise UserError(f"--plan rebuilds a build as it was recorded: {', '.join(extra)} "
                             "cannot be given with it")
