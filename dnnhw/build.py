@@ -46,9 +46,9 @@ from .errors import DoesNotFit, StillTooLarge, UserError
 from .ir import Graph
 
 
-__all__ = ["front", "Front", "chosen_front", "SYNTHETIC_CALIBRATION", "build", "replay", "progress", "TOP",
-           "AXIS_TOP", "Source", "Widths", "accelerator", "finish", "write_report", "load_design",
-           "link_reserve"]
+__all__ = ["front", "Front", "chosen_front", "precision_note", "SYNTHETIC_CALIBRATION", "build",
+           "replay", "progress", "TOP", "AXIS_TOP", "Source", "Widths", "accelerator", "finish",
+           "write_report", "load_design", "link_reserve"]
 
 #: The accelerator's Verilog module name.
 TOP = "dnnhw_accel"

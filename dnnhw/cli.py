@@ -397,7 +397,8 @@ def rank_command(args):
     if args.plot:
         ranking_plot(rows, args.plot, title=f"{len(rows)} candidates on {options['board'].name} "
                      f"at {bits} bits")
-        print(f"accuracy against frames/s: {args.plot}", file=sys.stderr if args.json else sys.stdout)
+        print(f"accuracy against frames/s: {args.plot}",
+              file=sys.stderr if args.json else sys.stdout)
 
 
 def run_command(args):

@@ -7,16 +7,17 @@ the network's at one word length for all (``--bits``), by measurement, not by a 
    (the golden model on the user's frames) and, when within the tolerance, explored (the DSE's
    frames per second on the board).
 2. **Greedy descent per layer**, from ``--bits`` and from the fastest uniform width within the
-   tolerance: each step lowers one weighted layer's weights and output by one bit, the one that
-   saves the most resources per accuracy lost. The saving is how much less of its binding
-   resource the cheapest design at the current frame rate needs (a target-rate exploration), so
-   a step counts before it is large enough to buy a faster design; a layer whose next bit would
-   break the tolerance is not lowered again. After each step the DSE explores the design anew.
+   tolerance: each move lowers one weighted layer's weights and output by one or more bits,
+   the move that most reduces `dse.shortfall` (how far the next faster design is from
+   fitting) per accuracy lost on the combined widths, so a move counts before it is large
+   enough to buy a faster design; a layer whose next width would break the tolerance is not
+   lowered again. After each move the DSE explores the design anew.
 3. The choice is the fastest design seen (ties: the more accurate, then the first found).
 
 The metric is top-1 accuracy on labelled frames, or without labels top-1 agreement with the
 float network on the frames. Every design it reports was measured and explored; the search
-costs one golden run per trial and one exploration per trial and step.
+costs one golden run and one threshold pass per trial, and one exploration per move
+(docs/precision.md).
 """
 
 from typing import NamedTuple
@@ -72,7 +73,8 @@ class Choice(NamedTuple):
 def top1_score(outputs, labels=None, reference=None):
     """Fraction of frames whose largest output is their label, or else `reference`'s largest."""
     top = np.asarray(outputs).reshape(len(outputs), -1).argmax(axis=1)
-    want = labels if labels is not None else np.asarray(reference).reshape(len(top), -1).argmax(axis=1)
+    want = (labels if labels is not None
+            else np.asarray(reference).reshape(len(top), -1).argmax(axis=1))
     return float(np.mean(top == want))
 
 
@@ -139,10 +141,11 @@ class _Planner:
     def cycles(self, q):
         """Cycles per frame of the design `dse.explore` chooses, None when none fits."""
         try:
-            return dse.explore(q, self.board, cap=self.cap, seed=self.seed,
-                               clock_mhz=self.clock_mhz, reserve=self.reserve(q)).perf.cycles_per_frame
+            found = dse.explore(q, self.board, cap=self.cap, seed=self.seed,
+                                clock_mhz=self.clock_mhz, reserve=self.reserve(q))
         except UserError:
             return None
+        return found.perf.cycles_per_frame
 
     def shortfall(self, q, cycles):
         return dse.shortfall(q, self.board, cycles, cap=self.cap, reserve=self.reserve(q))

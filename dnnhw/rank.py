@@ -10,12 +10,11 @@ candidate that cannot be read or built stays in the ranking with the reason.
 
 import pathlib
 
-import numpy as np
-
 from . import defaults, dse, frontend, golden, ops, quant
 from .build import builds_reloading, front, link_reserve, progress
 from .errors import UserError
 from .ir import params
+from .precision import top1_score
 
 
 __all__ = ["rank", "format_ranking", "ranking_plot"]
@@ -74,14 +73,10 @@ def _candidate(network, board, data, labels, bits, calibration, objective, cap, 
     return {"network": str(network), "layers": len(q.layers),
             "macs_per_frame": int(sum(ops.macs(q, layer) for layer in q.layers)),
             "params": int(sum(params(layer) for layer in q.layers)),
-            "accuracy": {"frames": len(frames), "float": _top1(reference, truth),
-                         "fixed": _top1(fixed, truth)},
+            "accuracy": {"frames": len(frames), "float": top1_score(reference, truth),
+                         "fixed": top1_score(fixed, truth)},
             "fps": fps, "latency_us": latency_us, "partitions": partitions,
             "resources": resources, "binding": binding}
-
-
-def _top1(outputs, labels):
-    return float(np.mean(np.asarray(outputs).reshape(len(labels), -1).argmax(axis=1) == labels))
 
 
 def _dominates(a, b):
