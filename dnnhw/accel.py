@@ -60,6 +60,12 @@ class Accelerator(wiring.Component):
         after another, `load_beats` beats in all (`load_words`). A load goes between runs: after
         the last output of the frames before it, and before the first input beat of the frames
         it serves.
+
+    Attributes
+    ----------
+    in_shape, out_shape : ir.Shape
+    in_bits, out_bits : int
+        An input and an output frame, and the bits of their values: what a host link needs.
     """
 
     def __init__(self, graph, plan=None):
@@ -73,6 +79,8 @@ class Accelerator(wiring.Component):
         last = graph.producer(graph.output)
         self.output_lanes = model.out_lanes(last, self.plan[last.name])
         fmt_in, fmt_out = graph.formats[graph.input], graph.formats[graph.output]
+        self.in_shape, self.out_shape = graph.shapes[graph.input], graph.shapes[graph.output]
+        self.in_bits, self.out_bits = fmt_in.bits, fmt_out.bits
         signature = {"i": In(stream.Signature(pixel_layout(fmt_in.bits, self.input_lanes))),
                      "o": Out(stream.Signature(pixel_layout(fmt_out.bits, self.output_lanes)))}
         self.loads = [name for name, block in self.blocks.items() if "w" in block.signature.members]

@@ -48,7 +48,7 @@ from .ir import Graph
 
 __all__ = ["front", "Front", "chosen_front", "precision_note", "SYNTHETIC_CALIBRATION", "build",
            "replay", "progress", "TOP", "AXIS_TOP", "Source", "Widths", "accelerator", "finish",
-           "write_report", "load_design", "link_reserve"]
+           "write_report", "load_design", "link_reserve", "implement", "Flow"]
 
 #: The accelerator's Verilog module name.
 TOP = "dnnhw_accel"
@@ -162,13 +162,15 @@ class Flow(NamedTuple):
 def build(network, board, out=None, objective=defaults.OBJECTIVE, bits=defaults.BITS,
           calibration=None, clock_mhz=None, synth=True, cap=defaults.CAP, seed=defaults.SEED,
           batch=None, jobs=1, scheduler=None, layer_bits=None, tolerance=defaults.TOLERANCE,
-          data=None, labels=None):
+          data=None, labels=None, cascade=None):
     """Build `network` (an ONNX path) for `board` (a `boards.Board`) into `out`; returns the
     folder and the report dict. A network the board does not hold in one design is built in
     partitions (`dnnhw.partitioned`), run over batches of `batch` frames. With `jobs` > 1 (or
     a `scheduler`) nextpnr places the board top with that many seeds at once and keeps the
     best. `layer_bits`: layer name → bits for some layers, or "auto" for the word lengths
-    `chosen_front` finds within `tolerance` on `data` (and `labels`).
+    `chosen_front` finds within `tolerance` on `data` (and `labels`). `cascade`: (low, high)
+    bits for a cascade of the network at both (`dnnhw.cascade`), its threshold chosen within
+    `tolerance` on `data` (and `labels`).
 
     Raises
     ------
@@ -184,6 +186,18 @@ def build(network, board, out=None, objective=defaults.OBJECTIVE, bits=defaults.
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
     flow = Flow(synth, jobs, scheduler)
+    if cascade is not None:
+        from .cascade import build_cascade
+
+        refused = [name for name, given in (("--layer-bits", layer_bits), ("--batch", batch),
+                                            ("--objective latency", objective == "latency"))
+                   if given]
+        if refused:
+            raise UserError(f"--cascade chooses its own word lengths and plans for throughput: "
+                            f"{', '.join(refused)} cannot be given with it")
+        return out, _staged(out, lambda folder: build_cascade(
+            folder, network, board, cascade, calibration, data, labels, tolerance,
+            *pll_clock(board, clock), synth, cap, seed))
     widths = Widths(bits, layer_bits, tolerance, data, labels)
     return out, _staged(out, lambda folder: _build(network, board, folder, objective, widths,
                                                    calibration, clock, flow, cap, seed, batch))
@@ -396,13 +410,13 @@ def _replay(saved, board, found, plan, folder, flow):
 
 
 def _generate(folder, saved, board, flow, notes):
-    """rtl/, design/ and the implementation (`_implement`) of the build `saved` records:
+    """rtl/, design/ and the implementation (`implement`) of the build `saved` records:
     (synth, pnr, used, too_large), `used` the resources synthesis found the design takes (None
     when not synthesized), `too_large` whether they exceed `board` or nextpnr could not place
     the design."""
     accel = _write_design(folder, saved)
     try:
-        synthesized, pnr, used = _implement(accel, board, folder, flow, notes, saved.clock_mhz)
+        synthesized, pnr, used = implement(accel, board, folder, flow, notes, saved.clock_mhz)
     except DoesNotFit as error:
         return None, None, error.used, True
     if pnr is not None and pnr.get("clock_mhz") and pnr["clock_mhz"] != saved.clock_mhz:
@@ -433,9 +447,13 @@ def link_reserve(q, board):
     measured-once allowance for the UART and protocol logic (about 700 LUTs and 500 flip-flops
     on iCE40 for the tests' designs), and block RAM for its one-frame request buffer. None for
     boards without a UART top."""
+    return _link_allowance(q.shapes[q.input].size * q.formats[q.input].bits, board)
+
+
+def _link_allowance(frame_bits, board):
+    """`link_reserve` for input frames of `frame_bits` bits."""
     if board.platform is None or board.host_link != "uart":
         return None
-    frame_bits = q.shapes[q.input].size * q.formats[q.input].bits
     return {"lut": 800, "ff": 600, "dsp": 0, "bram": -(-frame_bits // _BRAM_BITS[board.family])}
 
 
@@ -565,7 +583,7 @@ def _close_timing(accel, board, folder, clock_mhz, notes, flow, client):
     return synthesized, pnr, more
 
 
-def _implement(accel, board, folder, flow, notes, clock_mhz):
+def implement(accel, board, folder, flow, notes, clock_mhz):
     """Synthesis, and the board flow where the board has a UART top: (synth, pnr, used): the
     Yosys counts and nextpnr's figures (dicts or None), and what the design takes of the device
     by those counts (the board top's; or the accelerator's plus `link_reserve`), None when not
@@ -602,7 +620,7 @@ def _implement(accel, board, folder, flow, notes, clock_mhz):
     progress(f"synthesizing with Yosys for {board.family} (minutes for large designs)")
     resources, _ = synthesize(accel, board.family, name=TOP, workdir=folder / "synth")
     synthesized = {"tool": f"yosys ({FAMILIES[board.family]}, accelerator only)", **resources}
-    link = link_reserve(accel.graph, board) or {}
+    link = _link_allowance(accel.in_shape.size * accel.in_bits, board) or {}
     used = {k: resources[k] + link.get(k, 0) for k in resources}
     if top and not _over(board, used):
         notes.extend(board_flow(accel, board, folder / "board", progress, clock_mhz)[2])
@@ -646,7 +664,10 @@ def write_report(folder, result):
     from .report_partitions import write_partitioned_html
 
     folder = pathlib.Path(folder)
-    page = write_partitioned_html if result.get("partitioned") else report.write_html
+    from .report_cascade import write_cascade_html
+
+    page = (write_partitioned_html if result.get("partitioned") else
+            write_cascade_html if result.get("cascade") else report.write_html)
     for name, write in (("report.json", lambda p: p.write_text(json.dumps(result, indent=2))),
                         ("report.html", lambda p: page(result, p))):
         partial = folder / f".{name}.partial"

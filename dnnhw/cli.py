@@ -66,6 +66,10 @@ def _parser():
     build.add_argument("--plan", metavar="DIR/design/plan.json",
                        help="rebuild a recorded build from its quantized graph and plan (its "
                        "plan.json or design folder), without the frontend, quantization or DSE")
+    build.add_argument("--cascade", metavar="LOW,HIGH",
+                       help="a cascade: every frame through the network at LOW bits, the frames "
+                       "whose top two scores are closest again at HIGH bits, the threshold "
+                       "chosen on --data (and --labels) to lose at most --tolerance")
     build.add_argument("--out", metavar="DIR", help="build folder (default build/<net>-<board>)")
     build.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis")
     _dask_options(build, "place and route N nextpnr seeds at once on a local Dask cluster and "
@@ -195,9 +199,10 @@ def _board_options(command):
                          "up to 256)")
 
 
-def _given(args, *keys):
+def _given(args, *keys, cascade=False):
     """The board options among `keys` (`_BOARD_OPTIONS`' keywords) that the user gave, by
-    keyword; the board as a `boards.Board`."""
+    keyword; the board as a `boards.Board`. `cascade`: --cascade was given (--tolerance
+    applies to it)."""
     given = {key: getattr(args, option) for option, key in _BOARD_OPTIONS.items()
              if key in keys and hasattr(args, option)}
     if "layer_bits" in given:
@@ -206,9 +211,9 @@ def _given(args, *keys):
             raise UserError("--layer-bits auto chooses every layer's bits: give no LAYER=BITS "
                             "with it")
         given["layer_bits"] = "auto" if "auto" in entries else dict(entries)
-    if "tolerance" in given and given.get("layer_bits") != "auto":
-        raise UserError("--tolerance is what --layer-bits auto may lose: give it with "
-                        "--layer-bits auto")
+    if "tolerance" in given and given.get("layer_bits") != "auto" and not cascade:
+        raise UserError("--tolerance is what --layer-bits auto or --cascade may lose: give it "
+                        "with one of them")
     if "board" in keys:
         given["board"] = get_board(given.get("board", DEFAULT_BOARD))
     return given
@@ -222,7 +227,8 @@ def build_command(args):
         raise UserError("--labels needs --data")
     if args.plan:
         extra = (["--" + option.replace("_", "-") for option in _BOARD_OPTIONS
-                  if hasattr(args, option)] + ["NET.onnx"] * (args.network is not None))
+                  if hasattr(args, option)] + ["NET.onnx"] * (args.network is not None)
+                 + ["--cascade"] * (args.cascade is not None))
         if extra:
             raise UserError(f"--plan rebuilds a build as it was recorded: {', '.join(extra)} "
                             "cannot be given with it")
@@ -230,9 +236,16 @@ def build_command(args):
     elif args.network is None:
         raise UserError("build needs NET.onnx, or --plan to rebuild a recorded build")
     else:
+        cascade = None
+        if args.cascade is not None:
+            from .cascade import parse_pair
+
+            cascade = parse_pair(args.cascade)
         folder, result = build(args.network, out=args.out, synth=not args.no_synth,
                                jobs=args.jobs, scheduler=args.scheduler, data=args.data,
-                               labels=args.labels, **_given(args, *_BOARD_OPTIONS.values()))
+                               labels=args.labels, cascade=cascade,
+                               **_given(args, *_BOARD_OPTIONS.values(),
+                                        cascade=cascade is not None))
     for note in result["notes"]:
         print(f"dnnhw: note: {note}", file=sys.stderr)
     if args.verify:
@@ -243,6 +256,10 @@ def build_command(args):
         from .report_partitions import format_partitioned
 
         print(format_partitioned(result))
+    elif result.get("cascade"):
+        from .report_cascade import format_cascade
+
+        print(format_cascade(result))
     else:
         print(format_report(result))
     print(f"report: {folder / 'report.html'}")

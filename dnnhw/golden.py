@@ -63,6 +63,7 @@ __all__ = [
     "nonlinear_table", "segment_shift", "nonlinear", "nonlinear_float", "window_view",
     "LSTM_CELL_INT", "lstm_formats", "lstm_shifts", "lstm_initial", "lstm_step",
     "run_layer", "run_layer_float", "run_fixed", "run_float", "run", "input_to_chw", "output_to_onnx", "float_error",
+    "margins", "run_cascade",
 ]
 
 
@@ -478,6 +479,25 @@ def run(graph, frames, fixed=True):
             y = run_float(graph, x)[graph.output]
         outputs.append(output_to_onnx(graph, y))
     return np.stack(outputs)
+
+
+def margins(scores):
+    """The confidence of each frame of integer `scores` (N, classes...): its largest score less
+    its second largest, 0 when two tie for the largest (`layers.confidence.Confidence`)."""
+    top = np.sort(np.asarray(scores, dtype=np.int64).reshape(len(scores), -1), axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+def run_cascade(first, second, threshold, x):
+    """A cascade's output for one integer input frame `x` (C, H, W) in the input format both
+    quantized graphs share (`dnnhw.cascade`): `first`'s output values in stream order, or
+    `second`'s when the margin of `first`'s is below `threshold`, then the stage that
+    produced them (1 or 2), as an int64 vector of classes + 1."""
+    scores = run_fixed(first, x)[first.output].transpose(1, 2, 0).ravel()
+    stage = 1 + int(margins(scores[None])[0] < threshold)
+    if stage == 2:
+        scores = run_fixed(second, x)[second.output].transpose(1, 2, 0).ravel()
+    return np.append(scores, stage)
 
 
 def float_error(reference, output):

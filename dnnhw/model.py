@@ -18,7 +18,7 @@ from .interconnect import edges
 
 
 __all__ = ["Folding", "LayerPerf", "NetworkPerf", "foldings", "check",
-           "in_lanes", "out_lanes", "cycles_per_frame", "latency", "network"]
+           "in_lanes", "out_lanes", "cycles_per_frame", "latency", "network", "lead"]
 
 
 def foldings(graph, layer):
@@ -130,6 +130,17 @@ def network(graph, plan):
     first, last = _timing(graph, perf, links)
     return NetworkPerf(perf[bottleneck].cycles_per_frame, bottleneck, int(last), int(first),
                        perf, links)
+
+
+def lead(graph, plan):
+    """Cycles an idle accelerator of `graph` under `plan` takes from its first input beat being
+    offered to taking it: the padding its first layers' sliding windows walk ahead of the
+    first input pixel, a position per C/lanes beats (0 without padding). `NetworkPerf.latency`
+    counts from the taking; frames back to back hide the walk behind the frame before."""
+    walks = [ops.get(layer.op).window(graph, layer, plan.get(layer.name, Folding()))
+             for layer in graph.consumers(graph.input)]
+    return max([(w.pads[0] * w.cols + w.pads[1]) * w.groups for w, _ in filter(None, walks)],
+               default=0)
 
 
 def _timing(graph, perf, links):

@@ -30,6 +30,7 @@ from . import defaults, golden, quant, record
 from .build import TOP, load_design, progress, write_report
 from .partition import boundary_value, joined_channels
 from .partitioned import is_partitioned
+from .cascade import is_cascade, load_cascade, rate
 from .errors import UserError
 from .parallel import cluster, mapped
 from .sim import BenchResult, bench, bench_phases, from_beats, to_beats, verilate_text
@@ -73,6 +74,8 @@ def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, se
     with cluster(jobs, scheduler, processes=True) as client:
         if is_partitioned(folder):
             return _verify_partitions(folder, frames, data, labels, stall, seed, waves, client)
+        if is_cascade(folder):
+            return _verify_cascade(folder, frames, data, labels, stall, seed, waves, client)
         return _verify(folder, frames, data, labels, stall, seed, waves, client)
 
 
@@ -86,6 +89,42 @@ def _verify(folder, frames, data, labels, stall, seed, waves, client):
     out, runs = _check(folder, design, xs, want, stall, seed, waves, started, client=client)
     if truth is not None:
         out["accuracy"] = _accuracy(graph, inputs, runs.got, want, truth)
+    _write(folder, result, out)
+    return out
+
+
+def _verify_cascade(folder, frames, data, labels, stall, seed, waves, client):
+    """`verify` of a cascade (`dnnhw.cascade`): every output frame, scores and stage tag,
+    against `golden.run_cascade`; the fraction the hardware recomputed, and the model's cycles
+    per frame at that fraction."""
+    started = time.perf_counter()
+    try:
+        result, design, facts, first, second = load_cascade(folder)
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"'{folder}' is not a readable cascade build ({error})") from None
+    inputs, truth = _inputs(folder, first, frames, data, labels)
+    xs = [golden.quantize(golden.input_to_chw(first, f), first.formats[first.input])
+          for f in inputs]
+    want = np.stack([golden.run_cascade(first, second, facts["threshold"], x)
+                     for x in xs])[:, :, None, None]
+    out, runs = _check(folder, design, xs, want, stall, seed, waves, started, client=client)
+    out["recompute"] = float(np.mean(runs.got[:, -1] == 2))
+    if runs.got[0, -1] == 2:            # the first frame's latency: through both stages
+        out["predicted_latency_cycles"] = design["predicted"]["latency_recomputed_cycles"]
+    stages = [stage["predicted"]["cycles_per_frame"] for stage in result["stages"]]
+    out["predicted_at_measured_recompute"] = round(
+        rate(*stages, out["recompute"], facts["frame_beats"], facts["classes"]), 2)
+    if truth is not None:
+        classes = facts["classes"]
+
+        def top1(outputs):
+            scores = np.asarray(outputs).reshape(len(truth), -1)[:, :classes]
+            return float(np.mean(scores.argmax(axis=1) == truth))
+
+        out["accuracy"] = {"frames": len(truth), "hardware": top1(runs.got),
+                           "golden": top1(want), "first": top1(golden.run(first, inputs)),
+                           "second": top1(golden.run(second, inputs)),
+                           "float": top1(golden.run(first, inputs, fixed=False))}
     _write(folder, result, out)
     return out
 

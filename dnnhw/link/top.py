@@ -62,7 +62,7 @@ class UartAccelerator(wiring.Component):
 
     Parameters
     ----------
-    accel : accel.Accelerator
+    accel : accel.Accelerator or cascade_accel.CascadeAccelerator
     clock_hz : float
         The clock frequency.
     baud : int
@@ -86,15 +86,14 @@ class UartAccelerator(wiring.Component):
     """
 
     def __init__(self, accel, clock_hz, baud, *, timeout=0.1):
-        graph = accel.graph
         self.divisor, error = rate_error(clock_hz, baud)
         if error > MAX_RATE_ERROR:
             raise ValueError(f"UartAccelerator: {baud} baud at {clock_hz / 1e6:g} MHz needs a divisor "
                              f"of {clock_hz / baud:.2f}; {self.divisor} is {error:.1%} off (at most "
                              f"{MAX_RATE_ERROR:.1%})")
         self.accel, self.clock_hz, self.baud = accel, clock_hz, baud
-        shape_in, shape_out = graph.shapes[graph.input], graph.shapes[graph.output]
-        bits_in, bits_out = graph.formats[graph.input].bits, graph.formats[graph.output].bits
+        shape_in, shape_out, bits_in, bits_out = (accel.in_shape, accel.out_shape, accel.in_bits,
+                                                  accel.out_bits)
         self.uart_rx, self.uart_tx = UARTReceiver(self.divisor), UARTTransmitter(self.divisor)
         self.request = RequestReceiver(shape_in.size, bits_in, max(1, math.ceil(timeout * clock_hz)))
         self.response = ResponseSender(shape_out.size, bits_out)
