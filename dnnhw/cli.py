@@ -241,6 +241,9 @@ def build_command(args):
             from .cascade import parse_pair
 
             cascade = parse_pair(args.cascade)
+            if hasattr(args, "bits"):
+                raise UserError("--cascade LOW,HIGH sets both word lengths: --bits cannot be "
+                                "given with it")
         folder, result = build(args.network, out=args.out, synth=not args.no_synth,
                                jobs=args.jobs, scheduler=args.scheduler, data=args.data,
                                labels=args.labels, cascade=cascade,

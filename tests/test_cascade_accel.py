@@ -46,7 +46,8 @@ def test_margins_ties_are_zero():
                                   [0, 7])
 
 
-@pytest.mark.parametrize("stall, recompute", [(0.3, "half"), (0.0, "half"), (0.0, "all")])
+@pytest.mark.parametrize("stall, recompute", [
+    (0.3, "half"), pytest.param(0.0, "half", marks=pytest.mark.slow), (0.0, "all")])
 def test_cascade_bit_exact(tmp_path, stall, recompute):
     """Both stages' outputs in order and tagged, the first frame's latency as predicted (for
     a frame the first stage decides with half recomputed, through both with all)."""
