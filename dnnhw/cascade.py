@@ -322,6 +322,10 @@ def build_cascade(folder, network, board, pair, calibration, data, labels, toler
 
     notes = list(second.notes) + [read.warning] * (read.warning is not None)
     notes += [clock_note] * (clock_note is not None)
+    if chosen.recompute == 0:
+        notes.append(f"no frame is recomputed: the {low}-bit network alone keeps the accuracy "
+                     f"within the tolerance on these frames, and `build --bits {low}` gives it "
+                     "the whole board")
     notes.append(f"the threshold and the recomputed fraction were measured on the {len(frames)} "
                  f"frames of {data}; other inputs recompute another fraction (dnnhw verify "
                  "measures it on its frames)")
