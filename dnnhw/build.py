@@ -24,7 +24,11 @@ the build has succeeded. Its layout:
                                  dnnhw_axis_top.v, the accelerator behind AXI4-Stream ports
 
 A network the board does not hold in one design is built in partitions: one such folder per
-partition, and the schedule that runs them (`dnnhw.partitioned`).
+partition, and the schedule that runs them (`dnnhw.partitioned`). A cascade (`--cascade LOW,HIGH`,
+`dnnhw.cascade`) keeps one record per stage in design/first/ and design/second/, and its
+threshold, sweep and split in design/cascade.json. Several networks (`build A.onnx B.onnx`,
+`dnnhw.multi`) keep one record per network in design/netK/ and the allocation in
+design/multi.json; rtl/ then has streams iK and oK per network, and there is no board/.
 """
 
 import dataclasses
@@ -201,6 +205,29 @@ def build(network, board, out=None, objective=defaults.OBJECTIVE, bits=defaults.
     widths = Widths(bits, layer_bits, tolerance, data, labels)
     return out, _staged(out, lambda folder: _build(network, board, folder, objective, widths,
                                                    calibration, clock, flow, cap, seed, batch))
+
+
+def build_several(networks, board, out=None, bits=defaults.BITS, calibration=None,
+                  clock_mhz=None, synth=True, cap=defaults.CAP, seed=defaults.SEED, targets=()):
+    """Build the ONNX files `networks` into one design for `board` (f-CNNx, `dnnhw.multi`):
+    each planned to its --target-fps NAME=FPS item of `targets`, then all raised by a common
+    factor; one `calibration` file for every network. Returns the folder and the report dict.
+
+    Raises
+    ------
+    UserError
+        As `build` does, and when the targets cannot be met together; nothing is left behind.
+    """
+    from .multi import build_multi, network_names
+
+    networks = [pathlib.Path(n) for n in networks]
+    clock = clock_mhz or board.clock_mhz
+    if clock <= 0:
+        raise UserError(f"--clock must be positive, got {clock:g}")
+    out = pathlib.Path(out or pathlib.Path("build")
+                       / f"{'+'.join(network_names(networks))}-{board.name}")
+    return out, _staged(out, lambda folder: build_multi(
+        folder, networks, board, targets, bits, calibration, clock, synth, cap, seed))
 
 
 def replay(plan, out=None, synth=True):
@@ -663,11 +690,13 @@ def write_report(folder, result):
     """report.json and report.html in `folder`, each replaced in one rename."""
     from .report_partitions import write_partitioned_html
 
-    folder = pathlib.Path(folder)
     from .report_cascade import write_cascade_html
+    from .report_multi import write_multi_html
 
+    folder = pathlib.Path(folder)
     page = (write_partitioned_html if result.get("partitioned") else
-            write_cascade_html if result.get("cascade") else report.write_html)
+            write_cascade_html if result.get("cascade") else
+            write_multi_html if result.get("multi") else report.write_html)
     for name, write in (("report.json", lambda p: p.write_text(json.dumps(result, indent=2))),
                         ("report.html", lambda p: page(result, p))):
         partial = folder / f".{name}.partial"

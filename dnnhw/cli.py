@@ -61,8 +61,12 @@ def _parser():
 
     build = commands.add_parser(
         "build", help="build a verified streaming accelerator for a board: DSE, Verilog, synthesis, report")
-    build.add_argument("network", metavar="NET.onnx", nargs="?")
+    build.add_argument("network", metavar="NET.onnx", nargs="*",
+                       help="a network; several: one design holding them all (f-CNNx)")
     _board_options(build)
+    build.add_argument("--target-fps", action="append", metavar="NAME=FPS",
+                       help="with several networks: the frames/s network NAME (its file's stem) "
+                       "must reach (repeatable); what is left raises every network's rate")
     build.add_argument("--plan", metavar="DIR/design/plan.json",
                        help="rebuild a recorded build from its quantized graph and plan (its "
                        "plan.json or design folder), without the frontend, quantization or DSE")
@@ -227,14 +231,20 @@ def build_command(args):
         raise UserError("--labels needs --data")
     if args.plan:
         extra = (["--" + option.replace("_", "-") for option in _BOARD_OPTIONS
-                  if hasattr(args, option)] + ["NET.onnx"] * (args.network is not None)
-                 + ["--cascade"] * (args.cascade is not None))
+                  if hasattr(args, option)] + ["NET.onnx"] * bool(args.network)
+                 + ["--cascade"] * (args.cascade is not None)
+                 + ["--target-fps"] * bool(args.target_fps))
         if extra:
             raise UserError(f"--plan rebuilds a build as it was recorded: {', '.join(extra)} "
                             "cannot be given with it")
         folder, result = replay(args.plan, out=args.out, synth=not args.no_synth)
-    elif args.network is None:
+    elif not args.network:
         raise UserError("build needs NET.onnx, or --plan to rebuild a recorded build")
+    elif len(args.network) > 1:
+        folder, result = _build_several(args)
+    elif args.target_fps:
+        raise UserError("--target-fps NAME=FPS is for several networks; `dnnhw explore "
+                        "--target-fps FPS` plans one network for a frame rate")
     else:
         cascade = None
         if args.cascade is not None:
@@ -244,7 +254,7 @@ def build_command(args):
             if hasattr(args, "bits"):
                 raise UserError("--cascade LOW,HIGH sets both word lengths: --bits cannot be "
                                 "given with it")
-        folder, result = build(args.network, out=args.out, synth=not args.no_synth,
+        folder, result = build(args.network[0], out=args.out, synth=not args.no_synth,
                                jobs=args.jobs, scheduler=args.scheduler, data=args.data,
                                labels=args.labels, cascade=cascade,
                                **_given(args, *_BOARD_OPTIONS.values(),
@@ -263,10 +273,34 @@ def build_command(args):
         from .report_cascade import format_cascade
 
         print(format_cascade(result))
+    elif result.get("multi"):
+        from .report_multi import format_multi
+
+        print(format_multi(result))
     else:
         print(format_report(result))
     print(f"report: {folder / 'report.html'}")
     return _verified(result.get("verify"))
+
+
+#: What a build of several networks takes of `_BOARD_OPTIONS`.
+_SEVERAL_OPTIONS = ("board", "bits", "calibration", "clock_mhz", "cap", "seed")
+
+
+def _build_several(args):
+    """`build A.onnx B.onnx ...` (`dnnhw.multi`), refusing what applies to one network."""
+    from .build import build_several
+
+    refused = [f"--{option.replace('_', '-')}" for option, key in _BOARD_OPTIONS.items()
+               if hasattr(args, option) and key not in _SEVERAL_OPTIONS]
+    refused += [name for name, given in (("--cascade", args.cascade), ("--data", args.data),
+                                         ("--jobs", args.jobs > 1),
+                                         ("--scheduler", args.scheduler)) if given]
+    if refused:
+        raise UserError(f"several networks are built at --bits with --target-fps per network: "
+                        f"{', '.join(refused)} cannot be given with them")
+    return build_several(args.network, out=args.out, synth=not args.no_synth,
+                         targets=args.target_fps, **_given(args, *_SEVERAL_OPTIONS))
 
 
 def verify_command(args):
@@ -280,6 +314,10 @@ def verify_command(args):
                  stall=args.stall, waves=args.waves, jobs=args.jobs, scheduler=args.scheduler)
     if out.get("chained"):
         _print_chained(out)
+    elif out.get("several"):
+        for network in out["networks"]:
+            print(f"{network['name']}: ", end="")
+            _print_verified(network)
     else:
         _print_verified(out)
     if "accuracy" in out:
@@ -320,6 +358,11 @@ def _verified(out):
         wrong = [str(p["index"]) for p in out["partitions"] if not p["bit_exact"]]
         print(f"dnnhw: verification FAILED: partition {', '.join(wrong) or 'outputs'} differ "
               "from the golden model (see each partition's verify.json)", file=sys.stderr)
+        return 1
+    if out.get("several"):
+        wrong = [n["name"] for n in out["networks"] if not n["bit_exact"]]
+        print(f"dnnhw: verification FAILED: the outputs of {', '.join(wrong)} differ from their "
+              "golden models (see verify.json)", file=sys.stderr)
         return 1
     first = out.get("first_mismatch", {})
     print(f"dnnhw: verification FAILED: {out['mismatches']} of {out['frames']} frames differ "

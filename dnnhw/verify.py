@@ -11,7 +11,9 @@ Two runs of `DIR/rtl/dnnhw_accel.v`:
 A design with writable layers (weights reloading, `dnnhw.partitioned`) is loaded first with
 design/loads.npy's first load; in a chained run each of its chunks in turn (load, every frame;
 next load, ...), the chunks' outputs joined along the channels, and the cycles of the whole
-batch measured against the model's (one load beat a cycle).
+batch measured against the model's (one load beat a cycle). A cascade (`dnnhw.cascade`): every
+output frame, scores and stage tag, against `golden.run_cascade`; the fraction of frames the
+hardware recomputed, and the model's cycles per frame at that fraction beside the measured ones.
 
 The result goes to `DIR/verify.json` (DESIGN.md's keys; also the stalled run's counts, the
 Verilator compile time (0 when cached), the simulation speed, and `accuracy` when labels are
@@ -31,6 +33,7 @@ from .build import TOP, load_design, progress, write_report
 from .partition import boundary_value, joined_channels
 from .partitioned import is_partitioned
 from .cascade import is_cascade, load_cascade, rate
+from .multi import is_multi, load_multi
 from .errors import UserError
 from .parallel import cluster, mapped
 from .sim import BenchResult, bench, bench_phases, from_beats, to_beats, verilate_text
@@ -76,6 +79,8 @@ def verify(folder, frames=None, data=None, labels=None, stall=defaults.STALL, se
             return _verify_partitions(folder, frames, data, labels, stall, seed, waves, client)
         if is_cascade(folder):
             return _verify_cascade(folder, frames, data, labels, stall, seed, waves, client)
+        if is_multi(folder):
+            return _verify_multi(folder, frames, data, labels, stall, seed, waves, client)
         return _verify(folder, frames, data, labels, stall, seed, waves, client)
 
 
@@ -125,6 +130,80 @@ def _verify_cascade(folder, frames, data, labels, stall, seed, waves, client):
                            "golden": top1(want), "first": top1(golden.run(first, inputs)),
                            "second": top1(golden.run(second, inputs)),
                            "float": top1(golden.run(first, inputs, fixed=False))}
+    _write(folder, result, out)
+    return out
+
+
+def _verify_multi(folder, frames, data, labels, stall, seed, waves, client):
+    """`verify` of several networks (`dnnhw.multi`): every network's frames on its own streams
+    at once in one simulation, and the first `_STALLED_FRAMES` again under random stalls on
+    every stream; each output frame against its network's golden model, each network's rate
+    and latency measured on its own streams."""
+    started = time.perf_counter()
+    if data or labels:
+        raise UserError("verify of several networks runs each on its own calibration frames "
+                        "(DIR/design/netK/frames.npy): --data and --labels are for one network")
+    try:
+        result, design, facts, graphs = load_multi(folder)
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"'{folder}' is not a readable multi-network build ({error})") from None
+    count = defaults.FRAMES if frames is None else frames
+    if count < 1:
+        raise UserError(f"--frames must be at least 1, got {count}")
+    ports = {port: (p["lanes"], signed(p["bits"])) for port, p in design["ports"].items()}
+    xs, wants, beats, per_frame = [], [], {}, {}
+    for k, graph in enumerate(graphs):
+        inputs = np.load(folder / "design" / f"net{k}" / "frames.npy", allow_pickle=False)
+        xs.append([golden.quantize(golden.input_to_chw(graph, f), graph.formats[graph.input])
+                   for f in inputs[:count]])
+        wants.append(np.stack([golden.run_fixed(graph, x)[graph.output] for x in xs[k]]))
+        beats[f"i{k}"] = np.concatenate([to_beats(x, ports[f"i{k}"][0]) for x in xs[k]])
+        per_frame[f"o{k}"] = graph.shapes[graph.output].size // ports[f"o{k}"][0]
+    progress("compiling the design with Verilator")
+    compiled = time.perf_counter()
+    runner, build_dir = verilate_text((folder / "rtl" / f"{TOP}.v").read_text(), TOP, waves=waves)
+    simulated = time.perf_counter()
+    budget = max(4 * (p["latency_cycles"] + len(x) * p["cycles_per_frame"])
+                 for p, x in zip((n["predicted"] for n in design["networks"]), xs)) + 10_000
+
+    def run(frames_each, waveform, stalls, run_seed):
+        inputs = {port: b[:len(b) * frames_each // len(x)]
+                  for (port, b), x in zip(beats.items(), xs)}
+        outputs = {port: n * min(frames_each, len(x))
+                   for (port, n), x in zip(per_frame.items(), xs)}
+        return bench(runner, build_dir, TOP, ports, inputs, outputs, waves=waves and waveform,
+                     timeout=int(budget / (1 - stalls)) + 10_000, stall_in=stalls,
+                     stall_out=stalls, seed=run_seed)
+
+    progress(f"simulating {len(graphs)} networks at once, {count} frames each, and "
+             f"{_STALLED_FRAMES} under random stalls")
+    free, stalled = mapped(client, run, [count, _STALLED_FRAMES],
+                           [folder / "waves" / "unstalled.vcd", folder / "waves" / "stalled.vcd"],
+                           [0.0, stall], [seed, seed + 1])
+    networks = []
+    for k, (name, graph, want, net) in enumerate(zip(facts["networks"], graphs, wants,
+                                                      design["networks"])):
+        o, n = f"o{k}", per_frame[f"o{k}"]
+        shape = graph.shapes[graph.output]
+        got = [_frames(r.outputs[o], len(r.outputs[o]) // n, n, shape) for r in (free, stalled)]
+        wrong = [sum(not np.array_equal(a, b) for a, b in zip(g, want)) for g in got]
+        ends = free.out_cycles[o][n - 1::n]
+        networks.append({
+            "name": name,
+            "bit_exact": not any(wrong) and not free.extra[o] and not stalled.extra[o],
+            "frames": len(got[0]), "mismatches": wrong[0], "stalled_frames": len(got[1]),
+            "stalled_mismatches": wrong[1], "extra_beats": free.extra[o] + stalled.extra[o],
+            "measured_cycles_per_frame": _steady_rate(ends),
+            "predicted_cycles_per_frame": net["predicted"]["cycles_per_frame"],
+            "measured_latency_cycles": ends[0] - free.in_cycles[f"i{k}"][0],
+            "predicted_latency_cycles": net["predicted"]["latency_cycles"]})
+    out = {"bit_exact": all(n["bit_exact"] for n in networks), "several": True,
+           "frames": sum(n["frames"] for n in networks),
+           "mismatches": sum(n["mismatches"] for n in networks), "networks": networks,
+           "stall": stall, "simulator": _simulator(),
+           "simulated_cycles": free.cycles + stalled.cycles,
+           "compile_seconds": round(simulated - compiled, 2),
+           "seconds": round(time.perf_counter() - started, 2)}
     _write(folder, result, out)
     return out
 

@@ -2,8 +2,10 @@
 the partitions of a network the board does not hold in one design."""
 
 from .partitions import MAX_BATCH, PartitionedExploration, PartitionPlan, design, explore_partitions
-from .search import DEFAULT_CAP, OBJECTIVES, NoPlanFits, Exploration, explore, shortfall
+from .search import (DEFAULT_CAP, OBJECTIVES, NoPlanFits, Exploration, budget, explore,
+                     explore_together, shortfall)
 from .space import KINDS, Space
 
-__all__ = ["DEFAULT_CAP", "OBJECTIVES", "NoPlanFits", "Exploration", "explore", "shortfall", "KINDS", "Space",
-           "MAX_BATCH", "PartitionedExploration", "PartitionPlan", "design", "explore_partitions"]
+__all__ = ["DEFAULT_CAP", "OBJECTIVES", "NoPlanFits", "Exploration", "budget", "explore",
+           "explore_together", "shortfall", "KINDS", "Space", "MAX_BATCH",
+           "PartitionedExploration", "PartitionPlan", "design", "explore_partitions"]

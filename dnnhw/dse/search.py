@@ -109,14 +109,9 @@ class _Search:
         weights = _PRICE / np.maximum(self.limit, 1)
         plan = used = closest = None
         for round_ in range(_WEIGHT_ROUNDS):
-            plan = {}
-            for layer in self.space.layers:
-                cand = self.space.candidates[layer.name]
-                first = int(np.searchsorted(-cand.cycles, -target, side="left"))
-                if first == len(cand.foldings):
-                    return None, layer.name
-                costs = cand.resources[first:] @ weights
-                plan[layer.name] = cand.foldings[first + int(np.argmin(costs))]
+            plan, slow = self.cheapest(target, weights)
+            if plan is None:
+                return None, slow
             used = self.resources(plan)
             if self.fits(used):
                 return plan, used
@@ -125,6 +120,20 @@ class _Search:
             ratio = np.maximum(used, 1) / np.maximum(self.limit, 1)
             weights = weights * ratio ** (2.0 / (1 + round_))
         return self.repair(*closest, target)
+
+    def cheapest(self, target, weights):
+        """(plan, None): each layer's cheapest candidate within `target` cycles at the prices
+        `weights` (per unit of each resource, in `KINDS` order); (None, name of a layer that
+        cannot) when one is slower than `target` at its fastest."""
+        plan = {}
+        for layer in self.space.layers:
+            cand = self.space.candidates[layer.name]
+            first = int(np.searchsorted(-cand.cycles, -target, side="left"))
+            if first == len(cand.foldings):
+                return None, layer.name
+            cheapest = int(np.argmin(cand.resources[first:] @ weights))
+            plan[layer.name] = cand.foldings[first + cheapest]
+        return plan, None
 
     def excess(self, used):
         """How far `used` is over the budget: Σ max(0, used - limit) / limit."""
@@ -253,6 +262,39 @@ def explore(graph, board, objective="throughput", cap=DEFAULT_CAP, seed=0, targe
     return Exploration(plan, model.network(graph, plan), dict(zip(KINDS, map(int, used))),
                        dict(zip(KINDS, map(int, limit))), binding, objective, cap, seed, pareto,
                        search.evaluated, time.perf_counter() - start)
+
+
+def explore_together(graphs, board, rates, cap=DEFAULT_CAP, clock_mhz=None, reserve=None,
+                     caches=None, logic_multipliers=True):
+    """The cheapest plans of several quantized `graphs` that reach their frame `rates` together
+    within one budget on `board`, as an `Exploration` each (its `limit` the shared budget); None
+    when a graph cannot reach its rate or no plans found fit together.
+
+    `_Search.threshold_plan`'s price loop over every graph's layers at once: one price per
+    resource for all of them, raised where their sum is over the budget, so that the graphs
+    trade DSPs, logic and memory among them (no repair step). `caches`: a `Space` cache per
+    graph, to share between calls."""
+    start = time.perf_counter()
+    clock = (clock_mhz or board.clock_mhz) * 1e6
+    limit = budget(board, cap, reserve)
+    searches = [_Search(Space(g, board.family, logic=logic_multipliers, cache=c), limit)
+                for g, c in zip(graphs, caches or [None] * len(graphs))]
+    targets = [math.floor(clock / rate) for rate in rates]
+    weights = _PRICE / np.maximum(limit, 1)
+    for round_ in range(_WEIGHT_ROUNDS):
+        plans = [search.cheapest(target, weights)[0] for search, target in zip(searches, targets)]
+        if any(plan is None for plan in plans):
+            return None
+        used = [search.resources(plan) for search, plan in zip(searches, plans)]
+        total = np.sum(used, axis=0)
+        if np.all(total <= limit):
+            seconds = time.perf_counter() - start
+            return [Exploration(plan, model.network(g, plan), dict(zip(KINDS, map(int, u))),
+                                dict(zip(KINDS, map(int, limit))), f"target {rate:g} frames/s",
+                                "throughput", cap, 0, [], search.evaluated, seconds)
+                    for g, plan, u, rate, search in zip(graphs, plans, used, rates, searches)]
+        weights = weights * (np.maximum(total, 1) / np.maximum(limit, 1)) ** (2.0 / (1 + round_))
+    return None
 
 
 def shortfall(graph, board, cycles, cap=DEFAULT_CAP, reserve=None, logic_multipliers=True):

@@ -8,7 +8,7 @@ import pytest
 
 from dnnhw import model, quant
 from dnnhw.boards import get_board
-from dnnhw.dse import KINDS, Space, explore
+from dnnhw.dse import KINDS, Space, explore, explore_together
 from dnnhw.errors import UserError
 from dnnhw.ir import Graph, Layer, Shape
 
@@ -157,3 +157,20 @@ def test_bad_objective_and_cap():
         explore(small_net(), board_with(16), objective="power")
     with pytest.raises(UserError, match="cap"):
         explore(small_net(), board_with(16), cap=1.5)
+
+
+def test_explore_together_shares_one_budget():
+    """Two graphs planned at once: each within its cycles per frame, both within one budget;
+    None when the rates are faster than each graph's best alone."""
+    graphs, board = [small_net(), conv_fc_net()], board_with(16)
+    clock = board.clock_mhz * 1e6
+    fastest = [explore(g, board).perf.cycles_per_frame for g in graphs]
+    rates = [0.5 * clock / c for c in fastest]
+    found = explore_together(graphs, board, rates)
+    assert found is not None
+    for f, rate in zip(found, rates):
+        assert f.perf.cycles_per_frame <= clock / rate
+        assert f.limit == found[0].limit and f.binding.startswith("target")
+    total = {k: sum(f.resources[k] for f in found) for k in KINDS}
+    assert all(total[k] <= found[0].limit[k] for k in KINDS)
+    assert explore_together(graphs, board, [clock / (c - 1) for c in fastest]) is None
