@@ -20,7 +20,7 @@ from .ops import macs
 
 
 __all__ = ["layer_summary", "graph_summary", "format_table", "design_summary",
-           "partitioned_summary", "write_html", "pareto_plot", "format_report"]
+           "partitioned_summary", "write_html", "write_page", "pareto_plot", "format_report"]
 
 
 def _fmt(fmt):
@@ -760,9 +760,14 @@ def write_html(report, path):
                       _layers_html(report), _quant_html(report),
                       _verify_html(report), _synth_html(report), _pnr_html(report),
                       _notes_html(report)])
-    title = _e(f"dnnhw: {report['network']} → {report['board']}")
+    write_page(path, f"dnnhw: {report['network']} → {report['board']}", body)
+
+
+def write_page(path, title, body):
+    """Write one self-contained HTML page (our stylesheet inline) of `body` to `path`; `title`
+    is escaped here, `body` must be HTML already."""
     page = ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{title}</title>\n<style>\n{_CSS}</style>\n</head>\n<body>\n{body}\n"
+            f"<title>{_e(title)}</title>\n<style>\n{_CSS}</style>\n</head>\n<body>\n{body}\n"
             "</body>\n</html>\n")
     with open(path, "w", encoding="utf-8") as file:
         file.write(page)

@@ -1,8 +1,8 @@
 """The report of a cascade (`dnnhw.cascade`, a cascade build's report.json): a few terminal
 lines, and report.html with the threshold sweep, the split and each stage's layers."""
 
-from .report import (_CSS, _e, _kv, _notes_html, _num, _p, _pct, _section, _span, _synth_html,
-                     _table, _verify_html)
+from .report import (_e, _kv, _notes_html, _num, _p, _pct, _section, _span, _synth_html, _table,
+                     _verify_html, write_page)
 
 
 __all__ = ["format_cascade", "write_cascade_html"]
@@ -90,11 +90,7 @@ def write_cascade_html(r, path):
     body = "\n".join([f"<h1>{_e(r['network'])} → {_e(r['board'])}</h1>",
                       f'<p class="sub">{_e(sub)}</p>', headline, accuracy, split,
                       _cascade_verify_html(r), _synth_html(r), _notes_html(r)])
-    page = ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{_e('dnnhw cascade: ' + r['network'])}</title>\n<style>\n{_CSS}</style>\n"
-            f"</head>\n<body>\n{body}\n</body>\n</html>\n")
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(page)
+    write_page(path, f"dnnhw cascade: {r['network']}", body)
 
 
 def _cascade_verify_html(r):

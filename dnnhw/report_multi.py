@@ -1,7 +1,7 @@
 """The report of several networks on one chip (`dnnhw.multi`, its report.json): a few terminal
 lines, and report.html with each network's target, rate, resources and verification."""
 
-from .report import (_CSS, _e, _notes_html, _num, _p, _section, _span, _synth_html, _table)
+from .report import _e, _notes_html, _num, _p, _section, _span, _synth_html, _table, write_page
 
 
 __all__ = ["format_multi", "write_multi_html"]
@@ -64,11 +64,7 @@ def write_multi_html(r, path):
                       f'<p class="sub">{_e(r["device"])} ({_e(r["family"])}) at '
                       f"{_e(_num(r['clock_mhz']))} MHz</p>", allocation, _verify(r),
                       _synth_html(r), _notes_html(r)])
-    page = ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{_e('dnnhw: ' + r['network'])}</title>\n<style>\n{_CSS}</style>\n"
-            f"</head>\n<body>\n{body}\n</body>\n</html>\n")
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(page)
+    write_page(path, f"dnnhw: {r['network']} → {r['board']}", body)
 
 
 def _verify(r):

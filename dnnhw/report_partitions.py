@@ -7,7 +7,7 @@ matplotlib is imported inside the plotting functions, as in `dnnhw.report`.
 
 from . import schedule
 from .boards import get_board
-from .report import _CSS, _e, _figure, _img, _num, _p, _png, _section, _table
+from .report import _e, _figure, _img, _num, _p, _png, _section, _table, write_page
 
 
 __all__ = ["format_partitioned", "batch_sweep", "batch_plot", "write_partitioned_html"]
@@ -137,8 +137,4 @@ def write_partitioned_html(r, path):
                                        "LUT", "FF", "DSP", "BRAM", "binding", "folder"], rows)),
         _section("Notes", "<ul>\n" + "\n".join(f"<li>{_e(n)}</li>" for n in r.get("notes", []))
                  + "\n</ul>")])
-    page = ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{_e('dnnhw: ' + r['network'] + ' → ' + r['board'])}</title>\n"
-            f"<style>\n{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(page)
+    write_page(path, f"dnnhw: {r['network']} → {r['board']}", body)
