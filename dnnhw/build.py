@@ -208,10 +208,12 @@ def build(network, board, out=None, objective=defaults.OBJECTIVE, bits=defaults.
 
 
 def build_several(networks, board, out=None, bits=defaults.BITS, calibration=None,
-                  clock_mhz=None, synth=True, cap=defaults.CAP, seed=defaults.SEED, targets=()):
+                  clock_mhz=None, synth=True, cap=defaults.CAP, seed=defaults.SEED, targets=(),
+                  weights=()):
     """Build the ONNX files `networks` into one design for `board` (f-CNNx, `dnnhw.multi`):
-    each planned to its --target-fps NAME=FPS item of `targets`, then all raised by a common
-    factor; one `calibration` file for every network. Returns the folder and the report dict.
+    each planned to its --target-fps NAME=FPS item of `targets` (or to its share of the board
+    by its --weight NAME=W item of `weights`), then all raised by a common factor; one
+    `calibration` file for every network. Returns the folder and the report dict.
 
     Raises
     ------
@@ -227,7 +229,7 @@ def build_several(networks, board, out=None, bits=defaults.BITS, calibration=Non
     out = pathlib.Path(out or pathlib.Path("build")
                        / f"{'+'.join(network_names(networks))}-{board.name}")
     return out, _staged(out, lambda folder: build_multi(
-        folder, networks, board, targets, bits, calibration, clock, synth, cap, seed))
+        folder, networks, board, targets, weights, bits, calibration, clock, synth, cap, seed))
 
 
 def replay(plan, out=None, synth=True):

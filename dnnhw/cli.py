@@ -67,6 +67,9 @@ def _parser():
     build.add_argument("--target-fps", action="append", metavar="NAME=FPS",
                        help="with several networks: the frames/s network NAME (its file's stem) "
                        "must reach (repeatable); what is left raises every network's rate")
+    build.add_argument("--weight", action="append", metavar="NAME=W",
+                       help="with several networks: the importance of a network without a "
+                       "target: its share of the board is W over the sum of weights (default 1)")
     build.add_argument("--plan", metavar="DIR/design/plan.json",
                        help="rebuild a recorded build from its quantized graph and plan (its "
                        "plan.json or design folder), without the frontend, quantization or DSE")
@@ -233,7 +236,7 @@ def build_command(args):
         extra = (["--" + option.replace("_", "-") for option in _BOARD_OPTIONS
                   if hasattr(args, option)] + ["NET.onnx"] * bool(args.network)
                  + ["--cascade"] * (args.cascade is not None)
-                 + ["--target-fps"] * bool(args.target_fps))
+                 + ["--target-fps"] * bool(args.target_fps) + ["--weight"] * bool(args.weight))
         if extra:
             raise UserError(f"--plan rebuilds a build as it was recorded: {', '.join(extra)} "
                             "cannot be given with it")
@@ -242,9 +245,9 @@ def build_command(args):
         raise UserError("build needs NET.onnx, or --plan to rebuild a recorded build")
     elif len(args.network) > 1:
         folder, result = _build_several(args)
-    elif args.target_fps:
-        raise UserError("--target-fps NAME=FPS is for several networks; `dnnhw explore "
-                        "--target-fps FPS` plans one network for a frame rate")
+    elif args.target_fps or args.weight:
+        raise UserError("--target-fps NAME=FPS and --weight NAME=W are for several networks; "
+                        "`dnnhw explore --target-fps FPS` plans one network for a frame rate")
     else:
         cascade = None
         if args.cascade is not None:
@@ -300,7 +303,8 @@ def _build_several(args):
         raise UserError(f"several networks are built at --bits with --target-fps per network: "
                         f"{', '.join(refused)} cannot be given with them")
     return build_several(args.network, out=args.out, synth=not args.no_synth,
-                         targets=args.target_fps, **_given(args, *_SEVERAL_OPTIONS))
+                         targets=args.target_fps, weights=args.weight,
+                         **_given(args, *_SEVERAL_OPTIONS))
 
 
 def verify_command(args):

@@ -1,12 +1,13 @@
 """f-CNNx: ``dnnhw build A.onnx B.onnx ...``, several networks on one chip.
 
 1. **Allocation** (`allocate`): each network's rate is a common factor s times its reference:
-   its `--target-fps NAME=FPS` where given, else its share (1/n) of what it reaches alone on
-   the whole board. The DSE plans each network as cheaply as reaches s times its reference
-   (`dse.explore(target_fps=...)`), and s is the largest whose plans fit the board together
-   (bisection): the targets are met first, and what is left raises every network's rate by the
-   same factor. When even s = 1 does not fit, or a target is out of reach alone, the build
-   ends in one line naming what cannot be met.
+   its `--target-fps NAME=FPS` where given, else its share of what it reaches alone on the
+   whole board (its `--weight NAME=W` over the sum of the weights, 1 each by default). The DSE
+   plans the networks together as cheaply as reaches s times their references
+   (`dse.explore_together`, else one after another with `dse.explore`), and s is the largest
+   whose plans fit the board together (bisection): the targets are met first, and what is left
+   raises every network's rate by the same factor. When even s = 1 does not fit, or a target is
+   out of reach alone, the build ends in one line naming what cannot be met.
 2. **Build** (`build_multi`): a `MultiAccelerator` (network K on streams iK, oK), each
    network's record in design/netK/, the allocation in design/multi.json, Yosys' counts, and a
    report with each network's target, predicted rate and resources.
@@ -26,7 +27,7 @@ from . import dse, frontend, golden, record, report
 from .errors import UserError
 
 
-__all__ = ["Allocation", "network_names", "parse_targets", "allocate", "build_multi",
+__all__ = ["Allocation", "network_names", "parse_named", "allocate", "build_multi",
            "is_multi", "load_multi"]
 
 #: Bisection on the common factor stops when its bounds are this close (ratio).
@@ -52,35 +53,37 @@ def network_names(paths):
     return names
 
 
-def parse_targets(items, names):
-    """--target-fps NAME=FPS items as {name: fps}.
+def parse_named(items, names, option="--target-fps"):
+    """`option`'s NAME=VALUE items (--target-fps NAME=FPS, --weight NAME=W) as {name: value}.
 
     Raises
     ------
     UserError
-        For an item that is not NAME=FPS with a positive FPS, or names no network.
+        For an item that is not NAME=VALUE with a positive VALUE, or names no network.
     """
-    targets = {}
+    named = {}
     for item in items or ():
-        name, _, value = str(item).rpartition("=")
+        name, _, text = str(item).rpartition("=")
         try:
-            fps = float(value)
+            value = float(text)
         except ValueError:
-            fps = 0.0
-        if not name or not fps > 0:
-            raise UserError(f"--target-fps '{item}': give NAME=FPS with FPS > 0 for each of "
+            value = 0.0
+        if not name or not value > 0:
+            raise UserError(f"{option} '{item}': give NAME=VALUE with VALUE > 0 for each of "
                             f"several networks (names: {', '.join(names)})")
         if name not in names:
-            raise UserError(f"--target-fps '{item}': no network named {name} "
+            raise UserError(f"{option} '{item}': no network named {name} "
                             f"(names: {', '.join(names)})")
-        targets[name] = fps
-    return targets
+        named[name] = value
+    return named
 
 
 def allocate(graphs, names, board, targets, cap=dse.DEFAULT_CAP, seed=0, clock_mhz=None,
-             reserve=None, progress=lambda message: None):
+             reserve=None, weights=None, progress=lambda message: None):
     """The `Allocation` of `board` between the quantized `graphs` (named `names`) that meets
-    `targets` ({name: fps}) and then raises every network's rate by the largest common factor.
+    `targets` ({name: fps}) and then raises every network's rate by the largest common factor;
+    a network without a target is referred to its share of its rate alone, `weights` ({name:
+    weight}, 1 where missing) over their sum.
 
     Raises
     ------
@@ -103,7 +106,8 @@ def allocate(graphs, names, board, targets, cap=dse.DEFAULT_CAP, seed=0, clock_m
              for n, f in zip(names, fastest) if targets.get(n, 0) > f]
     if short:
         raise UserError(f"out of reach on {board.name} even alone: {'; '.join(short)}")
-    reference = [targets.get(n, f / len(graphs)) for n, f in zip(names, fastest)]
+    weight = [(weights or {}).get(n, 1.0) for n in names]
+    reference = [targets.get(n, f * w / sum(weight)) for n, f, w in zip(names, fastest, weight)]
 
     def plans(scale):
         """Every network's plan at `scale` × its reference, and their resources in all; (None,
@@ -188,9 +192,11 @@ def load_multi(folder):
             [record.read_graph(design / f"net{k}") for k in range(len(facts["networks"]))])
 
 
-def build_multi(folder, networks, board, targets, bits, calibration, clock, synth, cap, seed):
+def build_multi(folder, networks, board, targets, weights, bits, calibration, clock, synth, cap,
+                seed):
     """Build the ONNX files `networks` together for `board` into `folder` (`dnnhw.build.build`'s
-    staging folder); returns the report dict. `targets`: --target-fps NAME=FPS items.
+    staging folder); returns the report dict. `targets`, `weights`: --target-fps NAME=FPS and
+    --weight NAME=W items.
 
     Raises
     ------
@@ -206,10 +212,12 @@ def build_multi(folder, networks, board, targets, bits, calibration, clock, synt
 
     started = time.perf_counter()
     names = network_names(networks)
-    wanted = parse_targets(targets, names)
+    wanted = parse_named(targets, names)
+    shares = parse_named(weights, names, "--weight")
     reads = [front(path, bits, calibration) for path in networks]
     graphs = [read.quantized for read in reads]
-    chosen = allocate(graphs, names, board, wanted, cap, seed, clock, progress=progress)
+    chosen = allocate(graphs, names, board, wanted, cap, seed, clock, weights=shares,
+                      progress=progress)
 
     progress("generating Verilog")
     accel = MultiAccelerator([(g, f.plan) for g, f in zip(graphs, chosen.found)])
@@ -241,7 +249,7 @@ def build_multi(folder, networks, board, targets, bits, calibration, clock, synt
                           "float_error": error, **summary})
     (design / "design.json").write_text(json.dumps(
         {"top": TOP, "ports": ports, "networks": shapes}, indent=2))
-    facts = {"networks": names, "targets": wanted, "scale": chosen.scale,
+    facts = {"networks": names, "targets": wanted, "weights": shares, "scale": chosen.scale,
              "reference_fps": chosen.reference, "resources": chosen.resources,
              "limit": chosen.limit}
     (design / "multi.json").write_text(json.dumps(facts, indent=2))

@@ -32,12 +32,12 @@ def test_names_and_targets(tmp_path):
     assert multi.network_names([tmp_path / "a.onnx", tmp_path / "x" / "b.onnx"]) == ["a", "b"]
     with pytest.raises(UserError, match="two networks are named a"):
         multi.network_names([tmp_path / "a.onnx", tmp_path / "x" / "a.onnx"])
-    assert multi.parse_targets(["a=1e5", "b=20"], ["a", "b"]) == {"a": 1e5, "b": 20.0}
-    assert multi.parse_targets(None, ["a"]) == {}
-    for item, fragment in [("c=5", "no network named c"), ("a=0", "FPS > 0"), ("a", "NAME=FPS"),
-                           ("a=x", "NAME=FPS")]:
+    assert multi.parse_named(["a=1e5", "b=20"], ["a", "b"]) == {"a": 1e5, "b": 20.0}
+    assert multi.parse_named(None, ["a"], "--weight") == {}
+    for item, fragment in [("c=5", "no network named c"), ("a=0", "VALUE > 0"),
+                           ("a", "NAME=VALUE"), ("a=x", "NAME=VALUE")]:
         with pytest.raises(UserError, match=fragment):
-            multi.parse_targets([item], ["a", "b"])
+            multi.parse_named([item], ["a", "b"])
 
 
 def _total(found):
@@ -62,6 +62,9 @@ def test_allocation_meets_targets_within_one_budget(two, dsp):
     free = multi.allocate(graphs, names, board, {})      # no targets: shares of the fastest
     assert free.reference == [f / 2 for f in free.fastest]
     assert all(free.resources[k] <= free.limit[k] for k in dse.KINDS)
+    weighted = multi.allocate(graphs, names, board, {}, weights={"tiny": 3})
+    assert weighted.reference == [3 * weighted.fastest[0] / 4, weighted.fastest[1] / 4]
+    assert weighted.found[0].perf.cycles_per_frame <= free.found[0].perf.cycles_per_frame
 
 
 def test_targets_that_cannot_be_met_say_which(two):
